@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+from os import path as osp
+from setuptools import find_packages, setup
+
+
+def get_version() -> str:
+    scope = {}
+    with open(osp.join('slkd_basicsr', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+def get_long_description() -> str:
+    with open('README.md', encoding='utf-8') as f:
+        return f.read()
+
+
+setup(
+    name='slkd-basicsr',
+    version=get_version(),
+    description='Simultaneous Learning Knowledge Distillation (SLKD) for image restoration, as a BasicSR plugin',
+    long_description=get_long_description(),
+    long_description_content_type='text/markdown',
+    license='Apache License 2.0',
+    python_requires='>=3.9',
+    packages=find_packages(include=['slkd_basicsr', 'slkd_basicsr.*']),
+    include_package_data=True,
+    package_data={'slkd_basicsr': ['options/*.yml', 'assets/*']},
+    install_requires=[
+        'torch>=1.13',
+        'torchvision>=0.14',
+        'basicsr==1.4.2',
+        'mmengine>=0.10',
+        'numpy>=1.21',
+        'scipy>=1.7',
+        'opencv-python>=4.5',
+        'lmdb>=1.0',
+        'pyyaml>=5.4',
+        'scikit-image>=0.19',
+        'tqdm',
+    ],
+    extras_require={'test': ['pytest>=7']},
+    entry_points={
+        'console_scripts': [
+            'slkd-train=slkd_basicsr.train:main',
+            'slkd-test=slkd_basicsr.test:main',
+        ],
+    },
+    zip_safe=False,
+)

@@ -1,0 +1,273 @@
+"""The one place that adapts ``basicsr==1.4.2`` to today's torch, torchvision, numpy and CPU-only machines.
+
+BasicSR 1.4.2 was released for torch 1.x. Each fix below is small, documented in the README's
+"Compatibility" section, and applied once by :func:`apply` when ``slkd_basicsr`` is imported:
+
+1. ``torchvision.transforms.functional_tensor`` (removed in torchvision 0.17) is provided again as an
+   alias module, because ``basicsr.data.degradations`` imports ``rgb_to_grayscale`` from it.
+2. ``basicsr.train.load_resume_state`` is replaced: the state is looked up under the experiment's own
+   ``training_states`` folder (BasicSR looks relative to the working directory), mapped to the model's
+   device instead of ``.cuda()``, and read with ``weights_only=True`` with only the types BasicSR
+   stores allow-listed. Frozen teachers (``network_teacher_*``) keep their configured checkpoints
+   on resume, because they are never saved in the experiment folder.
+3. ``BaseModel.load_network`` reads checkpoints with ``weights_only=True`` (no pickled code runs).
+4. ``BaseModel.save_network`` / ``save_training_state`` write to a temporary file and rename it, so a
+   run killed while saving never leaves a truncated checkpoint that ``--auto_resume`` would pick up.
+5. ``init_dist`` uses the gloo backend when CUDA is unavailable (NCCL stays the default on GPUs) and
+   binds each process to ``LOCAL_RANK``; ``model_to_device`` wraps CPU models in DDP without
+   ``device_ids``.
+6. ``num_gpu`` greater than 0 on a machine without CUDA falls back to the CPU with a warning instead
+   of failing on the first ``.cuda()`` call.
+"""
+import collections
+import importlib
+import os
+import sys
+import tempfile
+import types
+from os import path as osp
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+_APPLIED = False
+
+# Everything BasicSR writes into a training state beyond tensors and builtins:
+# MultiStepRestartLR keeps its milestones in a collections.Counter.
+SAFE_STATE_GLOBALS = [collections.Counter]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or training state could not be read safely or does not fit."""
+
+
+def _install_functional_tensor_alias() -> None:
+    """Provide ``torchvision.transforms.functional_tensor`` for basicsr's ``degradations`` module."""
+    name = 'torchvision.transforms.functional_tensor'
+    try:
+        importlib.import_module(name)
+        return
+    except ImportError:
+        pass
+    from torchvision.transforms import functional
+    alias = types.ModuleType(name)
+    alias.rgb_to_grayscale = functional.rgb_to_grayscale
+    sys.modules[name] = alias
+
+
+def safe_load(path: str, map_location: Any = 'cpu', what: str = 'checkpoint') -> Any:
+    """Load a ``torch.save`` file without executing pickled code.
+
+    Args:
+        path: File to read.
+        map_location: Where tensors go (as in ``torch.load``).
+        what: Words for the error message, e.g. ``'teacher A checkpoint'``.
+
+    Returns:
+        The loaded object (dicts, lists, tensors, numbers, strings, ``collections.Counter``).
+
+    Raises:
+        CheckpointError: The file is missing, truncated, or carries objects other than tensors and plain
+            containers (for example a pickled class or function), with what to do about it.
+    """
+    if not osp.isfile(path):
+        raise CheckpointError(f'{what} not found: {path!r}. Check the path in the options file.')
+    try:
+        with torch.serialization.safe_globals(SAFE_STATE_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
+        raise CheckpointError(
+            f'Cannot read {what} {path!r} safely: {type(err).__name__}: {str(err).splitlines()[0]}\n'
+            'Checkpoints are loaded with weights_only=True, so files that carry pickled code (or are truncated) '
+            'are refused. If the file is yours and trusted, convert it once with:\n'
+            '  python -c "import torch; sd = torch.load(\'IN.pth\', weights_only=False); '
+            "torch.save({k: v for k, v in sd.items()}, 'OUT.pth')\"\n"
+            'and point the options file at OUT.pth.') from err
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def resume_device(opt: Dict[str, Any]) -> torch.device:
+    """The device a resume state is mapped to: the process's GPU when the run uses one, else the CPU."""
+    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
+
+
+def latest_training_state(state_dir: str) -> Optional[str]:
+    """Path of the newest ``<iter>.state`` in ``state_dir`` (temporary files ignored), or None."""
+    if not osp.isdir(state_dir):
+        return None
+    iters = [int(name[:-len('.state')]) for name in os.listdir(state_dir)
+             if name.endswith('.state') and name[:-len('.state')].isdigit()]
+    if not iters:
+        return None
+    return osp.join(state_dir, f'{max(iters)}.state')
+
+
+def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Replacement for ``basicsr.train.load_resume_state`` (see the module docstring, fix 2)."""
+    from basicsr.utils import check_resume
+
+    if opt['auto_resume']:
+        resume_state_path = latest_training_state(opt['path']['training_states'])
+        if resume_state_path is not None:
+            opt['path']['resume_state'] = resume_state_path
+    else:
+        resume_state_path = opt['path'].get('resume_state')
+    if resume_state_path is None:
+        return None
+
+    resume_state = safe_load(resume_state_path, map_location=resume_device(opt), what='resume state')
+    teachers = [key for key in opt if key.startswith('network_teacher')]
+    ignored = list(opt['path'].get('ignore_resume_networks') or [])
+    opt['path']['ignore_resume_networks'] = ignored + [key for key in teachers if key not in ignored]
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
+    """Replacement for ``BaseModel.load_network`` that never unpickles code (fix 3).
+
+    Behaves like BasicSR's: falls back from ``params_ema`` to ``params``, strips a ``module.`` prefix,
+    logs differing keys; ``param_key: ~`` takes the whole file as the state dict.
+    """
+    from basicsr.utils import get_root_logger
+
+    logger = get_root_logger()
+    net = self.get_bare_model(net)
+    load_net = safe_load(load_path, what=f'{net.__class__.__name__} checkpoint')
+    if param_key is not None:
+        if param_key not in load_net and 'params' in load_net:
+            logger.info(f'Loading: {param_key} does not exist, use params.')
+            param_key = 'params'
+        if param_key not in load_net:
+            raise CheckpointError(f'{load_path!r} has no key {param_key!r} (it has {sorted(load_net)[:8]}). '
+                                  'Set the matching param_key_* option in the path section.')
+        load_net = load_net[param_key]
+    logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+    load_net = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in load_net.items()}
+    self._print_different_keys_loading(net, load_net, strict)
+    net.load_state_dict(load_net, strict=strict)
+
+
+def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+    """Replacement for ``BaseModel.save_network`` that writes atomically (fix 4); rank 0 only."""
+    if self.opt.get('rank', 0) != 0:
+        return
+    save_filename = f"{net_label}_{'latest' if current_iter == -1 else current_iter}.pth"
+    nets = net if isinstance(net, list) else [net]
+    param_keys = param_key if isinstance(param_key, list) else [param_key]
+    if len(nets) != len(param_keys):
+        raise ValueError('The lengths of net and param_key should be the same.')
+    save_dict = {}
+    for net_, param_key_ in zip(nets, param_keys):
+        state_dict = self.get_bare_model(net_).state_dict()
+        save_dict[param_key_] = {(k[len('module.'):] if k.startswith('module.') else k): v.cpu()
+                                 for k, v in state_dict.items()}
+    atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], save_filename))
+
+
+def training_state(self, epoch: int, current_iter: int) -> Dict[str, Any]:
+    """The dict BasicSR's ``save_training_state`` writes; models add entries by overriding this."""
+    return {
+        'epoch': epoch,
+        'iter': current_iter,
+        'optimizers': [o.state_dict() for o in self.optimizers],
+        'schedulers': [s.state_dict() for s in self.schedulers],
+    }
+
+
+def save_training_state(self, epoch: int, current_iter: int) -> None:
+    """Replacement for ``BaseModel.save_training_state`` that writes atomically (fix 4); rank 0 only."""
+    if current_iter == -1 or self.opt.get('rank', 0) != 0:
+        return
+    path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
+    atomic_torch_save(self.training_state(epoch, current_iter), path)
+
+
+def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+    """Replacement for ``BaseModel.model_to_device`` that also wraps CPU models in DDP (fix 5)."""
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    net = net.to(self.device)
+    if self.opt['dist']:
+        find_unused = self.opt.get('find_unused_parameters', False)
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
+    if self.opt['num_gpu'] > 1:
+        return DataParallel(net)
+    return net
+
+
+def init_dist(launcher: str, backend: Optional[str] = None, **kwargs) -> None:
+    """Replacement for ``basicsr.utils.dist_util.init_dist``: gloo without CUDA, NCCL with it (fix 5)."""
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if mp.get_start_method(allow_none=True) is None:
+        mp.set_start_method('spawn')
+    if backend is None:
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    if launcher == 'pytorch':
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', os.environ['RANK'])) % torch.cuda.device_count())
+        dist.init_process_group(backend=backend, **kwargs)
+    elif launcher == 'slurm':
+        from basicsr.utils import dist_util
+        dist_util._init_dist_slurm(backend, **kwargs)
+    else:
+        raise ValueError(f'Invalid launcher type: {launcher}')
+
+
+def _cpu_fallback(parse_options: Callable) -> Callable:
+    """Wrap ``parse_options`` so that ``num_gpu`` > 0 without CUDA means the CPU (fix 6)."""
+
+    def wrapped(root_path, is_train=True):
+        opt, args = parse_options(root_path, is_train)
+        if opt.get('num_gpu', 0) != 0 and not torch.cuda.is_available():
+            print(f"num_gpu is {opt['num_gpu']} but CUDA is not available: running on the CPU.", flush=True)
+            opt['num_gpu'] = 0
+        return opt, args
+
+    wrapped.__wrapped__ = parse_options
+    return wrapped
+
+
+def apply() -> None:
+    """Apply every fix once. Safe to call repeatedly; must run before ``basicsr`` is imported elsewhere."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _install_functional_tensor_alias()
+
+    import basicsr.test
+    import basicsr.train
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils import dist_util, options
+
+    basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.parse_options = _cpu_fallback(basicsr.train.parse_options)
+    basicsr.test.parse_options = _cpu_fallback(basicsr.test.parse_options)
+    dist_util.init_dist = init_dist
+    options.init_dist = init_dist
+    BaseModel.load_network = load_network
+    BaseModel.save_network = save_network
+    BaseModel.training_state = training_state
+    BaseModel.save_training_state = save_training_state
+    BaseModel.model_to_device = model_to_device
+    _APPLIED = True

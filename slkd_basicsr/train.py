@@ -1,0 +1,24 @@
+"""``slkd-train``: BasicSR's ``train_pipeline`` with this plugin registered.
+
+Accepts exactly BasicSR's flags (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``,
+``--local_rank``, ``--force_yml``). ``experiments/`` and ``tb_logger/`` are written under the root
+path: the current working directory, or the clone's root when run as ``python slkd_basicsr/train.py``.
+"""
+import os
+import sys
+from os import path as osp
+
+if __package__ in (None, ''):  # run as a script from a clone: make the package importable
+    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
+
+import slkd_basicsr  # noqa: F401,E402  (applies compat, fills the registries)
+from basicsr.train import train_pipeline  # noqa: E402
+from slkd_basicsr.utils import root_path_for  # noqa: E402
+
+
+def main() -> None:
+    train_pipeline(root_path_for(__file__, __package__, os.getcwd()))
+
+
+if __name__ == '__main__':
+    main()
