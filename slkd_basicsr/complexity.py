@@ -1,0 +1,44 @@
+"""Parameter and FLOP counts, shared by the training log and the benchmarks."""
+from typing import Sequence, Tuple
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from torch import nn
+
+
+def count_params(net: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in net.parameters())
+
+
+def count_flops(net: nn.Module, input_shape: Tuple[int, int, int]) -> int:
+    """FLOPs of one forward pass on a 1 x C x H x W input, counted by ``mmengine.analysis.FlopAnalyzer``.
+
+    mmengine counts one multiply-add as one FLOP (as the papers' "FLOPs" do).
+    """
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(net, (torch.rand(1, *input_shape, device=device), ))
+        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        flops = int(analyzer.total())
+    net.train(was_training)
+    return flops
+
+
+def complexity_table(rows: Sequence[Tuple[str, nn.Module]], input_shape: Tuple[int, int, int]) -> str:
+    """A text table of params and FLOPs per network, and each network's reduction against the first.
+
+    Args:
+        rows: (name, network) pairs; the first is the reference (the teacher).
+        input_shape: C x H x W of the input the FLOPs are counted at.
+    """
+    counts = [(name, count_params(net), count_flops(net, input_shape)) for name, net in rows]
+    ref_params, ref_flops = counts[0][1], counts[0][2]
+    lines = [f'Complexity at {input_shape[1]}x{input_shape[2]} (FLOPs by mmengine.analysis, 1 MAC = 1 FLOP):',
+             f'{"network":<12}{"params (M)":>12}{"GFLOPs":>10}{"params -%":>11}{"FLOPs -%":>10}']
+    for name, params, flops in counts:
+        lines.append(f'{name:<12}{params / 1e6:>12.3f}{flops / 1e9:>10.3f}'
+                     f'{100 * (1 - params / ref_params):>11.1f}{100 * (1 - flops / max(ref_flops, 1)):>10.1f}')
+    return '\n'.join(lines)

@@ -1,0 +1,301 @@
+"""SLKDModel: dual-teacher Simultaneous Learning Knowledge Distillation as a BasicSR model type."""
+import math
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, tensor2img
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
+
+from slkd_basicsr.archs.scm_arch import ScaleConversionModule
+from slkd_basicsr.complexity import complexity_table
+from .feature_taps import FeatureTaps, bare
+
+DEFAULT_ENCODER_TAPS = ['encoder_level1', 'encoder_level2', 'encoder_level3', 'latent']
+DEFAULT_DECODER_TAPS = ['decoder_level3', 'decoder_level2', 'decoder_level1']
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many optimiser steps in a row had a non-finite loss or gradient."""
+
+
+def parse_taps(taps: Sequence[Any], key: str) -> List[Tuple[str, str]]:
+    """Normalise ``distill.<key>`` into (student module, teacher module) name pairs.
+
+    Each entry is a module name used on both networks, or a two-element [student, teacher] list.
+    """
+    pairs = []
+    for entry in taps:
+        if isinstance(entry, str):
+            pairs.append((entry, entry))
+        elif isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(n, str) for n in entry):
+            pairs.append((entry[0], entry[1]))
+        else:
+            raise ValueError(f'distill.{key}: entry {entry!r} must be a module name or a [student, teacher] '
+                             'pair of module names.')
+    if not pairs:
+        raise ValueError(f'distill.{key} is empty while its loss is enabled: list at least one tap, '
+                         'or remove the loss from the train section.')
+    return pairs
+
+
+def input_channels(net: nn.Module) -> int:
+    """Input channels of a network, read off its first convolution (all restoration archs here start with one)."""
+    for module in bare(net).modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    raise ValueError(f'{type(bare(net)).__name__} has no Conv2d; set distill.probe_channels in the options.')
+
+
+@MODEL_REGISTRY.register()
+class SLKDModel(SRModel):
+    """SLKD on top of BasicSR's SRModel (feeding, EMA, optimisers, schedulers, validation, saving are SRModel's).
+
+    ``network_g`` is the student. ``network_teacher_a`` sees the degraded input ``lq``; its encoder
+    features (through the BRISQUE extractor, ``nc_opt``) and its output (``kd_opt``) guide the student.
+    ``network_teacher_b`` sees the clean ``gt``; its decoder features (through the PIQE extractor,
+    ``et_opt``) guide the student's decoder. Teachers are frozen, run under ``torch.no_grad`` and are
+    never saved. A Scale Conversion Module maps student taps to teacher channels and sizes; it
+    trains with the student and is saved as ``net_scm_<iter>.pth`` and in the training state.
+
+    Options read here (besides SRModel's): ``network_teacher_a`` / ``network_teacher_b``;
+    ``path.pretrain_network_teacher_a/_b``, ``param_key_teacher_a/_b`` (default 'params'),
+    ``strict_load_teacher_a/_b`` (default True); ``train.kd_opt``, ``train.nc_opt``, ``train.et_opt``
+    (each optional); ``train.lr_scm`` (default: the student's lr); ``train.use_grad_clip`` and
+    ``train.grad_clip_norm`` (default 0.01); ``train.max_nonfinite_steps`` (default 10); ``distill``:
+    ``encoder_taps``, ``decoder_taps``, ``scm_resize_mode``, ``probe_size``, ``probe_channels``,
+    ``log_complexity``.
+    """
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        distill_opt = self.opt.get('distill') or {}
+        logger = get_root_logger()
+
+        self.cri_kd = build_loss(train_opt['kd_opt']).to(self.device) if train_opt.get('kd_opt') else None
+        self.cri_nc = build_loss(train_opt['nc_opt']).to(self.device) if train_opt.get('nc_opt') else None
+        self.cri_et = build_loss(train_opt['et_opt']).to(self.device) if train_opt.get('et_opt') else None
+        self.teacher_a = self._build_teacher('a') if (self.cri_kd or self.cri_nc) else None
+        self.teacher_b = self._build_teacher('b') if self.cri_et else None
+        if self.teacher_a is None and self.teacher_b is None:
+            logger.info('SLKD: kd_opt, nc_opt and et_opt are all off; training the student alone (as SRModel).')
+
+        enc_pairs = parse_taps(distill_opt.get('encoder_taps', DEFAULT_ENCODER_TAPS),
+                               'encoder_taps') if self.cri_nc else []
+        dec_pairs = parse_taps(distill_opt.get('decoder_taps', DEFAULT_DECODER_TAPS),
+                               'decoder_taps') if self.cri_et else []
+        self.student_taps = FeatureTaps(self.net_g, [s for s, _ in enc_pairs + dec_pairs], 'student tap')
+        self.teacher_a_taps = FeatureTaps(self.teacher_a, [t for _, t in enc_pairs],
+                                          'teacher A encoder tap') if enc_pairs else None
+        self.teacher_b_taps = FeatureTaps(self.teacher_b, [t for _, t in dec_pairs],
+                                          'teacher B decoder tap') if dec_pairs else None
+        self.num_encoder_taps = len(enc_pairs)
+
+        self.net_scm = None
+        if enc_pairs or dec_pairs:
+            student_ch, teacher_ch = self._probe_tap_channels(distill_opt)
+            scm = ScaleConversionModule(student_ch, teacher_ch, distill_opt.get('scm_resize_mode', 'bilinear'))
+            self.net_scm = self.model_to_device(scm)
+            self.net_scm.train()
+        if distill_opt.get('log_complexity', True):
+            self._log_complexity(distill_opt)
+
+        self.use_grad_clip = train_opt.get('use_grad_clip', False)
+        self.grad_clip_norm = train_opt.get('grad_clip_norm', 0.01)
+        self.max_nonfinite_steps = train_opt.get('max_nonfinite_steps', 10)
+        self.nonfinite_in_row = 0
+        self.nonfinite_total = 0
+        self.teacher_scores_logged = set()
+        super().init_training_settings()
+
+    def _build_teacher(self, which: str) -> nn.Module:
+        """Build ``network_teacher_<which>``, load its checkpoint, freeze it."""
+        key = f'network_teacher_{which}'
+        if self.opt.get(key) is None:
+            raise ValueError(f'{key} is missing from the options file but a loss that needs teacher '
+                             f'{which.upper()} is enabled; add the {key} section or remove the loss.')
+        path_key = f'pretrain_network_teacher_{which}'
+        load_path = self.opt['path'].get(path_key)
+        if load_path is None:
+            raise ValueError(f'path.{path_key} is not set: teacher {which.upper()} needs a trained checkpoint.')
+        teacher = build_network(self.opt[key]).to(self.device)
+        self.load_network(teacher, load_path, self.opt['path'].get(f'strict_load_teacher_{which}', True),
+                          self.opt['path'].get(f'param_key_teacher_{which}', 'params'))
+        teacher.eval()
+        teacher.requires_grad_(False)
+        return teacher
+
+    def _probe_input(self, net: nn.Module, distill_opt: Dict[str, Any]) -> torch.Tensor:
+        size = distill_opt.get('probe_size') or self.opt['datasets'].get('train', {}).get('gt_size') or 64
+        channels = distill_opt.get('probe_channels') or input_channels(net)
+        return torch.rand(1, channels, size, size, device=self.device)
+
+    @torch.no_grad()
+    def _probe_tap_channels(self, distill_opt: Dict[str, Any]) -> Tuple[List[int], List[int]]:
+        """Run every network once on a small input to read tap channels and check that they fit together."""
+        lq = self._probe_input(self.net_g, distill_opt)
+        was_training = self.net_g.training
+        self.net_g.eval()
+        out = self.net_g(lq)
+        self.net_g.train(was_training)
+        student_ch = [f.shape[1] for f in self.student_taps.features()]
+        teacher_ch = []
+        probes = ((self.teacher_a, self.teacher_a_taps, 'lq', lq), (self.teacher_b, self.teacher_b_taps, 'gt',
+                                                                    torch.rand_like(out)))
+        for teacher, taps, sees, x in probes:
+            if taps is None:
+                continue
+            if input_channels(teacher) != x.shape[1]:
+                raise ValueError(f'teacher ({type(teacher).__name__}) takes {input_channels(teacher)} input channels '
+                                 f'but sees {sees} with {x.shape[1]}; match the teacher and student channel options.')
+            t_out = teacher(x)
+            if t_out.shape != out.shape:
+                raise ValueError(f'teacher output {tuple(t_out.shape)} and student output {tuple(out.shape)} differ; '
+                                 'teacher and student must have the same input and output channels.')
+            teacher_ch += [f.shape[1] for f in taps.features()]
+        self._clear_taps()
+        return student_ch, teacher_ch
+
+    def _log_complexity(self, distill_opt: Dict[str, Any]) -> None:
+        if self.opt.get('rank', 0) != 0:
+            return
+        shape = tuple(self._probe_input(self.net_g, distill_opt).shape[1:])
+        rows = [(name, net) for name, net in (('teacher_a', self.teacher_a), ('teacher_b', self.teacher_b))
+                if net is not None] + [('student', bare(self.net_g))]
+        get_root_logger().info(complexity_table(rows, shape))
+        self._clear_taps()
+
+    def _clear_taps(self) -> None:
+        """Drop recorded features (and the graphs they hold) once they are used."""
+        for taps in (self.student_taps, self.teacher_a_taps, self.teacher_b_taps):
+            if taps is not None:
+                taps.clear()
+
+    def setup_optimizers(self):
+        """Student parameters and, as a second group with an optional own lr, the SCM's."""
+        train_opt = self.opt['train']
+        optim_opt = dict(train_opt['optim_g'])
+        optim_type = optim_opt.pop('type')
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        groups = [{'params': params}]
+        if self.net_scm is not None:
+            group = {'params': list(self.net_scm.parameters())}
+            if train_opt.get('lr_scm') is not None:
+                group['lr'] = train_opt['lr_scm']
+            groups.append(group)
+        self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self.output = self.net_g(self.lq)
+        # no_grad rather than inference_mode: losses such as MSE save their target for backward,
+        # which inference tensors do not allow
+        with torch.no_grad():
+            output_a = self.teacher_a(self.lq) if self.teacher_a is not None else None
+            if self.teacher_b is not None:
+                self.teacher_b(self.gt)
+
+        loss_dict = OrderedDict()
+        losses = []
+        if self.cri_pix:
+            losses.append(('l_pix', self.cri_pix(self.output, self.gt)))
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
+                       if value is not None]
+        if self.cri_kd:
+            losses.append(('l_kd', self.cri_kd(self.output, output_a)))
+        if self.net_scm is not None:
+            student_feats = self.student_taps.features()
+            teacher_feats = []
+            for taps in (self.teacher_a_taps, self.teacher_b_taps):
+                teacher_feats += taps.features() if taps is not None else []
+            converted = self.net_scm(student_feats, [f.shape[-2:] for f in teacher_feats])
+            n = self.num_encoder_taps
+            if self.cri_nc:
+                losses.append(('l_nc', self.cri_nc(converted[:n], teacher_feats[:n])))
+            if self.cri_et:
+                losses.append(('l_et', self.cri_et(converted[n:], teacher_feats[n:])))
+
+        l_total = sum(value for _, value in losses)
+        l_total.backward()
+        self._step_if_finite(l_total)
+        self._clear_taps()
+
+        loss_dict.update(losses)
+        loss_dict['l_total'] = l_total.detach()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.log_dict['nonfinite_steps'] = self.nonfinite_total
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _step_if_finite(self, l_total: torch.Tensor) -> None:
+        """Clip (if asked), then step unless the loss or the gradient norm is not finite.
+
+        The gradient norm is the same on every rank after DDP's all-reduce, so all ranks skip together.
+        """
+        params = [p for group in self.optimizer_g.param_groups for p in group['params'] if p.grad is not None]
+        max_norm = self.grad_clip_norm if self.use_grad_clip else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if bool(torch.isfinite(l_total.detach()) & torch.isfinite(grad_norm)):
+            self.optimizer_g.step()
+            self.nonfinite_in_row = 0
+            return
+        self.nonfinite_in_row += 1
+        self.nonfinite_total += 1
+        get_root_logger().warning(f'Non-finite loss or gradient: step skipped ({self.nonfinite_in_row} in a row).')
+        if self.nonfinite_in_row >= self.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f'{self.nonfinite_in_row} steps in a row had a non-finite loss or gradient '
+                f'(train.max_nonfinite_steps = {self.max_nonfinite_steps}). The last saved checkpoint is intact: '
+                'lower the learning rate, enable train.use_grad_clip, or check the data, then resume with '
+                '--auto_resume.')
+
+    def training_state(self, epoch: int, current_iter: int) -> Dict[str, Any]:
+        state = super().training_state(epoch, current_iter)
+        if self.net_scm is not None:
+            state['scm'] = bare(self.net_scm).state_dict()
+        return state
+
+    def resume_training(self, resume_state: Dict[str, Any]) -> None:
+        super().resume_training(resume_state)
+        if self.net_scm is not None:
+            if 'scm' not in resume_state:
+                raise KeyError('the resume state has no SCM weights (it was not written by SLKDModel with the same '
+                               'distillation losses); start a new run or enable the same losses.')
+            bare(self.net_scm).load_state_dict(resume_state['scm'])
+
+    def save(self, epoch, current_iter):
+        super().save(epoch, current_iter)
+        if self.net_scm is not None:
+            self.save_network(self.net_scm, 'net_scm', current_iter)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        if self.is_train and self.teacher_a is not None and self.opt['val'].get('metrics'):
+            self._log_teacher_scores(dataloader)
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    @torch.no_grad()
+    def _log_teacher_scores(self, dataloader) -> None:
+        """Log Teacher A's metrics on a validation set once per run, so the student's gap is visible."""
+        name = dataloader.dataset.opt['name']
+        if name in self.teacher_scores_logged:
+            return
+        self.teacher_scores_logged.add(name)
+        totals: Dict[str, float] = {metric: 0.0 for metric in self.opt['val']['metrics']}
+        for idx, val_data in enumerate(dataloader):
+            restored = tensor2img([self.teacher_a(val_data['lq'].to(self.device)).cpu()])
+            metric_data = {'img': restored}
+            if 'gt' in val_data:
+                metric_data['img2'] = tensor2img([val_data['gt']])
+            for metric, opt_ in self.opt['val']['metrics'].items():
+                totals[metric] += calculate_metric(metric_data, opt_)
+        self._clear_taps()
+        scores = ', '.join(f'{metric}: {total / (idx + 1):.4f}' for metric, total in totals.items())
+        get_root_logger().info(f'Teacher A on {name}: {scores}')

@@ -1,0 +1,18 @@
+"""Fixtures shared by the tests."""
+from os import path as osp
+from typing import Dict
+
+import pytest
+
+import slkd_basicsr  # noqa: F401  (compat + registries before anything imports basicsr)
+from helpers import make_pairs
+
+
+@pytest.fixture(scope='session')
+def image_pairs(tmp_path_factory) -> Dict[str, Dict[str, str]]:
+    """Generated train (8 pairs, 48 px) and validation (2 pairs, 40 px) folders."""
+    root = str(tmp_path_factory.mktemp('pairs'))
+    return {
+        'train': make_pairs(osp.join(root, 'train'), 8, 48, seed=0),
+        'val': make_pairs(osp.join(root, 'val'), 2, 40, seed=1),
+    }

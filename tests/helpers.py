@@ -1,0 +1,140 @@
+"""Helpers shared by the tests: tiny option dicts, generated images, running the entry points."""
+import copy
+import os
+import subprocess
+import sys
+from os import path as osp
+from typing import Any, Dict, List
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+
+TINY_RESTORMER = {
+    'type': 'Restormer',
+    'inp_channels': 3,
+    'out_channels': 3,
+    'dim': 8,
+    'num_blocks': [1, 1, 1, 1],
+    'num_refinement_blocks': 1,
+    'heads': [1, 1, 2, 2],
+    'ffn_expansion_factor': 2.0,
+    'bias': False,
+    'LayerNorm_type': 'WithBias',
+}
+
+
+def _smooth_image(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random colour image (uint8 BGR, size x size x 3) with some structure to restore."""
+    coarse = rng.uniform(0, 255, (size // 8, size // 8, 3)).astype(np.float32)
+    img = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:size, 0:size]
+    img += 40 * np.sin(xx / 3.0)[..., None] * (yy > size // 2)[..., None]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_pairs(root: str, count: int, size: int, seed: int) -> Dict[str, str]:
+    """Write ``count`` clean/noisy PNG pairs under ``root``/gt and ``root``/lq; return both folders."""
+    rng = np.random.default_rng(seed)
+    folders = {'gt': osp.join(root, 'gt'), 'lq': osp.join(root, 'lq')}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+    for i in range(count):
+        gt = _smooth_image(rng, size)
+        lq = np.clip(gt.astype(np.float32) + rng.normal(0, 20, gt.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(osp.join(folders['gt'], f'{i:03d}.png'), gt)
+        cv2.imwrite(osp.join(folders['lq'], f'{i:03d}.png'), lq)
+    return folders
+
+
+def paired_dataset(folders: Dict[str, str], phase: str) -> Dict[str, Any]:
+    opt = {
+        'name': f'generated_{phase}',
+        'type': 'PairedImageDataset',
+        'dataroot_gt': folders['gt'],
+        'dataroot_lq': folders['lq'],
+        'io_backend': {'type': 'disk'},
+    }
+    if phase == 'train':
+        opt.update(gt_size=32, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=2,
+                   dataset_enlarge_ratio=1, prefetch_mode=None)
+    return opt
+
+
+def sr_options(image_pairs: Dict[str, Dict[str, str]]) -> Dict[str, Any]:
+    """Options for a tiny Restormer student trained with BasicSR's SRModel on generated pairs."""
+    return {
+        'name': 'tiny_restormer',
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'manual_seed': 10,
+        'datasets': {
+            'train': paired_dataset(image_pairs['train'], 'train'),
+            'val': paired_dataset(image_pairs['val'], 'val'),
+        },
+        'network_g': copy.deepcopy(TINY_RESTORMER),
+        'path': {
+            'pretrain_network_g': None,
+            'strict_load_g': True,
+            'resume_state': None
+        },
+        'train': {
+            'optim_g': {
+                'type': 'Adam',
+                'lr': 2e-3,
+                'betas': [0.9, 0.999]
+            },
+            'scheduler': {
+                'type': 'MultiStepLR',
+                'milestones': [20],
+                'gamma': 0.5
+            },
+            'total_iter': 30,
+            'warmup_iter': -1,
+            'pixel_opt': {
+                'type': 'L1Loss',
+                'loss_weight': 1.0,
+                'reduction': 'mean'
+            },
+        },
+        'val': {
+            'val_freq': 15,
+            'save_img': False,
+            'metrics': {
+                'psnr': {
+                    'type': 'calculate_psnr',
+                    'crop_border': 0,
+                    'test_y_channel': False
+                }
+            }
+        },
+        'logger': {
+            'print_freq': 5,
+            'save_checkpoint_freq': 15,
+            'use_tb_logger': False,
+            'wandb': None
+        },
+    }
+
+
+def write_options(opt: Dict[str, Any], path: str) -> str:
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return path
+
+
+def run_entry(module: str, args: List[str], cwd: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` in ``cwd`` on the CPU; fail the test with its output if it fails."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    return proc
+
+
+def save_checkpoint(net: torch.nn.Module, path: str, param_key: str = 'params') -> str:
+    torch.save({param_key: net.state_dict()}, path)
+    return path
