@@ -1,0 +1,165 @@
+"""Feature-mode BRISQUE (L_NC) and PIQE (L_ET) distillation losses.
+
+Both compare natural-scene statistics of student features (after the SCM) with those of teacher features,
+level by level. Feature maps are not images: each channel is first standardised (mean and standard deviation
+detached), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses do not
+depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
+"""
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from basicsr.utils.registry import LOSS_REGISTRY
+from slkd_basicsr.metrics.brisque_metric import brisque_statistics
+from slkd_basicsr.metrics.nss_util import PADDING_MODES, compute_dtype, mscn
+from slkd_basicsr.metrics.piqe_metric import piqe_block_maps
+
+_REDUCTIONS = ('none', 'mean', 'sum')
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel zero mean, unit standard deviation of B x C x H x W (statistics detached; constant maps -> 0)."""
+    x = x.to(compute_dtype(x))
+    mean = x.mean(dim=(-2, -1), keepdim=True).detach()
+    std = x.std(dim=(-2, -1), keepdim=True).detach()
+    return (x - mean) / (std + 1e-8)
+
+
+class _FeatureStatisticsLoss(nn.Module):
+    """Shared plumbing: option checks, per-level comparison of student and teacher lists, BasicSR reduction."""
+
+    def __init__(self, loss_weight: float, reduction: str, c: float, padding: str, eps: float):
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f'{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+        if padding not in PADDING_MODES:
+            raise ValueError(f'{type(self).__name__}: padding must be one of {PADDING_MODES}, got {padding!r}')
+        if c <= 0 or eps <= 0:
+            raise ValueError(f'{type(self).__name__}: c and eps must be positive, got c={c}, eps={eps}')
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+        self.c = c
+        self.padding = padding
+        self.eps = eps
+
+    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Loss of one level, B x C x H x W each -> (B,)."""
+        raise NotImplementedError
+
+    def forward(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Compare lists of feature maps level by level.
+
+        Args:
+            student_feats, teacher_feats: equally long lists of B x C x H x W maps (H, W >= 4), equal shapes per
+                level; any float dtype.
+
+        Returns:
+            ``loss_weight`` times the per-level, per-sample losses reduced by ``reduction``: a scalar for
+            'mean' / 'sum', a (levels x B) tensor for 'none'.
+        """
+        name = type(self).__name__
+        if len(student_feats) != len(teacher_feats) or not student_feats:
+            raise ValueError(f'{name}: got {len(student_feats)} student and {len(teacher_feats)} teacher feature '
+                             'maps; give one student map per teacher map (at least one)')
+        for level, (s, t) in enumerate(zip(student_feats, teacher_feats)):
+            if s.shape != t.shape or s.dim() != 4 or min(s.shape[-2:]) < 4:
+                raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
+                                 'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
+        losses = torch.stack([self.level_loss(s, t) for s, t in zip(student_feats, teacher_feats)])
+        if self.reduction == 'mean':
+            losses = losses.mean()
+        elif self.reduction == 'sum':
+            losses = losses.sum()
+        return self.loss_weight * losses
+
+
+@LOSS_REGISTRY.register()
+class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
+    """L_NC: L1 distance between the per-channel BRISQUE statistics of student and teacher features.
+
+    Per channel and scale the 18 BRISQUE statistics (GGD shape and variance of the MSCN map, AGGD shape, mean
+    and left/right variances of its four neighbour products) with differentiable shape estimates; a second
+    scale (MATLAB bicubic 0.5x) is added when the map's smaller side is at least ``2 * min_scale_size``.
+
+    Args:
+        loss_weight: multiplier of the loss. Default 1.0.
+        reduction: 'mean' | 'sum' | 'none' over levels and samples. Default 'mean'.
+        c: MSCN constant in units of the channel's standard deviation. Default 0.1.
+        padding: Gaussian-window border, 'replicate' | 'reflect' | 'zero'. Default 'replicate'.
+        eps: numerical guard under square roots and in ratios. Default 1e-6.
+        min_scale_size: smallest side of the half-resolution map. Default 4.
+    """
+
+    def __init__(self,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 c: float = 0.1,
+                 padding: str = 'replicate',
+                 eps: float = 1e-6,
+                 min_scale_size: int = 4):
+        super().__init__(loss_weight, reduction, c, padding, eps)
+        self.min_scale_size = min_scale_size
+
+    def statistics(self, x: torch.Tensor) -> torch.Tensor:
+        """B x C x H x W -> B x C x (18 or 36) differentiable BRISQUE statistics."""
+        num_scales = 2 if min(x.shape[-2:]) >= 2 * self.min_scale_size else 1
+        return brisque_statistics(standardise(x), self.c, self.padding, hard=False, eps=self.eps, num_scales=num_scales)
+
+    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return (self.statistics(student) - self.statistics(teacher)).abs().mean(dim=(1, 2))
+
+
+@LOSS_REGISTRY.register()
+class PIQEFeatureLoss(_FeatureStatisticsLoss):
+    """L_ET: weighted L1 distance between per-channel PIQE block maps of student and teacher features.
+
+    Per channel, the MSCN map is cut into n x n blocks (the map is cropped to a multiple of n) and each block gets
+    smooth activity, border-impairment, noise and distortion values (MATLAB piqe's hard thresholds replaced by
+    sigmoids of width ``temperature``). Blocks are weighted toward the teacher's active (edge/texture) blocks:
+    weight = inactive_weight + (1 - inactive_weight) * teacher activity.
+
+    Args:
+        loss_weight: multiplier of the loss. Default 1.0.
+        reduction: 'mean' | 'sum' | 'none' over levels and samples. Default 'mean'.
+        c: MSCN constant in units of the channel's standard deviation. Default 0.1.
+        padding: Gaussian-window border, 'replicate' | 'reflect' | 'zero'. Default 'replicate'.
+        eps: numerical guard under square roots and in ratios. Default 1e-6.
+        block_size: block side n (images use 16); smaller maps use their smaller side. Default 4.
+        segment_size: border run length for the impairment test (images use 6), at most n. Default 3.
+        temperature: sigmoid width of the thresholds. Default 0.02.
+        inactive_weight: weight of blocks the teacher finds inactive. Default 0.1.
+    """
+
+    def __init__(self,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 c: float = 0.1,
+                 padding: str = 'replicate',
+                 eps: float = 1e-6,
+                 block_size: int = 4,
+                 segment_size: int = 3,
+                 temperature: float = 0.02,
+                 inactive_weight: float = 0.1):
+        super().__init__(loss_weight, reduction, c, padding, eps)
+        if block_size < 4 or not 2 <= segment_size <= block_size or temperature <= 0 or not 0 <= inactive_weight <= 1:
+            raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, temperature > 0 and '
+                             f'0 <= inactive_weight <= 1; got {block_size}, {segment_size}, {temperature}, '
+                             f'{inactive_weight}')
+        self.block_size = block_size
+        self.segment_size = segment_size
+        self.temperature = temperature
+        self.inactive_weight = inactive_weight
+
+    def block_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """B x C x H x W -> B x C x 4 x H/n x W/n smooth activity, impairment, noise and distortion maps."""
+        n = min(self.block_size, *x.shape[-2:])
+        m = mscn(standardise(x), self.c, self.padding, eps=self.eps)
+        m = m[..., :m.shape[-2] // n * n, :m.shape[-1] // n * n]
+        return piqe_block_maps(m, n, min(self.segment_size, n), self.temperature, matlab_surround=False, eps=self.eps)
+
+    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        student_maps, teacher_maps = self.block_maps(student), self.block_maps(teacher)
+        weight = self.inactive_weight + (1 - self.inactive_weight) * teacher_maps[:, :, 0].detach()
+        distance = (student_maps - teacher_maps).abs().mean(dim=2)
+        return (weight * distance).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))
