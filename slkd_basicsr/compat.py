@@ -33,7 +33,8 @@ import torch
 _APPLIED = False
 
 # Everything BasicSR writes into a training state beyond tensors and builtins:
-# MultiStepRestartLR keeps its milestones in a collections.Counter.
+# MultiStepRestartLR keeps its milestones in a collections.Counter, which the default weights_only
+# allow-list of some torch releases (2.4-2.x) rejects.
 SAFE_STATE_GLOBALS = [collections.Counter]
 
 

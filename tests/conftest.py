@@ -3,6 +3,7 @@ from os import path as osp
 from typing import Dict
 
 import pytest
+import torch
 
 import slkd_basicsr  # noqa: F401  (compat + registries before anything imports basicsr)
 from helpers import make_pairs
@@ -15,4 +16,18 @@ def image_pairs(tmp_path_factory) -> Dict[str, Dict[str, str]]:
     return {
         'train': make_pairs(osp.join(root, 'train'), 8, 48, seed=0),
         'val': make_pairs(osp.join(root, 'val'), 2, 40, seed=1),
+    }
+
+
+@pytest.fixture(scope='session')
+def teachers(tmp_path_factory) -> Dict[str, str]:
+    """Checkpoints of a tiny Teacher A (global residual) and Teacher B (none), in BasicSR's {'params': ...}."""
+    from basicsr.archs import build_network
+    from helpers import save_checkpoint, tiny_teacher
+
+    root = tmp_path_factory.mktemp('teachers')
+    torch.manual_seed(0)
+    return {
+        'a': save_checkpoint(build_network(tiny_teacher(True)), str(root / 'teacher_a.pth')),
+        'b': save_checkpoint(build_network(tiny_teacher(False)), str(root / 'teacher_b.pth')),
     }

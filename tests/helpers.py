@@ -138,3 +138,29 @@ def run_entry(module: str, args: List[str], cwd: str, timeout: int = 600) -> sub
 def save_checkpoint(net: torch.nn.Module, path: str, param_key: str = 'params') -> str:
     torch.save({param_key: net.state_dict()}, path)
     return path
+
+
+def tiny_teacher(global_residual: bool = True) -> Dict[str, Any]:
+    """A tiny Restormer twice as wide as :data:`TINY_RESTORMER`, standing in for a real teacher."""
+    return {**TINY_RESTORMER, 'dim': 16, 'global_residual': global_residual}
+
+
+def slkd_options(image_pairs: Dict[str, Dict[str, str]], teachers: Dict[str, str]) -> Dict[str, Any]:
+    """:func:`sr_options` turned into a tiny SLKD run with all four loss terms at the published weights."""
+    opt = sr_options(image_pairs)
+    opt.update(name='tiny_slkd', model_type='SLKDModel', network_teacher_a=tiny_teacher(True),
+               network_teacher_b=tiny_teacher(False))
+    opt['path'].update(pretrain_network_teacher_a=teachers['a'], pretrain_network_teacher_b=teachers['b'])
+    opt['train'].update(
+        kd_opt={'type': 'ImageKLLoss', 'loss_weight': 0.5, 'temperature': 1.0},
+        nc_opt={'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
+        et_opt={'type': 'PIQEFeatureLoss', 'loss_weight': 0.1})
+    opt['distill'] = {'log_complexity': False}
+    return opt
+
+
+def in_process(opt: Dict[str, Any]) -> Dict[str, Any]:
+    """The keys ``parse_options`` adds, for building a model directly with ``build_model``."""
+    opt = copy.deepcopy(opt)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    return opt

@@ -1,0 +1,157 @@
+"""SLKDModel through BasicSR's builders and pipeline: losses, teachers, gradients, ablations, resume, output."""
+import copy
+import os
+
+import pytest
+import torch
+
+from basicsr.archs import build_network
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from basicsr.utils import check_resume
+from helpers import in_process, run_entry, slkd_options, write_options
+from slkd_basicsr.models.feature_taps import TapError
+
+LOSS_KEYS = {'kd': 'kd_opt', 'nc': 'nc_opt', 'et': 'et_opt'}
+
+
+def _batch(opt, size=2):
+    dataset = build_dataset({**opt['datasets']['train'], 'phase': 'train', 'scale': 1})
+    items = [dataset[i] for i in range(size)]
+    return {key: torch.stack([item[key] for item in items]) for key in ('lq', 'gt')}
+
+
+def _train(model, batch, iters):
+    logs = []
+    for it in range(1, iters + 1):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        logs.append(dict(model.get_current_log()))
+    return logs
+
+
+def _state(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_slkd_trains_with_frozen_teachers(image_pairs, teachers):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    model = build_model(opt)
+    assert type(model).__name__ == 'SLKDModel'
+    teacher_states = {name: _state(getattr(model, name)) for name in ('teacher_a', 'teacher_b')}
+    batch = _batch(opt)
+
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    # the step zeroes nothing afterwards: the gradients of that step are still there to inspect
+    for name, net in (('student', model.net_g), ('scm', model.net_scm)):
+        grads = [p.grad for p in net.parameters()]
+        assert all(g is not None for g in grads), name
+        assert all(g.abs().sum() > 0 for g in grads), name
+    optimised = {id(p) for group in model.optimizer_g.param_groups for p in group['params']}
+    for name in ('teacher_a', 'teacher_b'):
+        teacher = getattr(model, name)
+        assert not teacher.training
+        for p in teacher.parameters():
+            assert not p.requires_grad and p.grad is None and id(p) not in optimised
+
+    logs = _train(model, batch, 20)
+    assert {'l_pix', 'l_kd', 'l_nc', 'l_et', 'l_total'} <= set(logs[0])
+    assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)
+    first, last = sum(log['l_total'] for log in logs[:3]) / 3, sum(log['l_total'] for log in logs[-3:]) / 3
+    assert last < 0.8 * first
+    for name, before in teacher_states.items():
+        after = getattr(model, name).state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), name
+
+
+@pytest.mark.parametrize('removed', [('kd', ), ('nc', ), ('et', ), ('kd', 'nc'), ('nc', 'et'), ('kd', 'et')])
+def test_ablations_train(image_pairs, teachers, removed):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    for term in removed:
+        del opt['train'][LOSS_KEYS[term]]
+    model = build_model(opt)
+    logs = _train(model, _batch(opt), 2)
+    assert all(f'l_{term}' not in logs[-1] for term in removed)
+    assert all(f'l_{term}' in logs[-1] for term in set(LOSS_KEYS) - set(removed))
+    assert (model.teacher_b is None) == ('et' in removed)
+
+
+def test_without_distillation_terms_equals_srmodel(image_pairs, teachers):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    for key in LOSS_KEYS.values():
+        del opt['train'][key]
+    plain = copy.deepcopy(opt)
+    plain['model_type'] = 'SRModel'
+    batch = _batch(opt)
+    weights = []
+    for options in (opt, plain):
+        torch.manual_seed(3)
+        model = build_model(options)
+        _train(model, batch, 5)
+        weights.append(_state(model.net_g))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_resume_restores_student_scm_optimizer_scheduler(image_pairs, teachers, tmp_path):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    paths = {key: str(tmp_path / key) for key in ('models', 'training_states')}
+    for folder in paths.values():
+        os.makedirs(folder)
+    opt['path'].update(paths)
+    model = build_model(opt)
+    _train(model, _batch(opt), 3)
+    model.save(0, 3)
+    assert sorted(os.listdir(paths['models'])) == ['net_g_3.pth', 'net_scm_3.pth']
+
+    resumed_opt = copy.deepcopy(opt)
+    resumed_opt['path']['resume_state'] = os.path.join(paths['training_states'], '3.state')
+    resumed_opt['path']['ignore_resume_networks'] = ['network_teacher_a', 'network_teacher_b']
+    check_resume(resumed_opt, 3)
+    resumed = build_model(resumed_opt)
+    resumed.resume_training(torch.load(resumed_opt['path']['resume_state'], weights_only=True))
+
+    for name in ('net_g', 'net_scm'):
+        before, after = getattr(model, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), name
+    saved_opt, resumed_optim = model.optimizer_g.state_dict(), resumed.optimizer_g.state_dict()
+    for key, slot in saved_opt['state'].items():
+        assert all(torch.equal(slot[k], resumed_optim['state'][key][k]) for k in ('exp_avg', 'exp_avg_sq'))
+    assert model.schedulers[0].state_dict() == resumed.schedulers[0].state_dict()
+
+
+def test_pipeline_logs_terms_and_writes_deployable_student(image_pairs, teachers, tmp_path):
+    opt = slkd_options(image_pairs, teachers)
+    opt['train']['total_iter'] = 20
+    opt['logger'].update(print_freq=10, save_checkpoint_freq=10)
+    opt['val']['val_freq'] = 20
+    opt['distill']['log_complexity'] = True
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'slkd.yml'))], str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = proc.stdout + proc.stderr
+    for text in ('l_pix:', 'l_kd:', 'l_nc:', 'l_et:', 'l_total:', 'Teacher A on generated_val', 'Complexity at 32x32',
+                 'student'):
+        assert text in log, text
+    models = tmp_path / 'experiments' / 'tiny_slkd' / 'models'
+    assert {'net_g_20.pth', 'net_scm_20.pth', 'net_g_latest.pth'} <= set(os.listdir(models))
+
+    checkpoint = torch.load(models / 'net_g_latest.pth', weights_only=True)
+    student = build_network(opt['network_g'])
+    assert set(checkpoint) == {'params'}
+    assert set(checkpoint['params']) == set(student.state_dict())
+    student.load_state_dict(checkpoint['params'], strict=True)
+    assert student(torch.rand(1, 3, 37, 53)).shape == (1, 3, 37, 53)
+
+
+def test_unknown_tap_lists_close_names(image_pairs, teachers):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['distill']['encoder_taps'] = ['encoder_level1', ['encoder_levle2', 'encoder_level2']]
+    with pytest.raises(TapError, match='encoder_levle2.*Closest existing modules: encoder_level2'):
+        build_model(opt)
+
+
+def test_teacher_without_checkpoint_is_a_clear_error(image_pairs, teachers):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    del opt['path']['pretrain_network_teacher_b']
+    with pytest.raises(ValueError, match='path.pretrain_network_teacher_b is not set'):
+        build_model(opt)
