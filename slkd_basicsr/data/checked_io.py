@@ -14,13 +14,14 @@ stop at the first ``assert``. :func:`install` wraps four BasicSR functions so th
 Valid data goes through unchanged (the same arrays and path lists as before).
 """
 import sys
+from functools import partial
 from os import path as osp
 from typing import Any, Callable, Dict, List
 
 from basicsr.data import data_util
 from basicsr.utils import file_client, img_util, scandir
 
-from .data_checks import DataError, check_folder, check_lmdb, check_pairs, decode
+from .data_checks import check_folder, check_lmdb, check_pairs, decode, read_bytes, source_name
 
 _ORIGINAL_GET = file_client.FileClient.get
 _ORIGINAL_IMFROMBYTES = img_util.imfrombytes
@@ -35,18 +36,8 @@ class SourcedBytes(bytes):
 
 def checked_get(self: file_client.FileClient, filepath: Any, client_key: str = 'default') -> SourcedBytes:
     """``FileClient.get`` raising :class:`DataError` for a missing file or LMDB key."""
-    where = str(filepath)
-    if self.backend == 'lmdb':
-        db_paths = dict(zip(self.client._client, self.client.db_paths))
-        where = f'{db_paths.get(client_key, client_key)}:{filepath}'
-    try:
-        content = _ORIGINAL_GET(self, filepath, client_key)
-    except FileNotFoundError as err:
-        raise DataError(f'Image file {where!r} not found. Check dataroot_* and meta_info_file.') from err
-    if content is None:
-        raise DataError(f'LMDB key missing: {where!r} is listed in meta_info.txt but not stored in data.mdb. '
-                        'Rebuild the LMDB with slkd-make-lmdb.')
-    named = SourcedBytes(content)
+    where = source_name(self, filepath, client_key)
+    named = SourcedBytes(read_bytes(partial(_ORIGINAL_GET, self), filepath, client_key, where))
     named.source = where
     return named
 

@@ -5,7 +5,7 @@ datasets the same errors) and by ``slkd-make-lmdb``.
 """
 import os
 from os import path as osp
-from typing import Any, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 import numpy as np
 from basicsr.utils import imfrombytes
@@ -86,22 +86,22 @@ def decode(content: Optional[bytes], name: str, flag: str = 'color', float32: bo
     return img.astype(np.float32) / 255. if float32 else img
 
 
-def read_bytes(file_client: Any, path: str, client_key: str = 'default', db_path: str = '') -> bytes:
-    """``FileClient.get`` that raises :class:`DataError` for a missing file or LMDB key, naming it.
+def source_name(file_client: Any, path: str, client_key: str = 'default') -> str:
+    """Where ``file_client.get(path, client_key)`` reads from: the file path, or ``<lmdb folder>:<key>``."""
+    if file_client.backend != 'lmdb':
+        return str(path)
+    db_paths = dict(zip(file_client.client._client, file_client.client.db_paths))
+    return f'{db_paths.get(client_key, client_key)}:{path}'
 
-    Args:
-        file_client: A ``basicsr.utils.FileClient`` (disk or lmdb backend).
-        path: File path (disk) or key (lmdb).
-        client_key: LMDB client key (``'lq'``/``'gt'``); ignored on disk.
-        db_path: The LMDB folder, for the message.
-    """
+
+def read_bytes(get: Callable[[str, str], Optional[bytes]], path: str, client_key: str, where: str) -> bytes:
+    """Call ``get(path, client_key)`` (a ``FileClient.get``) and raise :class:`DataError` naming ``where``
+    for a missing file or LMDB key (BasicSR's own ``get`` returns None for a missing key)."""
     try:
-        content = file_client.get(path, client_key)
+        content = get(path, client_key)
     except FileNotFoundError as err:
-        raise DataError(f'Image file {path!r} not found (was it moved or deleted after the dataset was '
-                        'built?).') from err
+        raise DataError(f'Image file {where!r} not found. Check dataroot_* and meta_info_file.') from err
     if content is None:
-        raise DataError(f'LMDB {db_path or client_key!r} has no key {path!r}: its meta_info.txt lists an image '
-                        'that is not in data.mdb. Rebuild the LMDB with slkd-make-lmdb.')
+        raise DataError(f'LMDB key missing: {where!r} is listed in meta_info.txt but not stored in data.mdb. '
+                        'Rebuild the LMDB with slkd-make-lmdb.')
     return content
-

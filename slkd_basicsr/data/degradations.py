@@ -158,7 +158,8 @@ DEGRADATIONS: Dict[str, Callable[..., np.ndarray]] = {
 
 
 def check_degradations(specs: Any) -> List[Dict[str, Any]]:
-    """Validate a ``degradations`` option: a list of dicts, each with a known ``type`` and known parameters.
+    """Validate a ``degradations`` option: a list of dicts, each with a known ``type`` and known parameters,
+    each parameter a number or a ``[low, high]`` range.
 
     Returns:
         The specs as a list of dicts (copies).
@@ -180,6 +181,12 @@ def check_degradations(specs: Any) -> List[Dict[str, Any]]:
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ValueError(f'degradations[{i}] ({kind}): unknown parameter(s) {unknown}; allowed: {allowed}.')
+        for key, value in params.items():
+            try:
+                sample(np.random.default_rng(0), value)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f'degradations[{i}] ({kind}): bad {key} {value!r}; expected a number or '
+                                 '[low, high] with low <= high.') from err
         checked.append(dict(spec))
     return checked
 

@@ -11,7 +11,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 from torchvision.transforms.functional import normalize
 
-from .data_checks import DataError, check_folder, check_lmdb, decode, image_names, read_bytes
+from .data_checks import DataError, check_folder, check_lmdb, decode, image_names, read_bytes, source_name
 from .degradations import apply_degradations, check_degradations
 from .skimage_source import load_skimage_images
 
@@ -109,9 +109,8 @@ class SyntheticDegradationDataset(data.Dataset):
         if self.file_client is None:
             backend = dict(self.io_backend_opt)
             self.file_client = FileClient(backend.pop('type'), **backend)
-        path = self.paths[index]
-        content = read_bytes(self.file_client, path, 'gt', self.opt.get('dataroot_gt', ''))
-        return decode(content, path)
+        where = source_name(self.file_client, self.paths[index], 'gt')
+        return decode(read_bytes(self.file_client.get, self.paths[index], 'gt', where), where)
 
     def _rng(self, index: int) -> np.random.Generator:
         if self.phase == 'train':
@@ -122,8 +121,12 @@ class SyntheticDegradationDataset(data.Dataset):
         gt_path = self.paths[index]
         img_gt = self._load_gt(index)
         if self.phase == 'train':
-            # one image cropped "as a pair with itself": BasicSR's crop with its size checks and messages
-            img_gt, _ = paired_random_crop(img_gt, img_gt, self.opt['gt_size'], 1, gt_path)
+            gt_size = self.opt['gt_size']
+            if min(img_gt.shape[:2]) < gt_size:
+                raise DataError(f'{gt_path} is {img_gt.shape[0]}x{img_gt.shape[1]}, smaller than gt_size {gt_size}. '
+                                'Lower gt_size or remove the image.')
+            # BasicSR's random crop, on one image cropped as a pair with itself
+            img_gt, _ = paired_random_crop(img_gt, img_gt, gt_size, 1, gt_path)
             img_gt = augment(img_gt, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
             img_gt = np.ascontiguousarray(img_gt)
         img_lq = apply_degradations(img_gt, self.degradations, self._rng(index))

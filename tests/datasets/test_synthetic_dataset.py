@@ -136,6 +136,12 @@ def test_missing_degradations_and_gt_size_are_reported(gt_folder):
         build_dataset(opt)
 
 
+def test_image_smaller_than_the_patch_is_named(gt_folder):
+    dataset = build_dataset(options('train', dataroot_gt=str(gt_folder), gt_size=64))
+    with pytest.raises(DataError, match=r'a\.png is 32x40, smaller than gt_size 64'):
+        dataset[0]
+
+
 def test_empty_folder_is_reported(tmp_path):
     (tmp_path / 'gt').mkdir()
     with pytest.raises(DataError, match='is empty'):
@@ -157,7 +163,7 @@ def test_missing_lmdb_key_is_named(gt_folder, tmp_path):
         txn.delete(b'c')
     env.close()
     dataset = build_dataset(options(dataroot_gt=str(tmp_path / 'gt.lmdb'), io_backend={'type': 'lmdb'}))
-    with pytest.raises(DataError, match="has no key 'c'"):
+    with pytest.raises(DataError, match=r"LMDB key missing: '.*gt\.lmdb:c'"):
         dataset[2]
 
 
