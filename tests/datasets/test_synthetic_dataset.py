@@ -1,10 +1,12 @@
 import cv2
 import lmdb
+import numpy as np
 import pytest
 import torch
 
 import slkd_basicsr  # noqa: F401  (compat before basicsr)
-from basicsr.data import build_dataset
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.utils import set_random_seed
 from slkd_basicsr.data.data_checks import DataError
 from slkd_basicsr.tools.make_lmdb import main as make_lmdb
 
@@ -170,3 +172,21 @@ def test_missing_lmdb_key_is_named(gt_folder, tmp_path):
 def test_folder_given_as_lmdb_is_reported(gt_folder):
     with pytest.raises(DataError, match='not an LMDB folder'):
         build_dataset(options(dataroot_gt=str(gt_folder), io_backend={'type': 'lmdb'}))
+
+
+def test_dataloader_workers_and_epochs_draw_different_degradations(tmp_path):
+    folder = tmp_path / 'gt'
+    folder.mkdir()
+    for i in range(4):  # four copies of one image: any difference in LQ comes from the degradation
+        cv2.imwrite(str(folder / f'{i}.png'), np.full((32, 32, 3), 128, np.uint8))
+    opt = options('train', dataroot_gt=str(folder), degradations=[{'type': 'noise', 'sigma': 20}],
+                  batch_size_per_gpu=1, num_worker_per_gpu=2)
+
+    def two_epochs():
+        set_random_seed(5)
+        loader = build_dataloader(build_dataset(opt), opt, num_gpu=0, seed=5)
+        return [batch['lq'][0, 0, 0, :4].tolist() for _ in range(2) for batch in loader]
+
+    draws = two_epochs()
+    assert len({tuple(d) for d in draws}) == 8
+    assert draws == two_epochs()  # BasicSR's manual seed makes a run reproducible
