@@ -1,0 +1,81 @@
+"""Clear data errors for BasicSR's own datasets (``PairedImageDataset`` and friends), installed by :func:`install`.
+
+BasicSR 1.4.2 reports bad data late and vaguely: a corrupt file makes ``imfrombytes`` return None and the
+crash comes later as ``'NoneType' object has no attribute 'astype'``; a missing LMDB key does the same; an
+empty folder gives a zero-length dataset and a ``ZeroDivisionError`` in the training loop; unpaired folders
+stop at the first ``assert``. :func:`install` wraps four BasicSR functions so that each of these raises
+:class:`~slkd_basicsr.data.data_checks.DataError` (a ``ValueError``) naming the file, key or folder:
+
+- ``FileClient.get``: a missing file or LMDB key; the returned bytes remember where they came from;
+- ``imfrombytes``: bytes that do not decode, named by the file or key they were read from;
+- ``paired_paths_from_folder``: missing or empty folders, and every unpaired name (not just the first);
+- ``paired_paths_from_lmdb``: a folder that is not an LMDB, and every key present on one side only.
+
+Valid data goes through unchanged (the same arrays and path lists as before).
+"""
+import sys
+from functools import partial
+from os import path as osp
+from typing import Any, Callable, Dict, List
+
+from basicsr.data import data_util
+from basicsr.utils import file_client, img_util, scandir
+
+from .data_checks import check_folder, check_lmdb, check_pairs, decode, read_bytes, source_name
+
+_ORIGINAL_GET = file_client.FileClient.get
+_ORIGINAL_IMFROMBYTES = img_util.imfrombytes
+_ORIGINAL_PAIRED_FOLDER = data_util.paired_paths_from_folder
+_ORIGINAL_PAIRED_LMDB = data_util.paired_paths_from_lmdb
+
+
+class SourcedBytes(bytes):
+    """Image bytes that remember their file path or LMDB key (``source``) for error messages."""
+    source: str
+
+
+def checked_get(self: file_client.FileClient, filepath: Any, client_key: str = 'default') -> SourcedBytes:
+    """``FileClient.get`` raising :class:`DataError` for a missing file or LMDB key."""
+    where = source_name(self, filepath, client_key)
+    named = SourcedBytes(read_bytes(partial(_ORIGINAL_GET, self), filepath, client_key, where))
+    named.source = where
+    return named
+
+
+def checked_imfrombytes(content: bytes, flag: str = 'color', float32: bool = False) -> Any:
+    """``imfrombytes`` raising :class:`DataError` naming the file or key when the bytes do not decode."""
+    return decode(content, getattr(content, 'source', '<bytes not read by FileClient>'), flag, float32)
+
+
+def checked_paired_paths_from_folder(folders: List[str], keys: List[str], filename_tmpl: str) -> List[Dict[str, str]]:
+    """``paired_paths_from_folder`` after checking both folders and that every file has a partner."""
+    (input_folder, gt_folder), (input_key, gt_key) = folders, keys
+    check_folder(input_folder, f'dataroot_{input_key}')
+    check_folder(gt_folder, f'dataroot_{gt_key}')
+    expected = [f'{filename_tmpl.format(osp.splitext(n)[0])}{osp.splitext(n)[1]}' for n in scandir(gt_folder)]
+    check_pairs(scandir(input_folder), expected, input_folder, gt_folder)
+    return _ORIGINAL_PAIRED_FOLDER(folders, keys, filename_tmpl)
+
+
+def checked_paired_paths_from_lmdb(folders: List[str], keys: List[str]) -> List[Dict[str, str]]:
+    """``paired_paths_from_lmdb`` after checking both LMDBs and that their keys match."""
+    (input_folder, gt_folder), (input_key, gt_key) = folders, keys
+    check_lmdb(input_folder, f'dataroot_{input_key}')
+    check_lmdb(gt_folder, f'dataroot_{gt_key}')
+    check_pairs(data_util.paths_from_lmdb(input_folder), data_util.paths_from_lmdb(gt_folder), input_folder, gt_folder)
+    return _ORIGINAL_PAIRED_LMDB(folders, keys)
+
+
+def _rebind(original: Callable, replacement: Callable) -> None:
+    """Replace ``original`` in every loaded ``basicsr`` module that imported it by name."""
+    for name, module in list(sys.modules.items()):
+        if name.split('.')[0] == 'basicsr' and getattr(module, original.__name__, None) is original:
+            setattr(module, original.__name__, replacement)
+
+
+def install() -> None:
+    """Install the checked versions (idempotent). Call after ``basicsr`` is imported (``compat.apply``)."""
+    file_client.FileClient.get = checked_get
+    _rebind(_ORIGINAL_IMFROMBYTES, checked_imfrombytes)
+    _rebind(_ORIGINAL_PAIRED_FOLDER, checked_paired_paths_from_folder)
+    _rebind(_ORIGINAL_PAIRED_LMDB, checked_paired_paths_from_lmdb)
