@@ -44,6 +44,7 @@ setup(
         'console_scripts': [
             'slkd-train=slkd_basicsr.train:main',
             'slkd-test=slkd_basicsr.test:main',
+            'slkd-make-lmdb=slkd_basicsr.tools.make_lmdb:main',
         ],
     },
     zip_safe=False,

@@ -18,6 +18,9 @@ BasicSR 1.4.2 was released for torch 1.x. Each fix below is small, documented in
    ``device_ids``.
 6. ``num_gpu`` greater than 0 on a machine without CUDA falls back to the CPU with a warning instead
    of failing on the first ``.cuda()`` call.
+7. BasicSR's file reading (``FileClient.get``, ``imfrombytes``, the paired path scanners) raises one
+   clear error naming the file or LMDB key for missing, unpaired or corrupt data, instead of failing
+   later on ``None`` (see ``slkd_basicsr.data.checked_io``).
 """
 import collections
 import importlib
@@ -271,4 +274,7 @@ def apply() -> None:
     BaseModel.training_state = training_state
     BaseModel.save_training_state = save_training_state
     BaseModel.model_to_device = model_to_device
+
+    from slkd_basicsr.data import checked_io
+    checked_io.install()
     _APPLIED = True
