@@ -6,7 +6,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from .arch_util import crop_to, pad_to_multiple
-from .restormer_blocks import TransformerUNet
+from .restormer_blocks import TransformerUNet, check_residual_channels
 
 
 @ARCH_REGISTRY.register()
@@ -46,9 +46,8 @@ class Restormer(TransformerUNet):
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
         self.global_residual = global_residual and not dual_pixel_task
-        if self.global_residual and inp_channels != out_channels:
-            raise ValueError(f'global_residual adds the input to the output, so inp_channels ({inp_channels}) must '
-                             f'equal out_channels ({out_channels}); set global_residual: false otherwise.')
+        if self.global_residual:
+            check_residual_channels(inp_channels, out_channels)
 
     def forward(self, inp_img: torch.Tensor) -> torch.Tensor:
         x, size = pad_to_multiple(inp_img, self.downscale)

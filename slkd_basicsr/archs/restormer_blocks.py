@@ -208,3 +208,10 @@ def check_levels(dim: int, num_blocks: Sequence[int], heads: Sequence[int]) -> N
         if channels % num_heads:
             raise ValueError(f'heads[{level}]={num_heads} must divide the {channels} channels of level {level} '
                              f'(dim={dim} * 2**{level}).')
+
+
+def check_residual_channels(inp_channels: int, out_channels: int) -> None:
+    """Raise ``ValueError`` when a global residual (output + input) cannot be added."""
+    if inp_channels != out_channels:
+        raise ValueError(f'global_residual adds the input to the output, so inp_channels ({inp_channels}) must '
+                         f'equal out_channels ({out_channels}); set global_residual: false otherwise.')

@@ -9,7 +9,11 @@ SPEC_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sp
 
 
 def load_spec(name: str) -> dict:
-    """Read ``tests/data/spec/<name>.json``: ``arch``, ``network_g`` (constructor args), ``num_params``, ``state_dict``."""
+    """Read ``tests/data/spec/<name>.json``.
+
+    Returns:
+        ``{'arch', 'network_g' (constructor args), 'num_params', 'state_dict' ([key, shape] pairs)}``.
+    """
     with open(osp.join(SPEC_DIR, f'{name}.json')) as f:
         return json.load(f)
 
@@ -24,10 +28,16 @@ def network_opt(spec: dict) -> dict:
     return {'type': spec['arch'], **spec['network_g']}
 
 
-def write_checkpoint(path: str, spec: dict, param_key: str = 'params', seed: int = 0) -> Dict[str, torch.Tensor]:
-    """Write random tensors in the spec's layout as ``{param_key: state_dict}`` to ``path``; return the state dict."""
-    generator = torch.Generator().manual_seed(seed)
-    state_dict = {key: torch.randn(shape, generator=generator) for key, shape in spec_state_dict_shapes(spec).items()}
+def write_checkpoint(path: str, spec: dict, param_key: str = 'params') -> Dict[str, torch.Tensor]:
+    """Write a checkpoint ``{param_key: state_dict}`` in the spec's layout to ``path`` and return the state dict.
+
+    Tensor ``i`` is filled with the value ``i`` so that a key loaded into the wrong place shows; each is an expanded
+    scalar, so even a 70M-parameter layout makes a file of a few KB.
+    """
+    state_dict = {
+        key: torch.full((), float(index)).expand(shape)
+        for index, (key, shape) in enumerate(spec_state_dict_shapes(spec).items())
+    }
     torch.save({param_key: state_dict}, path)
     return state_dict
 

@@ -1,0 +1,82 @@
+import pytest
+import torch
+from basicsr.archs import build_network
+
+from slkd_basicsr.archs.nafnet_arch import NAFBlock, NAFNet
+
+from .spec_util import (load_spec, load_with_basicsr, network_opt, spec_state_dict_shapes, state_dict_shapes,
+                        write_checkpoint)
+
+SPECS = ['nafnet_gopro_width64', 'nafnet_sidd_width32']
+TINY = dict(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1])
+
+
+def tiny(**kwargs) -> NAFNet:
+    torch.manual_seed(0)
+    net = NAFNet(**{**TINY, **kwargs}).eval()
+    # beta and gamma start at zero (every block the identity); randomise them so the blocks matter
+    for name, param in net.named_parameters():
+        if name.endswith(('beta', 'gamma')):
+            torch.nn.init.normal_(param)
+    return net
+
+
+@pytest.mark.parametrize('name', SPECS)
+def test_spec_layout_and_strict_load(name, tmp_path):
+    spec = load_spec(name)
+    net = build_network(network_opt(spec))
+    assert isinstance(net, NAFNet)
+    assert state_dict_shapes(net) == spec_state_dict_shapes(spec)
+    assert sum(p.numel() for p in net.parameters()) == spec['num_params']
+
+    path = str(tmp_path / 'net_g.pth')
+    written = write_checkpoint(path, spec)
+    load_with_basicsr(net, path)
+    assert all(torch.equal(value, written[key]) for key, value in net.state_dict().items())
+
+
+@pytest.mark.parametrize('size', [(37, 53), (32, 32), (3, 5)])
+def test_any_input_size_keeps_size(size):
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        out = tiny()(x)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+def test_global_residual_off_predicts_the_image_itself():
+    with_residual, without = tiny(), tiny(global_residual=False)
+    assert state_dict_shapes(with_residual) == state_dict_shapes(without)
+    without.load_state_dict(with_residual.state_dict())
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        out, out_no_res = with_residual(x), without(x)
+    assert not torch.allclose(out, out_no_res)
+    torch.testing.assert_close(out_no_res + x, out)
+
+
+def test_mismatched_levels_name_the_options():
+    with pytest.raises(ValueError, match='enc_blk_nums'):
+        NAFNet(enc_blk_nums=[1, 1], dec_blk_nums=[1])
+
+
+def test_nafblock_matches_paper_equations():
+    torch.manual_seed(0)
+    c = 6
+    block = NAFBlock(c)
+    for param in (block.beta, block.gamma, block.norm1.weight, block.norm2.bias):
+        torch.nn.init.normal_(param)
+    x = torch.randn(2, c, 5, 7)
+
+    def layer_norm(t, norm):
+        mean = t.mean(1, keepdim=True)
+        var = ((t - mean)**2).mean(1, keepdim=True)
+        return (t - mean) / torch.sqrt(var + 1e-6) * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+
+    t = block.conv2(block.conv1(layer_norm(x, block.norm1)))
+    t = t[:, :c] * t[:, c:]  # SimpleGate
+    t = t * block.sca[1](t.mean(dim=(2, 3), keepdim=True))  # Simplified Channel Attention
+    y = x + block.conv3(t) * block.beta
+    t = block.conv4(layer_norm(y, block.norm2))
+    expected = y + block.conv5(t[:, :c] * t[:, c:]) * block.gamma
+    torch.testing.assert_close(block(x), expected)
