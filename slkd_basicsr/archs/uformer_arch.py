@@ -15,7 +15,7 @@ Every encoder/decoder stage (``encoderlayer_0..3``, ``conv``, ``decoderlayer_0..
 B x C x H x W feature map, so forward hooks on these names see ordinary feature maps.
 """
 import math
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -68,6 +68,12 @@ def relative_position_index(window: int) -> torch.Tensor:
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')).flatten(1)
     offsets = coords[:, :, None] - coords[:, None, :] + window - 1
     return offsets[0] * (2 * window - 1) + offsets[1]
+
+
+def linear_rates(start: float, end: float, count: int) -> List[float]:
+    """``count`` evenly spaced values from ``start`` to ``end`` (plain floats, so the net builds on any device)."""
+    steps = [i / max(count - 1, 1) for i in range(count)]
+    return [start * (1 - t) + end * t for t in steps]
 
 
 class LinearProjection(nn.Module):
@@ -286,8 +292,8 @@ class Uformer(nn.Module):
         self.pad_multiple = math.lcm(*(window * 2**level for level, window in zip(levels, windows)))
 
         num_enc = sum(depths[:NUM_DOWNSAMPLINGS])
-        enc_rates = torch.linspace(0, drop_path_rate, num_enc).tolist()
-        dec_rates = torch.linspace(drop_path_rate, 0, sum(depths[NUM_DOWNSAMPLINGS + 1:])).tolist()
+        enc_rates = linear_rates(0, drop_path_rate, num_enc)
+        dec_rates = linear_rates(drop_path_rate, 0, sum(depths[NUM_DOWNSAMPLINGS + 1:]))
         rates = enc_rates + [drop_path_rate] * depths[NUM_DOWNSAMPLINGS] + dec_rates
         starts = [sum(depths[:i]) for i in range(NUM_STAGES)]
 
