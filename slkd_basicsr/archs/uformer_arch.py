@@ -15,7 +15,7 @@ Every encoder/decoder stage (``encoderlayer_0..3``, ``conv``, ``decoderlayer_0..
 B x C x H x W feature map, so forward hooks on these names see ordinary feature maps.
 """
 import math
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -85,7 +85,7 @@ class LinearProjection(nn.Module):
         self.to_q = nn.Linear(dim, dim, bias=bias)
         self.to_kv = nn.Linear(dim, dim * 2, bias=bias)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: B' x N x C. Returns q, k, v, each B' x heads x N x C/heads."""
         b, n, c = x.shape
         q = self.to_q(x).reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
@@ -210,6 +210,7 @@ class UformerLayer(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: B x C x H x W. Returns B x C x H x W."""
         h, w = x.shape[-2:]
         shifts = self.shift and len(self.blocks) > 1
         mask = shift_window_mask(h, w, self.window, self.shift, x.device, x.dtype) if shifts else None
@@ -228,6 +229,7 @@ class ConvStage(nn.Module):
         self.name = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: B x C x H x W. Returns the layers' output, B x C' x H' x W'."""
         return getattr(self, self.name)(x)
 
 

@@ -143,7 +143,8 @@ def reference_lewin_block(block: LeWinTransformerBlock, x: torch.Tensor) -> torc
     logits = torch.einsum('bijphd,bijqhd->bijhpq', q, k) / hd**0.5
     rows, cols = torch.arange(ws * ws) // ws, torch.arange(ws * ws) % ws
     dy, dx = rows[:, None] - rows[None, :], cols[:, None] - cols[None, :]
-    logits = logits + block.attn.relative_position_bias_table[(dy + ws - 1) * (2 * ws - 1) + dx + ws - 1].permute(2, 0, 1)
+    bias = block.attn.relative_position_bias_table[(dy + ws - 1) * (2 * ws - 1) + dx + ws - 1]  # N x N x heads
+    logits = logits + bias.permute(2, 0, 1)
     # a token of the shifted map came from the far side when it lies in the last s rows / columns
     wrapped_r = (torch.arange(h // ws)[:, None] * ws + rows[None, :]) >= h - s
     wrapped_c = (torch.arange(w // ws)[:, None] * ws + cols[None, :]) >= w - s
