@@ -1,7 +1,8 @@
 """BRISQUE extractor (Mittal, Moorthy, Bovik 2012): image-mode features, the metric, and the shared statistics.
 
 :func:`brisque_statistics` is the one implementation; the metric calls it in image mode (hard grid search,
-zero padding, c = 1) and ``BRISQUEFeatureLoss`` in feature mode (differentiable, configurable c and padding).
+zero padding, c = 1) and ``BRISQUEFeatureLoss`` in feature mode (differentiable, configurable c, padding
+and shape parameterisation).
 """
 from functools import lru_cache
 from typing import Optional
@@ -20,7 +21,7 @@ FEATURES_PER_SCALE = 18
 def brisque_statistics(x: torch.Tensor,
                        c: float | torch.Tensor = 1.0,
                        padding: str = 'zero',
-                       hard: bool = True,
+                       shape: str = 'grid',
                        eps: float = 0.0,
                        num_scales: int = 2) -> torch.Tensor:
     """BRISQUE statistics of every channel of ``x``.
@@ -32,7 +33,8 @@ def brisque_statistics(x: torch.Tensor,
     Args:
         x: B x C x H x W (images: luminance in [0, 255]).
         c, padding, eps: MSCN options, see :func:`nss_util.mscn`.
-        hard: reference grid search (True) or differentiable shape estimates (False).
+        shape: 'grid' (reference), 'interp' (differentiable shapes) or 'ratio' (moment ratios in the shape
+            slots), see :data:`nss_util.SHAPE_METHODS`.
         num_scales: number of scales.
 
     Returns:
@@ -44,9 +46,9 @@ def brisque_statistics(x: torch.Tensor,
         if scale:
             x = half_resize(x)
         m = mscn(x, c, padding, eps=eps)
-        shape, variance = fit_ggd(m.flatten(-2), hard, eps)
-        pairs = fit_aggd(neighbour_products(m).flatten(-2), hard, eps)
-        stats.append(torch.cat([shape[..., None], variance[..., None], pairs.flatten(-2)], dim=-1))
+        ggd_shape, variance = fit_ggd(m.flatten(-2), shape, eps)
+        pairs = fit_aggd(neighbour_products(m).flatten(-2), shape, eps)
+        stats.append(torch.cat([ggd_shape[..., None], variance[..., None], pairs.flatten(-2)], dim=-1))
     return torch.cat(stats, dim=-1)
 
 

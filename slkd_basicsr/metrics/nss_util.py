@@ -4,8 +4,9 @@ Every function works on batched maps ``B x C x H x W`` (any float dtype) and is 
 channels, blocks and segments. Computation happens in float32, or in float64 when the input is float64,
 so half-precision feature maps are safe. The same code serves two modes:
 
-- *image mode* (metrics): hard grid search for the distribution shapes, exactly as the reference MATLAB code;
-- *feature mode* (losses): differentiable shape estimates and ``eps`` guards for flat or tiny maps.
+- *image mode* (metrics): grid search for the distribution shapes, exactly as the reference MATLAB code;
+- *feature mode* (losses): differentiable shape estimates (or the moment ratios) and ``eps`` guards for flat or
+  tiny maps.
 """
 import math
 from functools import lru_cache
@@ -16,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 PADDING_MODES = ('zero', 'replicate', 'reflect')
+# How distribution shapes are reported: reference grid search, differentiable inverse, or the moment ratio itself.
+SHAPE_METHODS = ('grid', 'interp', 'ratio')
 NEIGHBOUR_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 # Shape grid of the reference BRISQUE code (MATLAB 0.2:0.001:10).
 SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE = 0.2, 0.001, 9801
@@ -130,43 +133,54 @@ def _interp_on_grid(value: torch.Tensor, table: torch.Tensor, grid: torch.Tensor
     return grid[upper - 1] + frac * (grid[upper] - grid[upper - 1])
 
 
-def solve_shape(ratio: torch.Tensor, hard: bool) -> torch.Tensor:
+def solve_shape(ratio: torch.Tensor, method: str) -> torch.Tensor:
     """Generalised Gaussian shape ``a`` with Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)) = ratio.
 
     Args:
         ratio: any shape, values in (0, 0.75); E|x|^2 / E[x^2] for a symmetric fit.
-        hard: True = nearest point of the reference grid 0.2:0.001:10 (not differentiable);
-            False = monotone piecewise-linear interpolation of the inverse on a 0.02 grid (differentiable).
+        method: 'grid' = nearest point of the reference grid 0.2:0.001:10 (not differentiable); 'interp' (or
+            'ratio', whose callers still need the shape) = monotone piecewise-linear interpolation of the inverse
+            on a 0.02 grid, clamped to [0.2, 10] (differentiable).
     """
-    if hard:
+    if method not in SHAPE_METHODS:
+        raise ValueError(f'shape method must be one of {SHAPE_METHODS}, got {method!r}')
+    if method == 'grid':
         grid, table = _shape_table(SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE)
         return _nearest_on_grid(ratio, table.to(ratio.device), grid.to(ratio.device))
     grid, table = _shape_table(SHAPE_GRID_START, SMOOTH_SHAPE_STEP, SMOOTH_SHAPE_SIZE)
     return _interp_on_grid(ratio, table.to(ratio.device), grid.to(ratio.device))
 
 
-def fit_ggd(x: torch.Tensor, hard: bool, eps: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
+def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Moment-matching fit of a zero-mean generalised Gaussian over the last dimension of ``x``.
 
     The reference matches E[x^2] / E|x|^2 against Gamma(1/a) Gamma(3/a) / Gamma(2/a)^2 by nearest value;
-    the hard branch reproduces that metric, the smooth one inverts the reciprocal ratio.
+    'grid' reproduces that metric, 'interp' inverts the reciprocal ratio smoothly.
+
+    Args:
+        method: see :data:`SHAPE_METHODS`; 'ratio' reports E|x|^2 / E[x^2] (a monotone function of the shape,
+            in [0, 0.75], better conditioned as a training target than the shape itself).
 
     Returns:
-        shape ``a`` and variance ``E[x^2]``, each of shape ``x.shape[:-1]``.
+        shape ``a`` (or its ratio) and variance ``E[x^2]``, each of shape ``x.shape[:-1]``.
     """
     variance = x.square().mean(-1)
     mean_abs = x.abs().mean(-1)
-    if hard:
+    if method == 'grid':
         grid, table = _shape_table(SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE)
         grid, table = grid.to(x.device), table.to(x.device)
         # The reference is nearest in E[x^2]/E|x|^2, which is decreasing in a: search the reversed reciprocal.
         rho = _safe_div(variance, mean_abs.square(), 0.0)
         return _nearest_on_grid(rho, table.reciprocal().flip(0), grid.flip(0)), variance
-    return solve_shape(_safe_div(mean_abs.square(), variance, eps), hard=False), variance
+    ratio = _safe_div(mean_abs.square(), variance, eps)
+    return (ratio if method == 'ratio' else solve_shape(ratio, method)), variance
 
 
-def fit_aggd(x: torch.Tensor, hard: bool, eps: float = 0.0) -> torch.Tensor:
+def fit_aggd(x: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
     """Moment-matching fit of an asymmetric generalised Gaussian over the last dimension of ``x``.
+
+    Args:
+        method: see :func:`fit_ggd`; with 'ratio' the first output is the normalised moment ratio r_hat_norm.
 
     Returns:
         ``x.shape[:-1] + (4,)``: shape nu, mean eta = (sr - sl) Gamma(2/nu) / sqrt(Gamma(1/nu) Gamma(3/nu)),
@@ -179,10 +193,10 @@ def fit_aggd(x: torch.Tensor, hard: bool, eps: float = 0.0) -> torch.Tensor:
     gamma_hat = _safe_div(left_std, right_std, eps)
     r_hat = _safe_div(x.abs().mean(-1).square(), x.square().mean(-1), eps)
     r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1).square()
-    nu = solve_shape(r_hat_norm, hard)
+    nu = solve_shape(r_hat_norm, method)
     inv = 1.0 / nu
     eta = (right_std - left_std) * torch.exp(torch.lgamma(2 * inv) - 0.5 * (torch.lgamma(inv) + torch.lgamma(3 * inv)))
-    return torch.stack([nu, eta, left_var, right_var], dim=-1)
+    return torch.stack([r_hat_norm if method == 'ratio' else nu, eta, left_var, right_var], dim=-1)
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:

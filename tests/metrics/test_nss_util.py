@@ -50,16 +50,18 @@ def test_to_blocks_is_a_non_overlapping_partition():
 def test_shape_fits_recover_generalised_gaussians(shape):
     x = torch.from_numpy(np.random.default_rng(2).gamma(1 / shape, 1, 400_000)**(1 / shape))
     x = x * torch.from_numpy(np.random.default_rng(3).choice([-1.0, 1.0], x.numel()))
-    hard, variance = nss_util.fit_ggd(x, hard=True)
-    smooth, _ = nss_util.fit_ggd(x, hard=False, eps=1e-12)
+    hard, variance = nss_util.fit_ggd(x, 'grid')
+    smooth, _ = nss_util.fit_ggd(x, 'interp', eps=1e-12)
     assert hard.item() == pytest.approx(shape, rel=0.05)
     assert smooth.item() == pytest.approx(hard.item(), abs=2e-3)
     assert variance.item() == pytest.approx(x.square().mean().item())
-    aggd = nss_util.fit_aggd(x, hard=True)
+    ratio, _ = nss_util.fit_ggd(x, 'ratio')
+    assert nss_util.solve_shape(ratio, 'interp').item() == pytest.approx(smooth.item())
+    aggd = nss_util.fit_aggd(x, 'grid')
     assert aggd[0].item() == pytest.approx(shape, rel=0.05) and abs(aggd[1].item()) < 0.05 * variance.sqrt().item()
 
 
 def test_smooth_shape_is_monotone_and_clamped():
     ratio = torch.linspace(0.0, 0.8, 2001, dtype=torch.float32)
-    shape = nss_util.solve_shape(ratio, hard=False)
+    shape = nss_util.solve_shape(ratio, 'interp')
     assert (shape.diff() >= 0).all() and shape[0] == pytest.approx(0.2) and shape[-1] == pytest.approx(10.0)
