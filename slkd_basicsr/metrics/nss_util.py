@@ -31,32 +31,44 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _gaussian_kernel1d(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Normalised 1-D Gaussian; its outer product is MATLAB's normalised ``fspecial('gaussian', size, sigma)``."""
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    kernel = torch.exp(-coords**2 / (2 * sigma**2))
-    return (kernel / kernel.sum()).to(dtype=dtype, device=device)
+@lru_cache(maxsize=None)
+def _gaussian_matrix(length: int, padding: str, kernel_size: int, sigma: float) -> torch.Tensor:
+    """L x L float64 matrix applying a normalised 1-D Gaussian along one axis, border handling folded in.
+
+    Filtering as ``A_h @ x @ A_w^T`` is one matrix product per axis, several times faster on CPU than a
+    single-channel convolution over B*C maps, and its backward is again two products.
+    """
+    taps = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
+    kernel = torch.exp(-taps**2 / (2 * sigma**2))
+    kernel = kernel / kernel.sum()  # the outer product is MATLAB's normalised fspecial('gaussian')
+    rows = torch.arange(length)[:, None].expand(length, kernel_size)
+    cols = rows + taps.long()[None, :]
+    weights = kernel[None, :].expand(length, kernel_size).clone()
+    if padding == 'zero':
+        weights[(cols < 0) | (cols >= length)] = 0
+        cols = cols.clamp(0, length - 1)
+    elif padding == 'replicate':
+        cols = cols.clamp(0, length - 1)
+    else:  # reflect about the edge sample, as torch's 'reflect' (folded repeatedly for tiny maps)
+        period = max(2 * length - 2, 1)
+        cols = cols.remainder(period)
+        cols = torch.where(cols >= length, period - cols, cols)
+    matrix = torch.zeros(length, length, dtype=torch.float64)
+    matrix.index_put_((rows.reshape(-1), cols.reshape(-1)), weights.reshape(-1), accumulate=True)
+    return matrix
 
 
 def gaussian_filter(x: torch.Tensor, padding: str = 'zero', kernel_size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
-    """Filter every channel of ``x`` (B x C x H x W) with a normalised separable Gaussian, output the same size.
+    """Filter every channel of ``x`` (... x H x W) with a normalised separable Gaussian, output the same size.
 
     Args:
         padding: 'zero' (MATLAB ``filter2(..., 'same')``), 'replicate' (``imgaussfilt`` default) or 'reflect'.
     """
     if padding not in PADDING_MODES:
         raise ValueError(f'padding must be one of {PADDING_MODES}, got {padding!r}')
-    b, c, h, w = x.shape
-    kernel = _gaussian_kernel1d(kernel_size, sigma, x.dtype, x.device)
-    half = kernel_size // 2
-    flat = x.reshape(b * c, 1, h, w)
-    mode = 'constant' if padding == 'zero' else padding
-    if mode == 'reflect' and min(h, w) <= half:
-        mode = 'replicate'  # reflection needs the pad to be smaller than the side
-    flat = F.pad(flat, (half, half, half, half), mode=mode)
-    flat = F.conv2d(flat, kernel.view(1, 1, 1, kernel_size))
-    flat = F.conv2d(flat, kernel.view(1, 1, kernel_size, 1))
-    return flat.reshape(b, c, h, w)
+    rows = _gaussian_matrix(x.shape[-2], padding, kernel_size, sigma).to(dtype=x.dtype, device=x.device)
+    cols = _gaussian_matrix(x.shape[-1], padding, kernel_size, sigma).to(dtype=x.dtype, device=x.device)
+    return rows @ x @ cols.T
 
 
 def mscn(x: torch.Tensor,
@@ -84,8 +96,13 @@ def mscn(x: torch.Tensor,
 
 
 def neighbour_products(m: torch.Tensor) -> torch.Tensor:
-    """Products of ``m`` (B x C x H x W) with its circular shifts (0,1), (1,0), (1,1), (-1,1): B x C x 4 x H x W."""
-    return torch.stack([m * torch.roll(m, shifts=s, dims=(-2, -1)) for s in NEIGHBOUR_SHIFTS], dim=2)
+    """Products of ``m`` (B x C x H x W) with its circular shifts (0,1), (1,0), (1,1), (-1,1): B x C x 4 x H x W.
+
+    ``shift`` follows MATLAB's circshift / numpy's roll: the shifted map at (i, j) holds m[i - di, j - dj].
+    """
+    h, w = m.shape[-2:]
+    wrapped = F.pad(m, (1, 1, 1, 1), mode='circular')  # views of one padded map instead of four rolls
+    return torch.stack([m * wrapped[..., 1 - di:1 - di + h, 1 - dj:1 - dj + w] for di, dj in NEIGHBOUR_SHIFTS], dim=2)
 
 
 def to_blocks(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -176,6 +193,30 @@ def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tenso
     return (ratio if method == 'ratio' else solve_shape(ratio, method)), variance
 
 
+class _SignedMoments(torch.autograd.Function):
+    """Sums over the last dimension of x^2 on x < 0, x^2 on x > 0, |x| and x^2, with a hand-written backward.
+
+    One fused function instead of masked autograd ops: these sums run over four products per pixel and
+    dominate the cost of the BRISQUE loss.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        square = x * x
+        zero = x.new_zeros(())
+        left = torch.where(x < 0, square, zero).sum(-1)
+        right = torch.where(x > 0, square, zero).sum(-1)
+        ctx.save_for_backward(x)
+        return torch.stack([left, right, x.abs().sum(-1), square.sum(-1)], dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        x, = ctx.saved_tensors
+        g_left, g_right, g_abs, g_square = (g[..., None] for g in grad.unbind(-1))
+        side = torch.where(x > 0, g_right, torch.where(x < 0, g_left, torch.zeros_like(g_left)))
+        return 2 * x * (side + g_square) + x.sign() * g_abs
+
+
 def fit_aggd(x: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
     """Moment-matching fit of an asymmetric generalised Gaussian over the last dimension of ``x``.
 
@@ -186,12 +227,12 @@ def fit_aggd(x: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
         ``x.shape[:-1] + (4,)``: shape nu, mean eta = (sr - sl) Gamma(2/nu) / sqrt(Gamma(1/nu) Gamma(3/nu)),
         left variance sl^2 = E[x^2 | x < 0] and right variance sr^2 = E[x^2 | x > 0] (0 when no such sample).
     """
-    negative, positive = x.clamp(max=0), x.clamp(min=0)
-    left_var = _safe_div(negative.square().sum(-1), (x < 0).sum(-1).to(x.dtype), 0.0)
-    right_var = _safe_div(positive.square().sum(-1), (x > 0).sum(-1).to(x.dtype), 0.0)
+    left_sum, right_sum, abs_sum, square_sum = _SignedMoments.apply(x).unbind(-1)
+    left_var = _safe_div(left_sum, (x < 0).sum(-1).to(x.dtype), 0.0)
+    right_var = _safe_div(right_sum, (x > 0).sum(-1).to(x.dtype), 0.0)
     left_std, right_std = (left_var + eps).sqrt(), (right_var + eps).sqrt()
     gamma_hat = _safe_div(left_std, right_std, eps)
-    r_hat = _safe_div(x.abs().mean(-1).square(), x.square().mean(-1), eps)
+    r_hat = _safe_div((abs_sum / x.shape[-1]).square(), square_sum / x.shape[-1], eps)
     r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1).square()
     nu = solve_shape(r_hat_norm, method)
     inv = 1.0 / nu
