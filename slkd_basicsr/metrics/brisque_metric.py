@@ -13,7 +13,7 @@ import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from .brisque_svr import BrisqueRegressor, load_brisque_regressor
 from .image_util import image_to_gray, metric_image
-from .nss_util import compute_dtype, fit_aggd, fit_ggd, half_resize, mscn, neighbour_products
+from .nss_util import compute_dtype, fit_ggd, fit_neighbour_aggd, half_resize, mscn
 
 FEATURES_PER_SCALE = 18
 
@@ -47,7 +47,7 @@ def brisque_statistics(x: torch.Tensor,
             x = half_resize(x)
         m = mscn(x, c, padding, eps=eps)
         ggd_shape, variance = fit_ggd(m.flatten(-2), shape, eps)
-        pairs = fit_aggd(neighbour_products(m).flatten(-2), shape, eps)
+        pairs = fit_neighbour_aggd(m, shape, eps)
         stats.append(torch.cat([ggd_shape[..., None], variance[..., None], pairs.flatten(-2)], dim=-1))
     return torch.cat(stats, dim=-1)
 

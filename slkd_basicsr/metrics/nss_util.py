@@ -95,14 +95,16 @@ def mscn(x: torch.Tensor,
     return (x - mu) / (local_std + c)
 
 
-def neighbour_products(m: torch.Tensor) -> torch.Tensor:
-    """Products of ``m`` (B x C x H x W) with its circular shifts (0,1), (1,0), (1,1), (-1,1): B x C x 4 x H x W.
-
-    ``shift`` follows MATLAB's circshift / numpy's roll: the shifted map at (i, j) holds m[i - di, j - dj].
-    """
+def _circular_shift(m: torch.Tensor, di: int, dj: int) -> torch.Tensor:
+    """``m`` circularly shifted by (di, dj) with |di|, |dj| <= 1, as MATLAB's circshift: out[i, j] = m[i - di, j - dj]."""
     h, w = m.shape[-2:]
-    wrapped = F.pad(m, (1, 1, 1, 1), mode='circular')  # views of one padded map instead of four rolls
-    return torch.stack([m * wrapped[..., 1 - di:1 - di + h, 1 - dj:1 - dj + w] for di, dj in NEIGHBOUR_SHIFTS], dim=2)
+    wrapped = F.pad(m, (1, 1, 1, 1), mode='circular')
+    return wrapped[..., 1 - di:1 - di + h, 1 - dj:1 - dj + w]
+
+
+def neighbour_products(m: torch.Tensor) -> torch.Tensor:
+    """Products of ``m`` (B x C x H x W) with its circular shifts (0,1), (1,0), (1,1), (-1,1): B x C x 4 x H x W."""
+    return torch.stack([m * _circular_shift(m, di, dj) for di, dj in NEIGHBOUR_SHIFTS], dim=2)
 
 
 def to_blocks(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -193,28 +195,75 @@ def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tenso
     return (ratio if method == 'ratio' else solve_shape(ratio, method)), variance
 
 
-class _SignedMoments(torch.autograd.Function):
-    """Sums over the last dimension of x^2 on x < 0, x^2 on x > 0, |x| and x^2, with a hand-written backward.
+def _signed_moments(x: torch.Tensor) -> torch.Tensor:
+    """Sums over the last dimension of [x^2 on x < 0, x^2 on x > 0, |x|, x^2] and counts of x < 0, x > 0."""
+    square = x * x
+    zero = x.new_zeros(())
+    left, right = x < 0, x > 0
+    sums = [torch.where(left, square, zero).sum(-1), torch.where(right, square, zero).sum(-1), x.abs().sum(-1)]
+    return torch.stack(sums + [square.sum(-1), left.sum(-1).to(x.dtype), right.sum(-1).to(x.dtype)], dim=-1)
 
-    One fused function instead of masked autograd ops: these sums run over four products per pixel and
-    dominate the cost of the BRISQUE loss.
-    """
+
+def _signed_moments_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient wrt ``x`` of :func:`_signed_moments` (its counts are piecewise constant) given ``grad`` (..., 6)."""
+    g_left, g_right, g_abs, g_square = (g[..., None] for g in grad[..., :4].unbind(-1))
+    side = torch.where(x > 0, g_right, torch.where(x < 0, g_left, torch.zeros_like(g_left)))
+    return 2 * x * (side + g_square) + x.sign() * g_abs
+
+
+class _SignedMoments(torch.autograd.Function):
+    """:func:`_signed_moments` with a hand-written backward (a few passes instead of a chain of masked ops)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        square = x * x
-        zero = x.new_zeros(())
-        left = torch.where(x < 0, square, zero).sum(-1)
-        right = torch.where(x > 0, square, zero).sum(-1)
         ctx.save_for_backward(x)
-        return torch.stack([left, right, x.abs().sum(-1), square.sum(-1)], dim=-1)
+        return _signed_moments(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         x, = ctx.saved_tensors
-        g_left, g_right, g_abs, g_square = (g[..., None] for g in grad.unbind(-1))
-        side = torch.where(x > 0, g_right, torch.where(x < 0, g_left, torch.zeros_like(g_left)))
-        return 2 * x * (side + g_square) + x.sign() * g_abs
+        return _signed_moments_grad(x, grad)
+
+
+class _NeighbourMoments(torch.autograd.Function):
+    """:func:`_signed_moments` of the four neighbour products of B x C x H x W, flattened: B x C x 4 x 6.
+
+    The products are never kept: backward recomputes them one shift at a time, which saves the memory and the
+    slicing/stacking backward of ``neighbour_products``; these sums dominate the cost of the BRISQUE loss.
+    """
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(m)
+        return torch.stack([_signed_moments((m * _circular_shift(m, di, dj)).flatten(-2))
+                            for di, dj in NEIGHBOUR_SHIFTS], dim=2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        m, = ctx.saved_tensors
+        grad_m = torch.zeros_like(m)
+        for k, (di, dj) in enumerate(NEIGHBOUR_SHIFTS):
+            shifted = _circular_shift(m, di, dj)
+            product = m * shifted
+            grad_p = _signed_moments_grad(product.flatten(-2), grad[:, :, k]).view_as(m)
+            # d(m_i m_{i-d})/dm: the direct term, plus the term where m is the shifted factor (shift back by -d)
+            grad_m += grad_p * shifted + _circular_shift(grad_p * m, -di, -dj)
+        return grad_m
+
+
+def _aggd_from_moments(moments: torch.Tensor, count: int, method: str, eps: float) -> torch.Tensor:
+    """AGGD parameters (..., 4) from :func:`_signed_moments` (..., 6) of ``count`` samples."""
+    left_sum, right_sum, abs_sum, square_sum, n_left, n_right = moments.unbind(-1)
+    left_var = _safe_div(left_sum, n_left, 0.0)
+    right_var = _safe_div(right_sum, n_right, 0.0)
+    left_std, right_std = (left_var + eps).sqrt(), (right_var + eps).sqrt()
+    gamma_hat = _safe_div(left_std, right_std, eps)
+    r_hat = _safe_div((abs_sum / count).square(), square_sum / count, eps)
+    r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1).square()
+    nu = solve_shape(r_hat_norm, method)
+    inv = 1.0 / nu
+    eta = (right_std - left_std) * torch.exp(torch.lgamma(2 * inv) - 0.5 * (torch.lgamma(inv) + torch.lgamma(3 * inv)))
+    return torch.stack([r_hat_norm if method == 'ratio' else nu, eta, left_var, right_var], dim=-1)
 
 
 def fit_aggd(x: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
@@ -227,17 +276,12 @@ def fit_aggd(x: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
         ``x.shape[:-1] + (4,)``: shape nu, mean eta = (sr - sl) Gamma(2/nu) / sqrt(Gamma(1/nu) Gamma(3/nu)),
         left variance sl^2 = E[x^2 | x < 0] and right variance sr^2 = E[x^2 | x > 0] (0 when no such sample).
     """
-    left_sum, right_sum, abs_sum, square_sum = _SignedMoments.apply(x).unbind(-1)
-    left_var = _safe_div(left_sum, (x < 0).sum(-1).to(x.dtype), 0.0)
-    right_var = _safe_div(right_sum, (x > 0).sum(-1).to(x.dtype), 0.0)
-    left_std, right_std = (left_var + eps).sqrt(), (right_var + eps).sqrt()
-    gamma_hat = _safe_div(left_std, right_std, eps)
-    r_hat = _safe_div((abs_sum / x.shape[-1]).square(), square_sum / x.shape[-1], eps)
-    r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1).square()
-    nu = solve_shape(r_hat_norm, method)
-    inv = 1.0 / nu
-    eta = (right_std - left_std) * torch.exp(torch.lgamma(2 * inv) - 0.5 * (torch.lgamma(inv) + torch.lgamma(3 * inv)))
-    return torch.stack([r_hat_norm if method == 'ratio' else nu, eta, left_var, right_var], dim=-1)
+    return _aggd_from_moments(_SignedMoments.apply(x), x.shape[-1], method, eps)
+
+
+def fit_neighbour_aggd(m: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
+    """:func:`fit_aggd` of each of the four :func:`neighbour_products` of ``m`` (B x C x H x W): B x C x 4 x 4."""
+    return _aggd_from_moments(_NeighbourMoments.apply(m), m.shape[-2] * m.shape[-1], method, eps)
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
