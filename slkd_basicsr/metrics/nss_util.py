@@ -197,18 +197,20 @@ def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tenso
 
 def _signed_moments(x: torch.Tensor) -> torch.Tensor:
     """Sums over the last dimension of [x^2 on x < 0, x^2 on x > 0, |x|, x^2] and counts of x < 0, x > 0."""
-    square = x * x
-    zero = x.new_zeros(())
-    left, right = x < 0, x > 0
-    sums = [torch.where(left, square, zero).sum(-1), torch.where(right, square, zero).sum(-1), x.abs().sum(-1)]
-    return torch.stack(sums + [square.sum(-1), left.sum(-1).to(x.dtype), right.sum(-1).to(x.dtype)], dim=-1)
+    negative, positive = x.clamp(max=0), x.clamp(min=0)
+    sums = [torch.linalg.vecdot(negative, negative), torch.linalg.vecdot(positive, positive), x.abs().sum(-1)]
+    counts = [(x < 0).sum(-1).to(x.dtype), (x > 0).sum(-1).to(x.dtype)]
+    return torch.stack(sums + [torch.linalg.vecdot(x, x)] + counts, dim=-1)
 
 
 def _signed_moments_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient wrt ``x`` of :func:`_signed_moments` (its counts are piecewise constant) given ``grad`` (..., 6)."""
+    """Gradient wrt ``x`` of :func:`_signed_moments` (its counts are piecewise constant) given ``grad`` (..., 6).
+
+    With p = max(x, 0) and x - p = min(x, 0): d/dx = 2 x (g_left + g_square) + 2 p (g_right - g_left) + sign(x) g_abs.
+    """
     g_left, g_right, g_abs, g_square = (g[..., None] for g in grad[..., :4].unbind(-1))
-    side = torch.where(x > 0, g_right, torch.where(x < 0, g_left, torch.zeros_like(g_left)))
-    return 2 * x * (side + g_square) + x.sign() * g_abs
+    out = torch.addcmul(x * (2 * (g_left + g_square)), x.clamp(min=0), 2 * (g_right - g_left))
+    return out.addcmul_(x.sign(), g_abs)
 
 
 class _SignedMoments(torch.autograd.Function):
