@@ -78,7 +78,7 @@ def calculate_brisque(img: np.ndarray,
                       svm_model_path: Optional[str] = None,
                       feature_range_path: Optional[str] = None,
                       **kwargs) -> float:
-    """BRISQUE quality score (lower is better) with the published LIVE-trained SVR.
+    """BRISQUE quality score (lower is better, about 0..100) with the published LIVE-trained SVR.
 
     Used like BasicSR's ``calculate_niqe`` under ``val.metrics`` (``img2`` is ignored).
 
@@ -87,8 +87,8 @@ def calculate_brisque(img: np.ndarray,
         crop_border: pixels removed on each side.
         input_order: 'HW', 'HWC' or 'CHW'.
         convert_to: 'gray' (MATLAB rgb2gray, as the reference) or 'y'.
-        svm_model_path, feature_range_path: libsvm model and its feature range; by default the files of the
-            installed ``brisque`` PyPI package (see :mod:`brisque_svr`).
+        svm_model_path, feature_range_path: the libsvm model and its svm-scale range file of the original BRISQUE
+            release (``allmodel``, ``allrange``); required, see :mod:`brisque_svr`.
     """
     regressor = _cached_regressor(svm_model_path, feature_range_path)
     return regressor.predict(brisque_features(metric_image(img, crop_border, input_order, convert_to)))

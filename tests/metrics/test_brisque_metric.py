@@ -58,8 +58,10 @@ def test_brisque_score_uses_the_libsvm_model(photos, tmp_path):
     assert calculate_metric({'img': img, 'img2': img}, opt) == pytest.approx(expected, rel=1e-9)
 
 
-def test_brisque_score_without_model_explains_what_to_install(photos, tmp_path):
+def test_brisque_score_without_model_says_which_files_to_set(photos, tmp_path):
+    with pytest.raises(FileNotFoundError, match='svm_model_path'):
+        calculate_metric({'img': photos['camera']}, {'type': 'calculate_brisque', 'crop_border': 0})
     opt = {'type': 'calculate_brisque', 'crop_border': 0, 'svm_model_path': str(tmp_path / 'missing.txt'),
-           'feature_range_path': str(tmp_path / 'missing.pickle')}
+           'feature_range_path': str(tmp_path / 'allrange')}
     with pytest.raises(FileNotFoundError, match='missing.txt'):
         calculate_metric({'img': photos['camera']}, opt)
