@@ -157,9 +157,9 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
                  inactive_weight: float = 0.1):
         super().__init__(loss_weight, reduction, c, padding, eps)
         if block_size < 4 or not 2 <= segment_size <= block_size or temperature <= 0 or not 0 <= inactive_weight <= 1:
-            raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, temperature > 0 and '
-                             f'0 <= inactive_weight <= 1; got {block_size}, {segment_size}, {temperature}, '
-                             f'{inactive_weight}')
+            raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, '
+                             'temperature > 0 and 0 <= inactive_weight <= 1; got '
+                             f'{block_size}, {segment_size}, {temperature}, {inactive_weight}')
         self.block_size = block_size
         self.segment_size = segment_size
         self.temperature = temperature
@@ -170,7 +170,8 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
         n = min(self.block_size, *x.shape[-2:])
         m = mscn(standardise(x, self.padding), self.c, self.padding, eps=self.eps)
         m = m[..., :m.shape[-2] // n * n, :m.shape[-1] // n * n]
-        return piqe_block_maps(m, n, min(self.segment_size, n), self.temperature, matlab_surround=False, eps=self.eps)
+        segment = min(self.segment_size, n)
+        return piqe_block_maps(m, n, segment, self.temperature, matlab_surround=False, eps=self.eps)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         student_maps, teacher_maps = self.block_maps(student), self.block_maps(teacher)

@@ -96,7 +96,7 @@ def mscn(x: torch.Tensor,
 
 
 def _circular_shift(m: torch.Tensor, di: int, dj: int) -> torch.Tensor:
-    """``m`` circularly shifted by (di, dj) with |di|, |dj| <= 1, as MATLAB's circshift: out[i, j] = m[i - di, j - dj]."""
+    """``m`` circularly shifted by (di, dj), |di|, |dj| <= 1, as MATLAB's circshift: out[i, j] = m[i - di, j - dj]."""
     h, w = m.shape[-2:]
     wrapped = F.pad(m, (1, 1, 1, 1), mode='circular')
     return wrapped[..., 1 - di:1 - di + h, 1 - dj:1 - dj + w]

@@ -16,7 +16,6 @@ IMAGE_BLOCK_SIZE = 16
 IMAGE_SEGMENT_SIZE = 6
 ACTIVITY_THRESHOLD = 0.1
 IMPAIRMENT_THRESHOLD = 0.1
-MAP_NAMES = ('activity', 'impairment', 'noise', 'distortion')
 
 
 def _sample_std(total: torch.Tensor, total_sq: torch.Tensor, count: int, eps: float) -> torch.Tensor:
