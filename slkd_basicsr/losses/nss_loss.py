@@ -1,9 +1,9 @@
 """Feature-mode BRISQUE (L_NC) and PIQE (L_ET) distillation losses.
 
 Both compare natural-scene statistics of student features (after the SCM) with those of teacher features,
-level by level. Feature maps are not images: each channel is first standardised (mean and standard deviation
-detached), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses do not
-depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
+level by level. Feature maps are not images: each channel is first scaled to unit root-mean-square (see
+:func:`standardise`), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses
+do not depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
 """
 from typing import Sequence
 
@@ -18,12 +18,18 @@ from slkd_basicsr.metrics.piqe_metric import piqe_block_maps
 _REDUCTIONS = ('none', 'mean', 'sum')
 
 
-def standardise(x: torch.Tensor) -> torch.Tensor:
-    """Per-channel zero mean, unit standard deviation of B x C x H x W (statistics detached; constant maps -> 0)."""
+def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
+    """Scale every channel of B x C x H x W to unit root-mean-square around its mean.
+
+    MSCN is unchanged by adding a constant unless the Gaussian window pads with zeros, so the (detached) mean is
+    removed only for 'replicate' / 'reflect', which keeps large offsets from eating float32 precision. The scale
+    is not detached (exact gradients); its floor keeps constant maps finite.
+    """
     x = x.to(compute_dtype(x))
-    mean = x.mean(dim=(-2, -1), keepdim=True).detach()
-    std = x.std(dim=(-2, -1), keepdim=True).detach()
-    return (x - mean) / (std + 1e-8)
+    if padding != 'zero':
+        x = x - x.mean(dim=(-2, -1), keepdim=True).detach()
+    scale = (x.square().mean(dim=(-2, -1), keepdim=True) + 1e-8).sqrt()
+    return x / scale
 
 
 class _FeatureStatisticsLoss(nn.Module):
@@ -79,8 +85,8 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
     """L_NC: L1 distance between the per-channel BRISQUE statistics of student and teacher features.
 
     Per channel and scale the 18 BRISQUE statistics (GGD shape and variance of the MSCN map, AGGD shape, mean
-    and left/right variances of its four neighbour products) with differentiable shape estimates; a second
-    scale (MATLAB bicubic 0.5x) is added when the map's smaller side is at least ``2 * min_scale_size``.
+    and left/right variances of its four neighbour products), differentiable; a second scale (MATLAB bicubic
+    0.5x) is added when the map's smaller side is at least ``2 * min_scale_size``.
 
     Args:
         loss_weight: multiplier of the loss. Default 1.0.
@@ -89,6 +95,9 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
         padding: Gaussian-window border, 'replicate' | 'reflect' | 'zero'. Default 'replicate'.
         eps: numerical guard under square roots and in ratios. Default 1e-6.
         min_scale_size: smallest side of the half-resolution map. Default 4.
+        shape: how the 5 shape parameters per scale enter the comparison: 'ratio' (their moment ratios, a
+            monotone function of the shape in [0, 0.75]; well conditioned) or 'interp' (the shapes themselves by
+            interpolated inverse, in [0.2, 10]; their steep inverse slows optimisation). Default 'ratio'.
     """
 
     def __init__(self,
@@ -97,14 +106,19 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
                  c: float = 0.1,
                  padding: str = 'replicate',
                  eps: float = 1e-6,
-                 min_scale_size: int = 4):
+                 min_scale_size: int = 4,
+                 shape: str = 'ratio'):
         super().__init__(loss_weight, reduction, c, padding, eps)
+        if shape not in ('ratio', 'interp'):
+            raise ValueError(f"BRISQUEFeatureLoss: shape must be 'ratio' or 'interp', got {shape!r}")
         self.min_scale_size = min_scale_size
+        self.shape = shape
 
     def statistics(self, x: torch.Tensor) -> torch.Tensor:
         """B x C x H x W -> B x C x (18 or 36) differentiable BRISQUE statistics."""
         num_scales = 2 if min(x.shape[-2:]) >= 2 * self.min_scale_size else 1
-        return brisque_statistics(standardise(x), self.c, self.padding, hard=False, eps=self.eps, num_scales=num_scales)
+        return brisque_statistics(
+            standardise(x, self.padding), self.c, self.padding, self.shape, eps=self.eps, num_scales=num_scales)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         return (self.statistics(student) - self.statistics(teacher)).abs().mean(dim=(1, 2))
@@ -143,9 +157,9 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
                  inactive_weight: float = 0.1):
         super().__init__(loss_weight, reduction, c, padding, eps)
         if block_size < 4 or not 2 <= segment_size <= block_size or temperature <= 0 or not 0 <= inactive_weight <= 1:
-            raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, temperature > 0 and '
-                             f'0 <= inactive_weight <= 1; got {block_size}, {segment_size}, {temperature}, '
-                             f'{inactive_weight}')
+            raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, '
+                             'temperature > 0 and 0 <= inactive_weight <= 1; got '
+                             f'{block_size}, {segment_size}, {temperature}, {inactive_weight}')
         self.block_size = block_size
         self.segment_size = segment_size
         self.temperature = temperature
@@ -154,9 +168,10 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
     def block_maps(self, x: torch.Tensor) -> torch.Tensor:
         """B x C x H x W -> B x C x 4 x H/n x W/n smooth activity, impairment, noise and distortion maps."""
         n = min(self.block_size, *x.shape[-2:])
-        m = mscn(standardise(x), self.c, self.padding, eps=self.eps)
+        m = mscn(standardise(x, self.padding), self.c, self.padding, eps=self.eps)
         m = m[..., :m.shape[-2] // n * n, :m.shape[-1] // n * n]
-        return piqe_block_maps(m, n, min(self.segment_size, n), self.temperature, matlab_surround=False, eps=self.eps)
+        segment = min(self.segment_size, n)
+        return piqe_block_maps(m, n, segment, self.temperature, matlab_surround=False, eps=self.eps)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         student_maps, teacher_maps = self.block_maps(student), self.block_maps(teacher)

@@ -1,7 +1,8 @@
 """BRISQUE extractor (Mittal, Moorthy, Bovik 2012): image-mode features, the metric, and the shared statistics.
 
 :func:`brisque_statistics` is the one implementation; the metric calls it in image mode (hard grid search,
-zero padding, c = 1) and ``BRISQUEFeatureLoss`` in feature mode (differentiable, configurable c and padding).
+zero padding, c = 1) and ``BRISQUEFeatureLoss`` in feature mode (differentiable, configurable c, padding
+and shape parameterisation).
 """
 from functools import lru_cache
 from typing import Optional
@@ -12,15 +13,12 @@ import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from .brisque_svr import BrisqueRegressor, load_brisque_regressor
 from .image_util import image_to_gray, metric_image
-from .nss_util import compute_dtype, fit_aggd, fit_ggd, half_resize, mscn, neighbour_products
-
-FEATURES_PER_SCALE = 18
-
+from .nss_util import compute_dtype, fit_ggd, fit_neighbour_aggd, half_resize, mscn
 
 def brisque_statistics(x: torch.Tensor,
                        c: float | torch.Tensor = 1.0,
                        padding: str = 'zero',
-                       hard: bool = True,
+                       shape: str = 'grid',
                        eps: float = 0.0,
                        num_scales: int = 2) -> torch.Tensor:
     """BRISQUE statistics of every channel of ``x``.
@@ -32,7 +30,8 @@ def brisque_statistics(x: torch.Tensor,
     Args:
         x: B x C x H x W (images: luminance in [0, 255]).
         c, padding, eps: MSCN options, see :func:`nss_util.mscn`.
-        hard: reference grid search (True) or differentiable shape estimates (False).
+        shape: 'grid' (reference), 'interp' (differentiable shapes) or 'ratio' (moment ratios in the shape
+            slots), see :data:`nss_util.SHAPE_METHODS`.
         num_scales: number of scales.
 
     Returns:
@@ -44,9 +43,9 @@ def brisque_statistics(x: torch.Tensor,
         if scale:
             x = half_resize(x)
         m = mscn(x, c, padding, eps=eps)
-        shape, variance = fit_ggd(m.flatten(-2), hard, eps)
-        pairs = fit_aggd(neighbour_products(m).flatten(-2), hard, eps)
-        stats.append(torch.cat([shape[..., None], variance[..., None], pairs.flatten(-2)], dim=-1))
+        ggd_shape, variance = fit_ggd(m.flatten(-2), shape, eps)
+        pairs = fit_neighbour_aggd(m, shape, eps)
+        stats.append(torch.cat([ggd_shape[..., None], variance[..., None], pairs.flatten(-2)], dim=-1))
     return torch.cat(stats, dim=-1)
 
 
@@ -76,7 +75,7 @@ def calculate_brisque(img: np.ndarray,
                       svm_model_path: Optional[str] = None,
                       feature_range_path: Optional[str] = None,
                       **kwargs) -> float:
-    """BRISQUE quality score (lower is better) with the published LIVE-trained SVR.
+    """BRISQUE quality score (lower is better, about 0..100) with the published LIVE-trained SVR.
 
     Used like BasicSR's ``calculate_niqe`` under ``val.metrics`` (``img2`` is ignored).
 
@@ -85,8 +84,8 @@ def calculate_brisque(img: np.ndarray,
         crop_border: pixels removed on each side.
         input_order: 'HW', 'HWC' or 'CHW'.
         convert_to: 'gray' (MATLAB rgb2gray, as the reference) or 'y'.
-        svm_model_path, feature_range_path: libsvm model and its feature range; by default the files of the
-            installed ``brisque`` PyPI package (see :mod:`brisque_svr`).
+        svm_model_path, feature_range_path: the libsvm model and its svm-scale range file of the original BRISQUE
+            release (``allmodel``, ``allrange``); required, see :mod:`brisque_svr`.
     """
     regressor = _cached_regressor(svm_model_path, feature_range_path)
     return regressor.predict(brisque_features(metric_image(img, crop_border, input_order, convert_to)))

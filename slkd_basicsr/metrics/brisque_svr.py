@@ -1,15 +1,11 @@
-"""The published BRISQUE quality regressor (LIVE-trained epsilon-SVR, RBF kernel), read from disk at run time.
+"""The BRISQUE quality regressor (an epsilon-SVR with RBF kernel in libsvm text format), read from disk at run time.
 
-The model is not shipped with this package. By default it is taken from the files of the PyPI package
-``brisque`` (Apache-2.0; ``brisque/models/svm.txt`` and ``normalize.pickle``), located without importing that
-package, so its own dependencies (libsvm, OpenCV, requests) are not needed. Any libsvm text model with a
-matching feature range (the ``.pickle`` of ``brisque`` or an ``svm-scale`` range file such as the original
-release's ``allrange``) can be given instead.
+The published model is the LIVE-trained ``allmodel`` with its ``svm-scale`` range file ``allrange`` from the
+original BRISQUE release; neither is shipped with this package (see the README). Models retrained on other
+feature implementations (e.g. the PyPI packages ``brisque`` / ``image-quality``, whose features use different
+resizing, borders and shifts) do not fit the reference features computed here and should not be paired with them.
 """
-import importlib.util
-import io
 import os
-import pickle
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -58,22 +54,11 @@ def _read_libsvm_model(path: str, num_features: int) -> Tuple[float, float, np.n
     return float(header['gamma']), float(header['rho']), coefs, support_vectors
 
 
-class _PlainDataUnpickler(pickle.Unpickler):
-    """Unpickler for plain containers only: a range file must not be able to run code."""
-
-    def find_class(self, module, name):
-        raise pickle.UnpicklingError(f'refusing to load {module}.{name} from a BRISQUE range file')
-
-
 def _read_feature_range(path: str, num_features: int) -> Tuple[np.ndarray, np.ndarray, float, float]:
-    """Per-feature min and max and the target interval, from a ``.pickle`` {min_, max_} or an svm-scale file."""
-    if path.endswith('.pickle'):
-        with open(path, 'rb') as f:
-            data = _PlainDataUnpickler(io.BytesIO(f.read())).load()
-        return np.asarray(data['min_'], float), np.asarray(data['max_'], float), -1.0, 1.0
+    """Per-feature min and max and the target interval from an ``svm-scale`` range file (``x``, lower upper, rows)."""
     with open(path) as f:
         lines = [line.split() for line in f if line.strip()]
-    if lines[0] != ['x']:
+    if not lines or lines[0] != ['x'] or len(lines) < 2:
         raise ValueError(f'BRISQUE range file {path}: expected an svm-scale range file starting with "x"')
     lower, upper = map(float, lines[1])
     low, high = np.zeros(num_features), np.ones(num_features)
@@ -82,30 +67,17 @@ def _read_feature_range(path: str, num_features: int) -> Tuple[np.ndarray, np.nd
     return low, high, lower, upper
 
 
-def default_model_paths() -> Tuple[Optional[str], Optional[str]]:
-    """Paths of the model files of an installed ``brisque`` PyPI package, or (None, None)."""
-    spec = importlib.util.find_spec('brisque')
-    if spec is None or not spec.submodule_search_locations:
-        return None, None
-    folder = os.path.join(list(spec.submodule_search_locations)[0], 'models')
-    svm, feature_range = os.path.join(folder, 'svm.txt'), os.path.join(folder, 'normalize.pickle')
-    return (svm, feature_range) if os.path.isfile(svm) and os.path.isfile(feature_range) else (None, None)
-
-
-def load_brisque_regressor(svm_model_path: Optional[str] = None,
-                           feature_range_path: Optional[str] = None,
+def load_brisque_regressor(svm_model_path: Optional[str], feature_range_path: Optional[str],
                            num_features: int = 36) -> BrisqueRegressor:
-    """Load the BRISQUE SVR; without paths, from the installed ``brisque`` package (``pip install brisque``)."""
-    if svm_model_path is None and feature_range_path is None:
-        svm_model_path, feature_range_path = default_model_paths()
+    """Load a BRISQUE SVR from a libsvm text model and its svm-scale range file (e.g. ``allmodel``, ``allrange``)."""
     if svm_model_path is None or feature_range_path is None:
         raise FileNotFoundError(
-            'calculate_brisque needs the published BRISQUE model: `pip install brisque` (its model files are '
-            'read, the package is not imported), or set both svm_model_path and feature_range_path in the metric '
-            'options. brisque_features() works without it.')
+            'calculate_brisque needs the published BRISQUE regressor: set svm_model_path (libsvm model, the original '
+            'release\'s "allmodel") and feature_range_path (svm-scale range file, "allrange") in the metric options. '
+            'brisque_features() works without them.')
     for path in (svm_model_path, feature_range_path):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f'BRISQUE model file not found: {path}')
+            raise FileNotFoundError(f'BRISQUE model file not found: {path} (check svm_model_path / feature_range_path)')
     gamma, rho, coefs, support_vectors = _read_libsvm_model(svm_model_path, num_features)
     low, high, lower, upper = _read_feature_range(feature_range_path, num_features)
     return BrisqueRegressor(gamma, rho, coefs, support_vectors, low, high, lower, upper)

@@ -16,11 +16,19 @@ IMAGE_BLOCK_SIZE = 16
 IMAGE_SEGMENT_SIZE = 6
 ACTIVITY_THRESHOLD = 0.1
 IMPAIRMENT_THRESHOLD = 0.1
-MAP_NAMES = ('activity', 'impairment', 'noise', 'distortion')
 
 
-def _unbiased_std(x: torch.Tensor, dims, eps: float) -> torch.Tensor:
-    return (x.var(dim=dims, unbiased=True) + eps).sqrt()
+def _sample_std(total: torch.Tensor, total_sq: torch.Tensor, count: int, eps: float) -> torch.Tensor:
+    """Unbiased standard deviation of ``count`` samples from their sum and sum of squares.
+
+    Sums over views of the map and of its square share one squaring pass across all of PIQE's statistics and
+    backpropagate cheaply; the MSCN values are O(1), so the one-pass formula loses nothing that matters.
+    """
+    return (_sample_var(total, total_sq, count) + eps).sqrt()
+
+
+def _sample_var(total: torch.Tensor, total_sq: torch.Tensor, count: int) -> torch.Tensor:
+    return ((total_sq - total * total / count) / (count - 1)).clamp_min(0)
 
 
 def _threshold(value: torch.Tensor, threshold: float, temperature: Optional[float]) -> torch.Tensor:
@@ -30,15 +38,14 @@ def _threshold(value: torch.Tensor, threshold: float, temperature: Optional[floa
     return torch.sigmoid((value - threshold) / temperature)
 
 
-def surround_columns(n: int, matlab: bool) -> torch.Tensor:
-    """Column indices of a block's surround for the centre-vs-surround noise test (centre: n/2 - 1 and n/2).
+def non_surround_columns(n: int, matlab: bool) -> Tuple[int, int]:
+    """Columns of an n x n block left out of the surround in the centre-vs-surround noise test.
 
-    MATLAB's piqe deletes centre column n/2 (1-based) and then column n/2 + 1 of the *shrunk* block, which
-    keeps the second centre column in the surround and drops the column after it; ``matlab=True`` reproduces
-    that, ``matlab=False`` takes the plain complement of the centre.
+    The centre is columns n/2 - 1 and n/2 (0-based). MATLAB's piqe deletes centre column n/2 (1-based) and then
+    column n/2 + 1 of the *shrunk* block, which keeps the second centre column in the surround and drops the
+    column after it; ``matlab=True`` reproduces that, ``matlab=False`` leaves out exactly the centre.
     """
-    dropped = (n // 2 - 1, n // 2 + 1) if matlab else (n // 2 - 1, n // 2)
-    return torch.tensor([j for j in range(n) if j not in dropped])
+    return (n // 2 - 1, n // 2 + 1) if matlab else (n // 2 - 1, n // 2)
 
 
 def piqe_block_maps(m: torch.Tensor,
@@ -57,25 +64,34 @@ def piqe_block_maps(m: torch.Tensor,
     Args:
         m: B x C x H x W MSCN map, H and W multiples of ``block_size``.
         temperature: None = hard thresholds (reference); a float = sigmoids of that width (differentiable).
-        matlab_surround: surround columns as MATLAB (see :func:`surround_columns`).
+        matlab_surround: surround columns as MATLAB (see :func:`non_surround_columns`).
         eps: added under square roots and to denominators for finite gradients (0 = reference).
 
     Returns:
         B x C x 4 x H/n x W/n: activity, impairment, noise, distortion (in [0, 1] except distortion).
     """
-    blocks = to_blocks(m, block_size)
-    variance = blocks.var(dim=(-2, -1), unbiased=True)
+    n = block_size
+    blocks, blocks_sq = to_blocks(m, n), to_blocks(m * m, n)
+    column_sum, column_sum_sq = blocks.sum(-2), blocks_sq.sum(-2)  # ... x n, one entry per block column
+    total, total_sq = column_sum.sum(-1), column_sum_sq.sum(-1)
+    variance = _sample_var(total, total_sq, n * n)
     activity = _threshold(variance, ACTIVITY_THRESHOLD, temperature)
 
-    borders = torch.stack([blocks[..., 0, :], blocks[..., :, -1], blocks[..., -1, :], blocks[..., :, 0]], dim=-2)
-    segment_std = _unbiased_std(borders.unfold(-1, segment_size, 1), -1, eps)
+    def borders(b: torch.Tensor) -> torch.Tensor:  # ... x 4 x segments: window sums along top, right, bottom, left
+        edges = torch.stack([b[..., 0, :], b[..., :, -1], b[..., -1, :], b[..., :, 0]], dim=-2)
+        return edges.unfold(-1, segment_size, 1).sum(-1)
+
+    segment_std = _sample_std(borders(blocks), borders(blocks_sq), segment_size, eps)
     impairment = activity * _threshold(-segment_std.amin(dim=(-2, -1)), -IMPAIRMENT_THRESHOLD, temperature)
 
-    sigma = (variance + eps).sqrt()
-    centre = blocks[..., block_size // 2 - 1:block_size // 2 + 1]
-    surround = blocks[..., surround_columns(block_size, matlab_surround).to(m.device)]
-    ratio = _unbiased_std(centre, (-2, -1), eps) / (_unbiased_std(surround, (-2, -1), eps) + eps)
+    centre = slice(n // 2 - 1, n // 2 + 1)
+    centre_std = _sample_std(column_sum[..., centre].sum(-1), column_sum_sq[..., centre].sum(-1), 2 * n, eps)
+    left_out = list(non_surround_columns(n, matlab_surround))
+    surround_std = _sample_std(total - column_sum[..., left_out].sum(-1),
+                               total_sq - column_sum_sq[..., left_out].sum(-1), n * (n - 2), eps)
+    ratio = centre_std / (surround_std + eps)
     ratio = torch.where(ratio.isnan(), torch.zeros_like(ratio), ratio)
+    sigma = (variance + eps).sqrt()
     beta = (sigma - ratio).abs() / (torch.maximum(sigma, ratio) + eps)
     noise = activity * _threshold(sigma - 2 * beta, 0.0, temperature)
 

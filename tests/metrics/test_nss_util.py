@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+import nss_reference  # tests/metrics is on sys.path (pytest rootdir-less test folders)
+import slkd_basicsr  # noqa: F401  (BasicSR compatibility before importing basicsr)
+from basicsr.utils.matlab_functions import imresize
+from slkd_basicsr.metrics import nss_util
+
+
+@pytest.mark.parametrize('size', [(16, 16), (23, 37), (9, 8)])
+def test_half_resize_is_matlab_imresize(size):
+    img = np.random.default_rng(0).uniform(0, 255, size)
+    ours = nss_util.half_resize(torch.from_numpy(img)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(ours, nss_reference.imresize_half(img), rtol=1e-12, atol=1e-10)
+    # BasicSR's MATLAB port (float32) as a second, independent check
+    np.testing.assert_allclose(ours, imresize(img[..., None] / 255, 0.5)[..., 0] * 255, atol=1e-3)
+
+
+@pytest.mark.parametrize('padding, scipy_mode', [('zero', 'constant'), ('replicate', 'nearest'), ('reflect', 'mirror')])
+def test_mscn_paddings(padding, scipy_mode):
+    img = np.random.default_rng(1).uniform(0, 255, (12, 15))
+    window = nss_reference.fspecial_gaussian()
+    mu = ndimage.correlate(img, window, mode=scipy_mode)
+    sigma = np.sqrt(np.abs(ndimage.correlate(img * img, window, mode=scipy_mode) - mu * mu))
+    ours = nss_util.mscn(torch.from_numpy(img)[None, None], 2.0, padding)[0, 0].numpy()
+    np.testing.assert_allclose(ours, (img - mu) / (sigma + 2.0), rtol=1e-10, atol=1e-12)
+
+
+def test_neighbour_products_use_circular_shifts():
+    m = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    products = nss_util.neighbour_products(m)
+    assert products.shape == (2, 3, 4, 5, 6)
+    for k, shift in enumerate([(0, 1), (1, 0), (1, 1), (-1, 1)]):
+        expected = m.numpy() * np.roll(m.numpy(), shift, axis=(2, 3))
+        np.testing.assert_allclose(products[:, :, k].numpy(), expected)
+
+
+def test_to_blocks_is_a_non_overlapping_partition():
+    x = torch.arange(2 * 8 * 12, dtype=torch.float32).reshape(1, 2, 8, 12)
+    blocks = nss_util.to_blocks(x, 4)
+    assert blocks.shape == (1, 2, 2, 3, 4, 4)
+    assert torch.equal(blocks[0, 1, 1, 2], x[0, 1, 4:8, 8:12])
+    with pytest.raises(ValueError, match='multiple of the block size'):
+        nss_util.to_blocks(x, 5)
+
+
+@pytest.mark.parametrize('shape', [0.5, 1.0, 2.0, 4.5])
+def test_shape_fits_recover_generalised_gaussians(shape):
+    x = torch.from_numpy(np.random.default_rng(2).gamma(1 / shape, 1, 400_000)**(1 / shape))
+    x = x * torch.from_numpy(np.random.default_rng(3).choice([-1.0, 1.0], x.numel()))
+    hard, variance = nss_util.fit_ggd(x, 'grid')
+    smooth, _ = nss_util.fit_ggd(x, 'interp', eps=1e-12)
+    assert hard.item() == pytest.approx(shape, rel=0.05)
+    assert smooth.item() == pytest.approx(hard.item(), abs=2e-3)
+    assert variance.item() == pytest.approx(x.square().mean().item())
+    ratio, _ = nss_util.fit_ggd(x, 'ratio')
+    assert nss_util.solve_shape(ratio, 'interp').item() == pytest.approx(smooth.item())
+    aggd = nss_util.fit_aggd(x, 'grid')
+    assert aggd[0].item() == pytest.approx(shape, rel=0.05) and abs(aggd[1].item()) < 0.05 * variance.sqrt().item()
+
+
+def test_smooth_shape_is_monotone_and_clamped():
+    ratio = torch.linspace(0.0, 0.8, 2001, dtype=torch.float32)
+    shape = nss_util.solve_shape(ratio, 'interp')
+    assert (shape.diff() >= 0).all() and shape[0] == pytest.approx(0.2) and shape[-1] == pytest.approx(10.0)
