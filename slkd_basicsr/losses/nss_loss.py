@@ -19,7 +19,7 @@ _REDUCTIONS = ('none', 'mean', 'sum')
 
 
 def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
-    """Scale every channel of B x C x H x W to unit root-mean-square around its mean.
+    """Scale every channel of B x C x H x W to unit root-mean-square (around its mean unless padding is 'zero').
 
     MSCN is unchanged by adding a constant unless the Gaussian window pads with zeros, so the (detached) mean is
     removed only for 'replicate' / 'reflect', which keeps large offsets from eating float32 precision. The scale
