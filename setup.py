@@ -45,6 +45,7 @@ setup(
             'slkd-train=slkd_basicsr.train:main',
             'slkd-test=slkd_basicsr.test:main',
             'slkd-make-lmdb=slkd_basicsr.tools.make_lmdb:main',
+            'slkd-demo=slkd_basicsr.demo:main',
         ],
     },
     zip_safe=False,

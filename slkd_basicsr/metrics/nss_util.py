@@ -256,8 +256,10 @@ class _NeighbourMoments(torch.autograd.Function):
 def _aggd_from_moments(moments: torch.Tensor, count: int, method: str, eps: float) -> torch.Tensor:
     """AGGD parameters (..., 4) from :func:`_signed_moments` (..., 6) of ``count`` samples."""
     left_sum, right_sum, abs_sum, square_sum, n_left, n_right = moments.unbind(-1)
-    left_var = _safe_div(left_sum, n_left, 0.0)
-    right_var = _safe_div(right_sum, n_right, 0.0)
+    # an empty side has a zero sum: dividing by at least 1 keeps its value 0 and its gradient finite (a tiny
+    # denominator would turn the cancelling left/right terms of the backward pass into inf - inf)
+    left_var = left_sum / n_left.clamp_min(1)
+    right_var = right_sum / n_right.clamp_min(1)
     left_std, right_std = (left_var + eps).sqrt(), (right_var + eps).sqrt()
     gamma_hat = _safe_div(left_std, right_std, eps)
     r_hat = _safe_div((abs_sum / count).square(), square_sum / count, eps)

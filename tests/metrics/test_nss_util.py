@@ -65,3 +65,14 @@ def test_smooth_shape_is_monotone_and_clamped():
     ratio = torch.linspace(0.0, 0.8, 2001, dtype=torch.float32)
     shape = nss_util.solve_shape(ratio, 'interp')
     assert (shape.diff() >= 0).all() and shape[0] == pytest.approx(0.2) and shape[-1] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize('method', ['ratio', 'interp'])
+def test_aggd_gradient_is_finite_when_one_side_is_empty(method):
+    # all-positive samples (as the neighbour products of a tiny, smooth feature map can be): no left side
+    x = (torch.rand(3, 16, dtype=torch.float64) + 0.1).requires_grad_(True)
+    nss_util.fit_aggd(x, method, eps=1e-6).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().max() < 1e4
+    m = (torch.rand(1, 2, 4, 4, dtype=torch.float64) + 0.1).requires_grad_(True)
+    nss_util.fit_neighbour_aggd(m, method, eps=1e-6).sum().backward()
+    assert torch.isfinite(m.grad).all() and m.grad.abs().max() < 1e4
