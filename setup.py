@@ -25,7 +25,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['slkd_basicsr', 'slkd_basicsr.*']),
     include_package_data=True,
-    package_data={'slkd_basicsr': ['options/*.yml', 'assets/*']},
+    package_data={'slkd_basicsr': ['assets/*.pth']},
     install_requires=[
         'torch>=1.13',
         'torchvision>=0.14',

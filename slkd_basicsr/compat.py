@@ -166,7 +166,25 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
     logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
     load_net = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in load_net.items()}
     self._print_different_keys_loading(net, load_net, strict)
+    if strict:
+        check_state_dict(net, load_net, load_path)
     net.load_state_dict(load_net, strict=strict)
+
+
+def check_state_dict(net: torch.nn.Module, state_dict: Dict[str, torch.Tensor], load_path: str) -> None:
+    """Raise one :class:`CheckpointError` naming the file and the first mismatched keys, if any."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f'{k}: file {tuple(state_dict[k].shape)} vs net {tuple(v.shape)}' for k, v in own.items()
+              if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or shapes):
+        return
+    parts = [f'{title} ({len(keys)}): {", ".join(keys[:5])}{", ..." if len(keys) > 5 else ""}'
+             for title, keys in (('missing in the file', missing), ('not in the network', unexpected),
+                                 ('shape mismatch', shapes)) if keys]
+    raise CheckpointError(f'{load_path!r} does not fit {type(net).__name__}: ' + '; '.join(parts) +
+                          '. Check that the network options match the checkpoint (or set strict_load_* to false).')
 
 
 def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:

@@ -40,15 +40,15 @@ TEACHER = {
     'type': 'Restormer',
     'inp_channels': 3,
     'out_channels': 3,
-    'dim': 16,
-    'num_blocks': [2, 2, 2, 2],
+    'dim': 10,
+    'num_blocks': [1, 2, 2, 2],
     'num_refinement_blocks': 1,
     'heads': [1, 2, 4, 8],
     'ffn_expansion_factor': 2.66,
     'bias': False,
     'LayerNorm_type': 'WithBias',
 }
-STUDENT = {**TEACHER, 'dim': 8, 'num_blocks': [1, 1, 1, 2], 'heads': [1, 1, 2, 4]}
+STUDENT = {**TEACHER, 'dim': 6, 'num_blocks': [1, 1, 1, 1], 'heads': [1, 1, 2, 2]}
 
 TRAIN_IMAGES = ['astronaut', 'chelsea', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'moon']
 VAL_IMAGES = ['coffee', 'camera']

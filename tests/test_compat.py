@@ -96,3 +96,17 @@ def test_gloo_process_group_and_cpu_ddp(image_pairs, monkeypatch):
         assert isinstance(model.net_g, torch.nn.parallel.DistributedDataParallel)
     finally:
         torch.distributed.destroy_process_group()
+
+
+def test_strict_load_mismatch_names_file_and_keys(image_pairs, tmp_path):
+    opt = sr_options(image_pairs)
+    opt.update(is_train=False, dist=False, rank=0)
+    model = build_model(opt)
+    state = model.net_g.state_dict()
+    state.pop('output.weight')
+    state['patch_embed.proj.weight'] = torch.zeros(1, 3, 3, 3)
+    path = str(tmp_path / 'other.pth')
+    torch.save({'params': state}, path)
+    with pytest.raises(compat.CheckpointError, match=r"other.pth.*missing in the file \(1\): output.weight.*"
+                       r"shape mismatch \(1\): patch_embed.proj.weight"):
+        model.load_network(model.net_g, path, True, 'params')
