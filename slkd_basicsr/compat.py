@@ -18,19 +18,28 @@ BasicSR 1.4.2 was released for torch 1.x. Each fix below is small, documented in
    ``device_ids``.
 6. ``num_gpu`` greater than 0 on a machine without CUDA falls back to the CPU with a warning instead
    of failing on the first ``.cuda()`` call.
-7. BasicSR's file reading (``FileClient.get``, ``imfrombytes``, the paired path scanners) raises one
+7. A resumed run continues where the killed one stopped: the training state also records the python,
+   numpy and torch random states, and on resume the train sampler skips the batches of the current
+   epoch that were already consumed (BasicSR restarts the epoch) and restores those random states at
+   the point they were saved. With ``num_worker_per_gpu: 0`` in one process the resumed run is then
+   bit-identical to an uninterrupted one on the CPU; with loader workers, the data order is still right
+   but augmentation randomness is drawn afresh.
+8. BasicSR's file reading (``FileClient.get``, ``imfrombytes``, the paired path scanners) raises one
    clear error naming the file or LMDB key for missing, unpaired or corrupt data, instead of failing
    later on ``None`` (see ``slkd_basicsr.data.checked_io``).
 """
 import collections
 import importlib
 import os
+import random
 import sys
 import tempfile
 import types
+from dataclasses import dataclass
 from os import path as osp
 from typing import Any, Callable, Dict, Optional
 
+import numpy as np
 import torch
 
 _APPLIED = False
@@ -123,6 +132,33 @@ def latest_training_state(state_dir: str) -> Optional[str]:
     return osp.join(state_dir, f'{max(iters)}.state')
 
 
+@dataclass
+class ResumePosition:
+    """Where a resumed run picks up: the saved epoch and iteration, and the random states at that point."""
+    epoch: int
+    iter: int
+    rng: Optional[Dict[str, Any]]
+
+    def __str__(self) -> str:  # BasicSR logs the whole options dict; keep the random states out of it
+        return f'epoch {self.epoch}, iter {self.iter}'
+
+
+def rng_state() -> Dict[str, Any]:
+    """python, numpy and torch random states, in types that ``weights_only=True`` loads."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {'python': random.getstate(), 'numpy': [name, keys.tolist(), pos, has_gauss, cached],
+            'torch': torch.get_rng_state()}
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+
+
 def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Replacement for ``basicsr.train.load_resume_state`` (see the module docstring, fix 2)."""
     from basicsr.utils import check_resume
@@ -141,7 +177,44 @@ def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     ignored = list(opt['path'].get('ignore_resume_networks') or [])
     opt['path']['ignore_resume_networks'] = ignored + [key for key in teachers if key not in ignored]
     check_resume(opt, resume_state['iter'])
+    opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], resume_state.get('rng'))
     return resume_state
+
+
+def _resumable_loaders(create_train_val_dataloader: Callable) -> Callable:
+    """Wrap ``basicsr.train.create_train_val_dataloader`` so that a resumed run skips consumed batches (fix 7)."""
+
+    def wrapped(opt, logger):
+        result = create_train_val_dataloader(opt, logger)
+        train_loader, train_sampler = result[0], result[1]
+        position = opt.get('resume_position')
+        if position is not None and position.rng is not None:
+            consumed = position.iter - position.epoch * len(train_loader)
+            train_sampler.resume = {'skip': consumed * train_loader.batch_size, 'rng': position.rng}
+            logger.info(f'Resuming inside epoch {position.epoch}: skipping its first {consumed} batches.')
+        return result
+
+    wrapped.__wrapped__ = create_train_val_dataloader
+    return wrapped
+
+
+def _resumable_sampler_iter(sampler_iter: Callable) -> Callable:
+    """Wrap ``EnlargedSampler.__iter__``: once after resume, skip consumed samples and restore random states.
+
+    The sampler is iterated when the first batch is fetched, after the DataLoader has drawn its base seed:
+    exactly where the uninterrupted run stood when it saved the state.
+    """
+
+    def wrapped(self):
+        indices = list(sampler_iter(self))
+        resume = getattr(self, 'resume', None)
+        if resume is not None:
+            self.resume = None
+            indices = indices[resume['skip']:]
+            set_rng_state(resume['rng'])
+        return iter(indices)
+
+    return wrapped
 
 
 def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
@@ -211,6 +284,7 @@ def training_state(self, epoch: int, current_iter: int) -> Dict[str, Any]:
         'iter': current_iter,
         'optimizers': [o.state_dict() for o in self.optimizers],
         'schedulers': [s.state_dict() for s in self.schedulers],
+        'rng': rng_state(),
     }
 
 
@@ -279,10 +353,13 @@ def apply() -> None:
 
     import basicsr.test
     import basicsr.train
+    from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util, options
 
     basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.create_train_val_dataloader = _resumable_loaders(basicsr.train.create_train_val_dataloader)
+    EnlargedSampler.__iter__ = _resumable_sampler_iter(EnlargedSampler.__iter__)
     basicsr.train.parse_options = _cpu_fallback(basicsr.train.parse_options)
     basicsr.test.parse_options = _cpu_fallback(basicsr.test.parse_options)
     dist_util.init_dist = init_dist
