@@ -19,6 +19,9 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from helpers import REPO_ROOT, run_entry, save_checkpoint, write_options
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
+# full-size teachers make a run slow: the default suite runs the deraining recipes, the others are marked slow
+FAST_RUNS = {'slkd_derain.yml', 'train_teacher_b_derain.yml', 'test_slkd_derain.yml'}
+RUN_FILES = [p if osp.basename(p) in FAST_RUNS else pytest.param(p, marks=pytest.mark.slow) for p in OPTION_FILES]
 PRESET_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', 'presets', '*.yml')))
 
 
@@ -83,7 +86,7 @@ def _redirect(opt, image_pairs, root):
     return opt
 
 
-@pytest.mark.parametrize('path', OPTION_FILES, ids=osp.basename)
+@pytest.mark.parametrize('path', RUN_FILES, ids=osp.basename)
 def test_runs_on_generated_data(path, image_pairs, tmp_path):
     opt = _redirect(_load(path), image_pairs, str(tmp_path))
     module = 'slkd_basicsr.test' if osp.basename(path).startswith('test_') else 'slkd_basicsr.train'
