@@ -195,7 +195,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='slkd-demo', description=__doc__.splitlines()[0])
     parser.add_argument('--workdir', default='slkd_demo', help='where experiments/ and results/ go')
     parser.add_argument('--teacher-b-iters', type=int, default=100, help='clean->clean fine-tuning of Teacher B')
-    parser.add_argument('--student-iters', type=int, default=400, help='SLKD iterations of the student')
+    parser.add_argument('--student-iters', type=int, default=500, help='SLKD iterations of the student')
     parser.add_argument('--train-teacher-a', type=int, metavar='ITERS', default=0,
                         help='train Teacher A for ITERS iterations instead of using the shipped checkpoint')
     parser.add_argument('--save-asset', action='store_true', help='with --train-teacher-a: replace the shipped one')
