@@ -155,3 +155,49 @@ def test_teacher_without_checkpoint_is_a_clear_error(image_pairs, teachers):
     del opt['path']['pretrain_network_teacher_b']
     with pytest.raises(ValueError, match='path.pretrain_network_teacher_b is not set'):
         build_model(opt)
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(image_pairs, teachers):
+    from slkd_basicsr.models.slkd_model import NonFiniteLossError
+
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['train']['max_nonfinite_steps'] = 2
+    model = build_model(opt)
+    batch = _batch(opt)
+    before = _state(model.net_g)
+    poisoned = {'lq': batch['lq'].clone(), 'gt': batch['gt'].clone()}
+    poisoned['gt'][0, 0, 0, 0] = float('nan')
+    model.feed_data(poisoned)
+    model.optimize_parameters(1)
+    assert model.get_current_log()['nonfinite_steps'] == 1
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+    model.feed_data(batch)
+    model.optimize_parameters(2)  # a good step resets the run of bad ones
+    assert model.nonfinite_in_row == 0
+    for it in (3, 4):
+        model.feed_data(poisoned)
+        if it == 4:
+            with pytest.raises(NonFiniteLossError, match='max_nonfinite_steps'):
+                model.optimize_parameters(it)
+        else:
+            model.optimize_parameters(it)
+
+
+def test_student_and_scm_in_ddp_teachers_not(image_pairs, teachers, monkeypatch):
+    from slkd_basicsr import compat
+
+    for key, value in (('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1'), ('MASTER_ADDR', '127.0.0.1'),
+                       ('MASTER_PORT', '29544')):
+        monkeypatch.setenv(key, value)
+    compat.init_dist('pytorch')
+    try:
+        opt = in_process(slkd_options(image_pairs, teachers))
+        opt['dist'] = True
+        model = build_model(opt)
+        ddp = torch.nn.parallel.DistributedDataParallel
+        assert isinstance(model.net_g, ddp) and isinstance(model.net_scm, ddp)
+        assert not isinstance(model.teacher_a, ddp) and not isinstance(model.teacher_b, ddp)
+        logs = _train(model, _batch(opt), 2)
+        assert {'l_nc', 'l_et'} <= set(logs[-1]) and logs[-1]['nonfinite_steps'] == 0
+    finally:
+        torch.distributed.destroy_process_group()
