@@ -2,6 +2,8 @@
 from os import path as osp
 from typing import Dict
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -31,3 +33,17 @@ def teachers(tmp_path_factory) -> Dict[str, str]:
         'a': save_checkpoint(build_network(tiny_teacher(True)), str(root / 'teacher_a.pth')),
         'b': save_checkpoint(build_network(tiny_teacher(False)), str(root / 'teacher_b.pth')),
     }
+
+
+@pytest.fixture
+def write_images():
+    """Factory: write small random colour PNGs ``names`` into ``folder`` (created) and return the folder."""
+
+    def write(folder, names, shape=(32, 40), seed=0):
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        for name in names:
+            cv2.imwrite(str(folder / name), rng.integers(0, 256, (*shape, 3), dtype=np.uint8))
+        return folder
+
+    return write

@@ -164,3 +164,22 @@ def in_process(opt: Dict[str, Any]) -> Dict[str, Any]:
     opt = copy.deepcopy(opt)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
     return opt
+
+
+def train_batch(opt: Dict[str, Any], size: int = 2) -> Dict[str, torch.Tensor]:
+    """A fixed batch of ``size`` items from the options' training dataset."""
+    from basicsr.data import build_dataset
+
+    dataset = build_dataset({**opt['datasets']['train'], 'phase': 'train', 'scale': 1})
+    items = [dataset[i] for i in range(size)]
+    return {key: torch.stack([item[key] for item in items]) for key in ('lq', 'gt')}
+
+
+def train_steps(model: Any, batch: Dict[str, torch.Tensor], iters: int) -> List[Dict[str, float]]:
+    """``iters`` optimiser steps on ``batch``; the log of each step."""
+    logs = []
+    for it in range(1, iters + 1):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        logs.append(dict(model.get_current_log()))
+    return logs

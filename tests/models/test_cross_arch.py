@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from basicsr.archs import build_network
-from basicsr.data import build_dataset
 from basicsr.models import build_model
-from helpers import REPO_ROOT, TINY_RESTORMER, in_process, save_checkpoint, slkd_options
+from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, save_checkpoint, slkd_options, train_batch,
+                     train_steps)
 
 TINY_STUDENTS = {
     'Restormer': TINY_RESTORMER,
@@ -77,19 +77,6 @@ def _options(image_pairs, tmp_path, student, teacher_family, recipe):
     return in_process(opt)
 
 
-def _batch(opt, size=2):
-    dataset = build_dataset({**opt['datasets']['train'], 'phase': 'train', 'scale': 1})
-    items = [dataset[i] for i in range(size)]
-    return {key: torch.stack([item[key] for item in items]) for key in ('lq', 'gt')}
-
-
-def _train(model, batch, iters):
-    logs = []
-    for it in range(1, iters + 1):
-        model.feed_data(batch)
-        model.optimize_parameters(it)
-        logs.append(dict(model.get_current_log()))
-    return logs
 
 
 @pytest.mark.parametrize('family', list(TINY_STUDENTS))
@@ -97,7 +84,7 @@ def test_family_trains_as_teachers_and_student(family, image_pairs, tmp_path):
     opt = _options(image_pairs, tmp_path, TINY_STUDENTS[family], family, RECIPES[family])
     model = build_model(opt)
     before = {k: v.detach().clone() for k, v in model.net_g.state_dict().items()}
-    logs = _train(model, _batch(opt), 3)
+    logs = train_steps(model, train_batch(opt), 3)
     assert {'l_pix', 'l_kd', 'l_nc', 'l_et', 'l_total'} <= set(logs[-1])
     assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)
     after = model.net_g.state_dict()
@@ -107,7 +94,7 @@ def test_family_trains_as_teachers_and_student(family, image_pairs, tmp_path):
 def test_restormer_teachers_distil_into_nafnet_student(image_pairs, tmp_path):
     opt = _options(image_pairs, tmp_path, TINY_STUDENTS['NAFNet'], 'Restormer', 'slkd_derain_restormer_to_nafnet.yml')
     model = build_model(opt)
-    batch = _batch(opt)
+    batch = train_batch(opt)
 
     # the recipe pairs taps at different resolutions: the SCM must resize those to the teacher's size
     with torch.no_grad():
@@ -122,7 +109,7 @@ def test_restormer_teachers_distil_into_nafnet_student(image_pairs, tmp_path):
     assert any(s.shape[-2:] != t.shape[-2:] for s, t in zip(student, teacher))
     assert [c.shape for c in converted] == [t.shape for t in teacher]
 
-    logs = _train(model, batch, 15)
+    logs = train_steps(model, batch, 15)
     assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)
     first, last = sum(log['l_total'] for log in logs[:3]) / 3, sum(log['l_total'] for log in logs[-3:]) / 3
     assert last < 0.8 * first

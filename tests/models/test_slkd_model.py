@@ -6,28 +6,14 @@ import pytest
 import torch
 
 from basicsr.archs import build_network
-from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils import check_resume
-from helpers import in_process, run_entry, slkd_options, write_options
+from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
 from slkd_basicsr.models.feature_taps import TapError
 
 LOSS_KEYS = {'kd': 'kd_opt', 'nc': 'nc_opt', 'et': 'et_opt'}
 
 
-def _batch(opt, size=2):
-    dataset = build_dataset({**opt['datasets']['train'], 'phase': 'train', 'scale': 1})
-    items = [dataset[i] for i in range(size)]
-    return {key: torch.stack([item[key] for item in items]) for key in ('lq', 'gt')}
-
-
-def _train(model, batch, iters):
-    logs = []
-    for it in range(1, iters + 1):
-        model.feed_data(batch)
-        model.optimize_parameters(it)
-        logs.append(dict(model.get_current_log()))
-    return logs
 
 
 def _state(net):
@@ -39,7 +25,7 @@ def test_slkd_trains_with_frozen_teachers(image_pairs, teachers):
     model = build_model(opt)
     assert type(model).__name__ == 'SLKDModel'
     teacher_states = {name: _state(getattr(model, name)) for name in ('teacher_a', 'teacher_b')}
-    batch = _batch(opt)
+    batch = train_batch(opt)
 
     model.feed_data(batch)
     model.optimize_parameters(1)
@@ -55,7 +41,7 @@ def test_slkd_trains_with_frozen_teachers(image_pairs, teachers):
         for p in teacher.parameters():
             assert not p.requires_grad and p.grad is None and id(p) not in optimised
 
-    logs = _train(model, batch, 20)
+    logs = train_steps(model, batch, 20)
     assert {'l_pix', 'l_kd', 'l_nc', 'l_et', 'l_total'} <= set(logs[0])
     assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)
     first, last = sum(log['l_total'] for log in logs[:3]) / 3, sum(log['l_total'] for log in logs[-3:]) / 3
@@ -71,7 +57,7 @@ def test_ablations_train(image_pairs, teachers, removed):
     for term in removed:
         del opt['train'][LOSS_KEYS[term]]
     model = build_model(opt)
-    logs = _train(model, _batch(opt), 2)
+    logs = train_steps(model, train_batch(opt), 2)
     assert all(f'l_{term}' not in logs[-1] for term in removed)
     assert all(f'l_{term}' in logs[-1] for term in set(LOSS_KEYS) - set(removed))
     assert (model.teacher_b is None) == ('et' in removed)
@@ -83,12 +69,12 @@ def test_without_distillation_terms_equals_srmodel(image_pairs, teachers):
         del opt['train'][key]
     plain = copy.deepcopy(opt)
     plain['model_type'] = 'SRModel'
-    batch = _batch(opt)
+    batch = train_batch(opt)
     weights = []
     for options in (opt, plain):
         torch.manual_seed(3)
         model = build_model(options)
-        _train(model, batch, 5)
+        train_steps(model, batch, 5)
         weights.append(_state(model.net_g))
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
@@ -100,7 +86,7 @@ def test_resume_restores_student_scm_optimizer_scheduler(image_pairs, teachers, 
         os.makedirs(folder)
     opt['path'].update(paths)
     model = build_model(opt)
-    _train(model, _batch(opt), 3)
+    train_steps(model, train_batch(opt), 3)
     model.save(0, 3)
     assert sorted(os.listdir(paths['models'])) == ['net_g_3.pth', 'net_scm_3.pth']
 
@@ -163,7 +149,7 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(image_pairs, teachers):
     opt = in_process(slkd_options(image_pairs, teachers))
     opt['train']['max_nonfinite_steps'] = 2
     model = build_model(opt)
-    batch = _batch(opt)
+    batch = train_batch(opt)
     before = _state(model.net_g)
     poisoned = {'lq': batch['lq'].clone(), 'gt': batch['gt'].clone()}
     poisoned['gt'][0, 0, 0, 0] = float('nan')
@@ -197,7 +183,7 @@ def test_student_and_scm_in_ddp_teachers_not(image_pairs, teachers, monkeypatch)
         ddp = torch.nn.parallel.DistributedDataParallel
         assert isinstance(model.net_g, ddp) and isinstance(model.net_scm, ddp)
         assert not isinstance(model.teacher_a, ddp) and not isinstance(model.teacher_b, ddp)
-        logs = _train(model, _batch(opt), 2)
+        logs = train_steps(model, train_batch(opt), 2)
         assert {'l_nc', 'l_et'} <= set(logs[-1]) and logs[-1]['nonfinite_steps'] == 0
     finally:
         torch.distributed.destroy_process_group()
