@@ -58,7 +58,12 @@ def test_entry_points_accept_basicsr_flags(command):
         assert flag in out
 
 
-@pytest.mark.skipif(shutil.which('slkd-train') is None, reason='console scripts need `pip install`')
+def _script(name):
+    """A console script installed beside the running interpreter (a venv's bin/), else on PATH."""
+    return shutil.which(name, path=osp.dirname(sys.executable)) or shutil.which(name)
+
+
+@pytest.mark.skipif(_script('slkd-train') is None, reason='console scripts need `pip install`')
 def test_console_scripts_installed():
-    for script in ('slkd-train', 'slkd-test'):
-        _check(subprocess.run([script, '--help'], capture_output=True, text=True))
+    for script in ('slkd-train', 'slkd-test', 'slkd-make-lmdb', 'slkd-demo'):
+        _check(subprocess.run([_script(script), '--help'], capture_output=True, text=True))
