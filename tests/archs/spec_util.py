@@ -1,7 +1,7 @@
 """Helpers for tests that compare archs with the official checkpoint layouts in ``tests/data/spec``."""
 import json
 from os import path as osp
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 
@@ -53,3 +53,22 @@ def load_with_basicsr(net: torch.nn.Module, path: str, param_key: str = 'params'
 
     # load_network only needs the model for get_bare_model, so skip BaseModel.__init__ and its options
     BaseModel.load_network(BaseModel.__new__(BaseModel), net, path, True, param_key)
+
+
+def assert_keeps_size(net: torch.nn.Module, x: torch.Tensor) -> None:
+    """``net(x)`` has the shape of ``x`` and finite values."""
+    with torch.no_grad():
+        out = net(x)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+def assert_global_residual_switch(make: Callable[..., torch.nn.Module], x: torch.Tensor) -> None:
+    """``make(global_residual=False)`` has the same parameters and returns exactly the residual."""
+    with_residual, without = make(), make(global_residual=False)
+    assert state_dict_shapes(with_residual) == state_dict_shapes(without)
+    without.load_state_dict(with_residual.state_dict())
+    with torch.no_grad():
+        out, out_no_res = with_residual(x), without(x)
+    assert not torch.allclose(out, out_no_res)
+    torch.testing.assert_close(out_no_res + x, out)

@@ -4,8 +4,8 @@ from basicsr.archs import build_network
 
 from slkd_basicsr.archs.nafnet_arch import NAFBlock, NAFNet
 
-from .spec_util import (load_spec, load_with_basicsr, network_opt, spec_state_dict_shapes, state_dict_shapes,
-                        write_checkpoint)
+from .spec_util import (assert_global_residual_switch, assert_keeps_size, load_spec, load_with_basicsr, network_opt,
+                        spec_state_dict_shapes, state_dict_shapes, write_checkpoint)
 
 SPECS = ['nafnet_gopro_width64', 'nafnet_sidd_width32']
 TINY = dict(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1])
@@ -37,22 +37,11 @@ def test_spec_layout_and_strict_load(name, tmp_path):
 
 @pytest.mark.parametrize('size', [(37, 53), (32, 32), (3, 5)])
 def test_any_input_size_keeps_size(size):
-    x = torch.rand(1, 3, *size)
-    with torch.no_grad():
-        out = tiny()(x)
-    assert out.shape == x.shape
-    assert torch.isfinite(out).all()
+    assert_keeps_size(tiny(), torch.rand(1, 3, *size))
 
 
 def test_global_residual_off_predicts_the_image_itself():
-    with_residual, without = tiny(), tiny(global_residual=False)
-    assert state_dict_shapes(with_residual) == state_dict_shapes(without)
-    without.load_state_dict(with_residual.state_dict())
-    x = torch.rand(2, 3, 20, 28)
-    with torch.no_grad():
-        out, out_no_res = with_residual(x), without(x)
-    assert not torch.allclose(out, out_no_res)
-    torch.testing.assert_close(out_no_res + x, out)
+    assert_global_residual_switch(tiny, torch.rand(2, 3, 20, 28))
 
 
 def test_mismatched_levels_name_the_options():

@@ -6,8 +6,8 @@ from basicsr.archs import build_network
 from slkd_basicsr.archs.restormer_arch import Restormer
 from slkd_basicsr.archs.restormer_blocks import ChannelAttention, GatedDconvFeedForward, LayerNorm
 
-from .spec_util import (load_spec, load_with_basicsr, network_opt, spec_state_dict_shapes, state_dict_shapes,
-                        write_checkpoint)
+from .spec_util import (assert_global_residual_switch, assert_keeps_size, load_spec, load_with_basicsr, network_opt,
+                        spec_state_dict_shapes, state_dict_shapes, write_checkpoint)
 
 SPECS = ['restormer_deraining', 'restormer_real_denoising']
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 2, 4], ffn_expansion_factor=2)
@@ -34,23 +34,11 @@ def test_spec_layout_and_strict_load(name, tmp_path):
 
 @pytest.mark.parametrize('layer_norm', ['WithBias', 'BiasFree'])
 def test_any_input_size_keeps_size(layer_norm):
-    net = tiny(LayerNorm_type=layer_norm)
-    x = torch.rand(1, 3, 37, 53)
-    with torch.no_grad():
-        out = net(x)
-    assert out.shape == x.shape
-    assert torch.isfinite(out).all()
+    assert_keeps_size(tiny(LayerNorm_type=layer_norm), torch.rand(1, 3, 37, 53))
 
 
 def test_global_residual_off_predicts_the_image_itself():
-    with_residual, without = tiny(), tiny(global_residual=False)
-    assert state_dict_shapes(with_residual) == state_dict_shapes(without)
-    without.load_state_dict(with_residual.state_dict())
-    x = torch.rand(2, 3, 24, 40)
-    with torch.no_grad():
-        out, out_no_res = with_residual(x), without(x)
-    assert not torch.allclose(out, out_no_res)
-    torch.testing.assert_close(out_no_res + x, out)
+    assert_global_residual_switch(tiny, torch.rand(2, 3, 24, 40))
 
 
 def test_dual_pixel_takes_two_views_and_returns_one_image():

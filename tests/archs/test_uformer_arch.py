@@ -9,8 +9,8 @@ from basicsr.models import build_model
 
 from slkd_basicsr.archs.uformer_arch import LeWinTransformerBlock, Uformer, shift_window_mask
 
-from .spec_util import (load_spec, load_with_basicsr, network_opt, spec_state_dict_shapes, state_dict_shapes,
-                        write_checkpoint)
+from .spec_util import (assert_global_residual_switch, assert_keeps_size, load_spec, load_with_basicsr, network_opt,
+                        spec_state_dict_shapes, state_dict_shapes, write_checkpoint)
 
 TINY = dict(embed_dim=8, depths=[1] * 9, win_size=4, modulator=True)
 PRESET = osp.join(osp.dirname(__file__), osp.pardir, osp.pardir, 'options', 'presets', 'ufor_sl.yml')
@@ -55,23 +55,11 @@ def test_multi_gpu_checkpoint_loads_through_model_options(tmp_path):
 
 @pytest.mark.parametrize('size', [(37, 53), (64, 64), (70, 20)])
 def test_any_input_size_keeps_size(size):
-    net = tiny()
-    x = torch.rand(2, 3, *size)
-    with torch.no_grad():
-        out = net(x)
-    assert out.shape == x.shape
-    assert torch.isfinite(out).all()
+    assert_keeps_size(tiny(), torch.rand(2, 3, *size))
 
 
 def test_global_residual_off_predicts_the_image_itself():
-    with_residual, without = tiny(), tiny(global_residual=False)
-    assert state_dict_shapes(with_residual) == state_dict_shapes(without)
-    without.load_state_dict(with_residual.state_dict())
-    x = torch.rand(1, 3, 40, 24)
-    with torch.no_grad():
-        out, out_no_res = with_residual(x), without(x)
-    assert not torch.allclose(out, out_no_res)
-    torch.testing.assert_close(out_no_res + x, out)
+    assert_global_residual_switch(tiny, torch.rand(1, 3, 40, 24))
 
 
 def test_extra_input_channels_need_global_residual_off():
