@@ -3,8 +3,9 @@
 Times forward + backward of ``BRISQUEFeatureLoss`` (L_NC, on the encoder taps) and ``PIQEFeatureLoss``
 (L_ET, on the decoder taps) at the feature sizes of a Restormer-like SLKD run at patch 128, and divides by the
 forward + backward of the student network on the same batch, in the same process. The losses see features after
-the SCM, i.e. in the teacher's channel space (Restormer teacher, dim 48). Target: both losses together at most
-10% of the student step.
+the SCM, i.e. in the teacher's channel space (Restormer teacher, dim 48). Each loss is timed with its defaults
+(``sample_channels`` channels per level) and with every channel compared. Target: both losses together, with
+their defaults, at most 10% of the student step.
 
     python bench/extractors.py [--repeats 5] [--threads N]
 
@@ -16,7 +17,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -43,6 +44,8 @@ STUDENT = {
 ENCODER_TAPS: List[Tuple[int, int]] = [(48, 128), (96, 64), (192, 32), (384, 16)]  # encoder_level1..3, latent
 DECODER_TAPS: List[Tuple[int, int]] = [(192, 32), (96, 64), (96, 128)]  # decoder_level3..1
 LOSSES = {'BRISQUEFeatureLoss': ENCODER_TAPS, 'PIQEFeatureLoss': DECODER_TAPS}
+# the losses' defaults (a random subset of channels per level and call) and every channel compared
+VARIANTS = {'default': None, 'all': 0}
 
 
 def student_step() -> Tuple[Callable[[], None], str]:
@@ -57,15 +60,21 @@ def student_step() -> Tuple[Callable[[], None], str]:
     return step, f'{type(net).__module__}.{type(net).__name__}'
 
 
-def loss_step(loss_type: str, taps: List[Tuple[int, int]]) -> Callable[[], None]:
-    """One forward + backward of a loss on random student (with grad) and teacher (without) features."""
-    loss_fn = build_loss({'type': loss_type})
+def loss_step(loss_type: str, taps: List[Tuple[int, int]], sample_channels: Optional[int]) -> Callable[[], None]:
+    """One forward + backward of a loss on random student (with grad) and teacher (without) features.
+
+    ``sample_channels`` None keeps the loss's default; 0 compares every channel.
+    """
+    opt = {'type': loss_type}
+    if sample_channels is not None:
+        opt['sample_channels'] = sample_channels
+    loss_fn = build_loss(opt)
     student = [torch.randn(BATCH, c, s, s, requires_grad=True) for c, s in taps]
     teacher = [torch.randn(BATCH, c, s, s) for c, s in taps]
     return lambda: loss_fn(student, teacher).backward()
 
 
-def interleaved_medians(steps: Dict[str, Callable[[], None]], repeats: int) -> Dict[str, float]:
+def interleaved_medians(steps: Dict[Any, Callable[[], None]], repeats: int) -> Dict[Any, float]:
     """Median wall time of each step, in seconds, timed in alternation so that they share the machine's load."""
     times = {name: [] for name in steps}
     for round_index in range(repeats + 1):
@@ -87,7 +96,9 @@ def main() -> Dict:
 
     net_step, net_impl = student_step()
     steps = {'student': net_step}
-    steps.update({loss_type: loss_step(loss_type, taps) for loss_type, taps in LOSSES.items()})
+    for variant, sample_channels in VARIANTS.items():
+        steps.update({(loss_type, variant): loss_step(loss_type, taps, sample_channels)
+                      for loss_type, taps in LOSSES.items()})
     seconds = interleaved_medians(steps, args.repeats)
     net_time = seconds.pop('student')
     print(f'student step (forward+backward, batch {BATCH}, patch {PATCH}): {net_time * 1e3:.1f} ms')
@@ -100,15 +111,17 @@ def main() -> Dict:
         'student': STUDENT,
         'student_implementation': net_impl,
         'student_step_s': net_time,
-        'losses': {},
+        'variants': {},
     }
-    for loss_type, taps in LOSSES.items():
-        ratio = seconds[loss_type] / net_time
-        result['losses'][loss_type] = {'taps': taps, 'step_s': seconds[loss_type], 'ratio': ratio}
-        print(f'{loss_type:20s} taps {taps}: {seconds[loss_type] * 1e3:.1f} ms = {ratio:.1%} of the student step')
-    total = sum(seconds.values())
-    print(f'both losses: {total / net_time:.1%} of the student step (target <= 10%)')
-    result['both_ratio'] = total / net_time
+    for variant in VARIANTS:
+        record = result['variants'][variant] = {'losses': {}}
+        for loss_type, taps in LOSSES.items():
+            step_s = seconds[(loss_type, variant)]
+            record['losses'][loss_type] = {'taps': taps, 'step_s': step_s, 'ratio': step_s / net_time}
+            print(f'{variant:8s} {loss_type:20s} taps {taps}: {step_s * 1e3:.1f} ms = {step_s / net_time:.1%} '
+                  'of the student step')
+        record['both_ratio'] = sum(seconds[(loss_type, variant)] for loss_type in LOSSES) / net_time
+        print(f'{variant:8s} both losses: {record["both_ratio"]:.1%} of the student step (target <= 10%)')
 
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
     os.makedirs(out_dir, exist_ok=True)

@@ -5,7 +5,7 @@ level by level. Feature maps are not images: each channel is first scaled to uni
 :func:`standardise`), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses
 do not depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
 """
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ from slkd_basicsr.metrics.nss_util import PADDING_MODES, compute_dtype, mscn
 from slkd_basicsr.metrics.piqe_metric import piqe_block_maps
 
 _REDUCTIONS = ('none', 'mean', 'sum')
+DEFAULT_SAMPLE_CHANNELS = 16
 
 
 def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
@@ -28,15 +29,20 @@ def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
     x = x.to(compute_dtype(x))
     if padding != 'zero':
         x = x - x.mean(dim=(-2, -1), keepdim=True).detach()
-    scale = (x.square().mean(dim=(-2, -1), keepdim=True) + 1e-8).sqrt()
-    return x / scale
+    # a norm reads x once, with no squared copy of it
+    mean_square = torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).square() / (x.shape[-2] * x.shape[-1])
+    return x / (mean_square + 1e-8).sqrt()
 
 
 class _FeatureStatisticsLoss(nn.Module):
     """Shared plumbing: option checks, per-level comparison of student and teacher lists, BasicSR reduction."""
 
-    def __init__(self, loss_weight: float, reduction: str, c: float, padding: str, eps: float):
+    def __init__(self, loss_weight: float, reduction: str, c: float, padding: str, eps: float,
+                 sample_channels: Optional[int]):
         super().__init__()
+        if sample_channels is not None and sample_channels < 0:
+            raise ValueError(f'{type(self).__name__}: sample_channels must be a positive number of channels, '
+                             f'or 0 / null for all; got {sample_channels}')
         if reduction not in _REDUCTIONS:
             raise ValueError(f'{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
         if padding not in PADDING_MODES:
@@ -48,6 +54,19 @@ class _FeatureStatisticsLoss(nn.Module):
         self.c = c
         self.padding = padding
         self.eps = eps
+        self.sample_channels = sample_channels
+
+    def sample(self, student: torch.Tensor, teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The same ``sample_channels`` channels of both maps, drawn uniformly without replacement.
+
+        The loss is a mean over channels, so a random subset estimates it (and its gradient) without bias, at a
+        cost that no longer grows with the teacher's width; the draw uses torch's global generator, which
+        BasicSR seeds and the training state saves, so runs stay reproducible and resumable.
+        """
+        if not self.sample_channels or student.shape[1] <= self.sample_channels:
+            return student, teacher
+        index = torch.randperm(student.shape[1], device=student.device)[:self.sample_channels]
+        return student.index_select(1, index), teacher.index_select(1, index)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """Loss of one level, B x C x H x W each -> (B,)."""
@@ -72,7 +91,7 @@ class _FeatureStatisticsLoss(nn.Module):
             if s.shape != t.shape or s.dim() != 4 or min(s.shape[-2:]) < 4:
                 raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
                                  'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
-        losses = torch.stack([self.level_loss(s, t) for s, t in zip(student_feats, teacher_feats)])
+        losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
         if self.reduction == 'mean':
             losses = losses.mean()
         elif self.reduction == 'sum':
@@ -98,6 +117,9 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
         shape: how the 5 shape parameters per scale enter the comparison: 'ratio' (their moment ratios, a
             monotone function of the shape in [0, 0.75]; well conditioned) or 'interp' (the shapes themselves by
             interpolated inverse, in [0.2, 10]; their steep inverse slows optimisation). Default 'ratio'.
+        sample_channels: channels per level compared at each call, drawn at random and the same for student
+            and teacher (an unbiased estimate of the all-channel loss at a fixed cost); 0 or None compares all.
+            Default 16.
     """
 
     def __init__(self,
@@ -107,8 +129,9 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
                  padding: str = 'replicate',
                  eps: float = 1e-6,
                  min_scale_size: int = 4,
-                 shape: str = 'ratio'):
-        super().__init__(loss_weight, reduction, c, padding, eps)
+                 shape: str = 'ratio',
+                 sample_channels: Optional[int] = DEFAULT_SAMPLE_CHANNELS):
+        super().__init__(loss_weight, reduction, c, padding, eps, sample_channels)
         if shape not in ('ratio', 'interp'):
             raise ValueError(f"BRISQUEFeatureLoss: shape must be 'ratio' or 'interp', got {shape!r}")
         self.min_scale_size = min_scale_size
@@ -131,7 +154,8 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
     Per channel, the MSCN map is cut into n x n blocks (the map is cropped to a multiple of n) and each block gets
     smooth activity, border-impairment, noise and distortion values (MATLAB piqe's hard thresholds replaced by
     sigmoids of width ``temperature``). Blocks are weighted toward the teacher's active (edge/texture) blocks:
-    weight = inactive_weight + (1 - inactive_weight) * teacher activity.
+    weight = inactive_weight + (1 - inactive_weight) * teacher activity; the weighted mean is taken per channel,
+    then averaged over channels.
 
     Args:
         loss_weight: multiplier of the loss. Default 1.0.
@@ -143,6 +167,9 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
         segment_size: border run length for the impairment test (images use 6), at most n. Default 3.
         temperature: sigmoid width of the thresholds. Default 0.02.
         inactive_weight: weight of blocks the teacher finds inactive. Default 0.1.
+        sample_channels: channels per level compared at each call, drawn at random and the same for student
+            and teacher (an unbiased estimate of the all-channel loss at a fixed cost); 0 or None compares all.
+            Default 16.
     """
 
     def __init__(self,
@@ -154,8 +181,9 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
                  block_size: int = 4,
                  segment_size: int = 3,
                  temperature: float = 0.02,
-                 inactive_weight: float = 0.1):
-        super().__init__(loss_weight, reduction, c, padding, eps)
+                 inactive_weight: float = 0.1,
+                 sample_channels: Optional[int] = DEFAULT_SAMPLE_CHANNELS):
+        super().__init__(loss_weight, reduction, c, padding, eps, sample_channels)
         if block_size < 4 or not 2 <= segment_size <= block_size or temperature <= 0 or not 0 <= inactive_weight <= 1:
             raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, '
                              'temperature > 0 and 0 <= inactive_weight <= 1; got '
@@ -177,4 +205,5 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
         student_maps, teacher_maps = self.block_maps(student), self.block_maps(teacher)
         weight = self.inactive_weight + (1 - self.inactive_weight) * teacher_maps[:, :, 0].detach()
         distance = (student_maps - teacher_maps).abs().mean(dim=2)
-        return (weight * distance).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))
+        # normalised per channel, so that the mean over channels (and a random subset of them) is unbiased
+        return ((weight * distance).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))).mean(dim=1)

@@ -14,7 +14,6 @@ from typing import Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 PADDING_MODES = ('zero', 'replicate', 'reflect')
 # How distribution shapes are reported: reference grid search, differentiable inverse, or the moment ratio itself.
@@ -58,21 +57,64 @@ def _gaussian_matrix(length: int, padding: str, kernel_size: int, sigma: float) 
     return matrix
 
 
+def _gaussian_matrices(shape: torch.Size, padding: str, kernel_size: int, sigma: float,
+                       like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Row and column matrices of :func:`gaussian_filter` for maps of ``shape`` (... x H x W), as ``like``."""
+    if padding not in PADDING_MODES:
+        raise ValueError(f'padding must be one of {PADDING_MODES}, got {padding!r}')
+    return tuple(
+        _gaussian_matrix(length, padding, kernel_size, sigma).to(dtype=like.dtype, device=like.device)
+        for length in shape[-2:])
+
+
 def gaussian_filter(x: torch.Tensor, padding: str = 'zero', kernel_size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
     """Filter every channel of ``x`` (... x H x W) with a normalised separable Gaussian, output the same size.
 
     Args:
         padding: 'zero' (MATLAB ``filter2(..., 'same')``), 'replicate' (``imgaussfilt`` default) or 'reflect'.
     """
-    if padding not in PADDING_MODES:
-        raise ValueError(f'padding must be one of {PADDING_MODES}, got {padding!r}')
-    rows = _gaussian_matrix(x.shape[-2], padding, kernel_size, sigma).to(dtype=x.dtype, device=x.device)
-    cols = _gaussian_matrix(x.shape[-1], padding, kernel_size, sigma).to(dtype=x.dtype, device=x.device)
+    rows, cols = _gaussian_matrices(x.shape, padding, kernel_size, sigma, x)
     return rows @ x @ cols.T
 
 
+class _MSCN(torch.autograd.Function):
+    """MSCN coefficients with a hand-written backward.
+
+    Autograd would keep and allocate a dozen full-size intermediates; here the two filtered moments share one
+    buffer, the forward works in place, and the backward filters both gradients with one pair of products
+    (the adjoint of ``A x B^T`` is ``A^T g B``). Large fresh tensors are what these memory-bound maps cost most.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, c: float, eps: float) -> torch.Tensor:
+        moments = x.new_empty(2, *x.shape)
+        moments[0] = x
+        torch.mul(x, x, out=moments[1])
+        filtered = rows @ moments @ cols.T
+        mu, local_var = filtered[0], filtered[1]
+        local_var.addcmul_(mu, mu, value=-1)
+        denom = local_var.abs().add_(eps).sqrt_().add_(c)
+        m = torch.sub(x, mu).div_(denom)
+        ctx.save_for_backward(x, m, mu, local_var, denom, rows, cols)
+        ctx.c = c
+        return m
+
+    @staticmethod
+    def backward(ctx, grad_m: torch.Tensor):
+        x, m, mu, local_var, denom, rows, cols = ctx.saved_tensors
+        direct = grad_m / denom  # through x - mu
+        grads = x.new_empty(2, *x.shape)
+        g_mu, g_var = grads[0], grads[1]
+        # m = (x - mu) / (sqrt(|var| + eps) + c): d/dvar = -m / denom * sign(var) / (2 sqrt(|var| + eps))
+        torch.mul(direct, m, out=g_var).mul_(local_var.sign()).div_(denom - ctx.c).mul_(-0.5)
+        # var = G(x^2) - mu^2 and mu = G(x)
+        torch.mul(mu, g_var, out=g_mu).mul_(-2).sub_(direct)
+        filtered = rows.T @ grads @ cols
+        return direct.add_(filtered[0]).addcmul_(x, filtered[1], value=2), None, None, None, None
+
+
 def mscn(x: torch.Tensor,
-         c: float | torch.Tensor = 1.0,
+         c: float = 1.0,
          padding: str = 'zero',
          kernel_size: int = 7,
          sigma: float = 7 / 6,
@@ -81,30 +123,48 @@ def mscn(x: torch.Tensor,
 
     Args:
         x: B x C x H x W, any range (images: [0, 255]).
-        c: stabilising constant, a float or a tensor broadcastable to B x C x 1 x 1.
+        c: stabilising constant.
         padding: border handling of the Gaussian window, see :func:`gaussian_filter`.
         eps: added under the square root so that its gradient stays finite on flat regions (0 = reference).
 
     Returns:
         B x C x H x W in the compute dtype of ``x``.
     """
-    x = x.to(compute_dtype(x))
-    both = gaussian_filter(torch.cat([x, x * x], dim=1), padding, kernel_size, sigma)
-    mu, mean_sq = both.split(x.shape[1], dim=1)
-    local_std = ((mean_sq - mu * mu).abs() + eps).sqrt()
-    return (x - mu) / (local_std + c)
+    x = x.to(compute_dtype(x)).contiguous()
+    rows, cols = _gaussian_matrices(x.shape, padding, kernel_size, sigma, x)
+    return _MSCN.apply(x, rows, cols, float(c), float(eps))
 
 
-def _circular_shift(m: torch.Tensor, di: int, dj: int) -> torch.Tensor:
-    """``m`` circularly shifted by (di, dj), |di|, |dj| <= 1, as MATLAB's circshift: out[i, j] = m[i - di, j - dj]."""
-    h, w = m.shape[-2:]
-    wrapped = F.pad(m, (1, 1, 1, 1), mode='circular')
-    return wrapped[..., 1 - di:1 - di + h, 1 - dj:1 - dj + w]
+def _wrap_pieces(length: int, shift: int) -> Tuple[Tuple[slice, slice], ...]:
+    """(target, source) index ranges along one axis with ``out[i] = x[(i - shift) mod length]``."""
+    shift %= length
+    pieces = ((slice(shift, length), slice(0, length - shift)), (slice(0, shift), slice(length - shift, length)))
+    return tuple(piece for piece in pieces if piece[0].start != piece[0].stop)
+
+
+def _shift_pieces(h: int, w: int, di: int, dj: int):
+    """Pairs of (target, source) 2-D index tuples that together make a circular shift by (di, dj) of an h x w map.
+
+    Working on these views instead of a padded copy lets shifted products be written straight into a buffer.
+    """
+    for rows_to, rows_from in _wrap_pieces(h, di):
+        for cols_to, cols_from in _wrap_pieces(w, dj):
+            yield (..., rows_to, cols_to), (..., rows_from, cols_from)
+
+
+def _shifted_product(m: torch.Tensor, di: int, dj: int, out: torch.Tensor) -> torch.Tensor:
+    """Write ``m * circshift(m, (di, dj))`` (MATLAB's circshift: ``out[i, j] = m[i, j] m[i - di, j - dj]``) to out."""
+    for target, source in _shift_pieces(*m.shape[-2:], di, dj):
+        torch.mul(m[target], m[source], out=out[target])
+    return out
 
 
 def neighbour_products(m: torch.Tensor) -> torch.Tensor:
     """Products of ``m`` (B x C x H x W) with its circular shifts (0,1), (1,0), (1,1), (-1,1): B x C x 4 x H x W."""
-    return torch.stack([m * _circular_shift(m, di, dj) for di, dj in NEIGHBOUR_SHIFTS], dim=2)
+    out = m.new_empty(*m.shape[:-2], len(NEIGHBOUR_SHIFTS), *m.shape[-2:])
+    for k, (di, dj) in enumerate(NEIGHBOUR_SHIFTS):
+        _shifted_product(m, di, dj, out[..., k, :, :])
+    return out
 
 
 def to_blocks(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -113,6 +173,54 @@ def to_blocks(x: torch.Tensor, n: int) -> torch.Tensor:
     if h % n or w % n:
         raise ValueError(f'map size {h}x{w} is not a multiple of the block size {n}')
     return x.reshape(b, c, h // n, n, w // n, n).transpose(-3, -2)
+
+
+@lru_cache(maxsize=None)
+def _window_matrix(n: int, segment: int) -> torch.Tensor:
+    """n x (n - segment + 1) float64 0/1 matrix whose column k sums samples k .. k + segment - 1."""
+    index = torch.arange(n)[:, None] - torch.arange(n - segment + 1)[None, :]
+    return ((index >= 0) & (index < segment)).to(torch.float64)
+
+
+def _block_edges(blocks: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Views of the top, right, bottom and left border samples of ... x n x n blocks, each ... x n."""
+    return blocks[..., 0, :], blocks[..., :, -1], blocks[..., -1, :], blocks[..., :, 0]
+
+
+class _BlockSums(torch.autograd.Function):
+    """Column sums and border run sums of n x n blocks, with a backward that writes each gradient once.
+
+    Autograd of the slicing, stacking and windowing would build a full-size zero tensor per border view.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, n: int, segment: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        blocks = to_blocks(x, n)
+        window = _window_matrix(n, segment).to(dtype=x.dtype, device=x.device)
+        ctx.save_for_backward(window)
+        ctx.shape, ctx.n = x.shape, n
+        return blocks.sum(-2), torch.stack(_block_edges(blocks), dim=-2) @ window
+
+    @staticmethod
+    def backward(ctx, grad_columns: torch.Tensor, grad_runs: torch.Tensor):
+        window, = ctx.saved_tensors
+        grad_x = grad_columns.new_empty(ctx.shape)
+        grad_blocks = to_blocks(grad_x, ctx.n)
+        grad_blocks.copy_(grad_columns[..., None, :].expand_as(grad_blocks))
+        grad_edges = grad_runs @ window.T
+        for k, edge in enumerate(_block_edges(grad_blocks)):
+            edge.add_(grad_edges[..., k, :])
+        return grad_x, None, None
+
+
+def block_sums(x: torch.Tensor, n: int, segment: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Sums over the n x n blocks of ``x`` (B x C x H x W, H and W multiples of n) that PIQE's statistics need.
+
+    Returns:
+        column sums B x C x H/n x W/n x n (one per block column), and sums of every run of ``segment``
+        consecutive samples along the top, right, bottom and left borders: B x C x H/n x W/n x 4 x (n-segment+1).
+    """
+    return _BlockSums.apply(x, n, segment)
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float) -> torch.Tensor:
@@ -183,8 +291,9 @@ def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tenso
     Returns:
         shape ``a`` (or its ratio) and variance ``E[x^2]``, each of shape ``x.shape[:-1]``.
     """
-    variance = x.square().mean(-1)
-    mean_abs = x.abs().mean(-1)
+    # norms read x once each, with no squared or absolute copy of it
+    variance = torch.linalg.vector_norm(x, 2, dim=-1).square() / x.shape[-1]
+    mean_abs = torch.linalg.vector_norm(x, 1, dim=-1) / x.shape[-1]
     if method == 'grid':
         grid, table = _shape_table(SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE)
         grid, table = grid.to(x.device), table.to(x.device)
@@ -195,61 +304,96 @@ def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tenso
     return (ratio if method == 'ratio' else solve_shape(ratio, method)), variance
 
 
-def _signed_moments(x: torch.Tensor) -> torch.Tensor:
-    """Sums over the last dimension of [x^2 on x < 0, x^2 on x > 0, |x|, x^2] and counts of x < 0, x > 0."""
-    negative, positive = x.clamp(max=0), x.clamp(min=0)
-    sums = [torch.linalg.vecdot(negative, negative), torch.linalg.vecdot(positive, positive), x.abs().sum(-1)]
-    counts = [(x < 0).sum(-1).to(x.dtype), (x > 0).sum(-1).to(x.dtype)]
-    return torch.stack(sums + [torch.linalg.vecdot(x, x)] + counts, dim=-1)
+def _moment_rows(samples: torch.Tensor) -> torch.Tensor:
+    """An empty ... x 4 x N buffer for :func:`_signed_moments`, its last row set to ones."""
+    rows = samples.new_empty(*samples.shape[:-1], 4, samples.shape[-1])
+    rows[..., 3, :] = 1
+    return rows
 
 
-def _signed_moments_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient wrt ``x`` of :func:`_signed_moments` (its counts are piecewise constant) given ``grad`` (..., 6).
+def _fill_sign_rows(rows: torch.Tensor) -> None:
+    """Overwrite rows 1 and 2 of a :func:`_moment_rows` buffer with sign(x) and min(x, 0) of its row 0."""
+    x = rows[..., 0, :]
+    torch.sign(x, out=rows[..., 1, :])
+    torch.clamp(x, max=0, out=rows[..., 2, :])
 
-    With p = max(x, 0) and x - p = min(x, 0): d/dx = 2 x (g_left + g_square) + 2 p (g_right - g_left) + sign(x) g_abs.
+
+def _signed_moments(rows: torch.Tensor) -> torch.Tensor:
+    """Sums over N samples of [x^2 on x < 0, x^2 on x > 0, |x|, x^2] and counts of x < 0, x > 0: ... x 6.
+
+    ``rows`` (... x 4 x N, from :func:`_moment_rows`) holds the samples x in row 0; rows 1 and 2 are
+    overwritten by :func:`_fill_sign_rows`. Every sum is then an entry of the rows' Gram matrix, so one matrix
+    product reads the samples once instead of one masked pass per statistic (x.sign = sum |x|, sign.sign =
+    count of non-zeros, sign.1 = positives - negatives).
     """
-    g_left, g_right, g_abs, g_square = (g[..., None] for g in grad[..., :4].unbind(-1))
-    out = torch.addcmul(x * (2 * (g_left + g_square)), x.clamp(min=0), 2 * (g_right - g_left))
-    return out.addcmul_(x.sign(), g_abs)
+    _fill_sign_rows(rows)
+    gram = rows @ rows.transpose(-1, -2)
+    left, square, nonzero, balance = gram[..., 2, 2], gram[..., 0, 0], gram[..., 1, 1], gram[..., 1, 3]
+    return torch.stack([left, square - left, gram[..., 0, 1], square, (nonzero - balance) / 2,
+                        (nonzero + balance) / 2], dim=-1)
+
+
+def _signed_moments_grad(rows: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient wrt x of :func:`_signed_moments` (its counts are piecewise constant) given ``grad`` (..., 6).
+
+    ``rows`` is as :func:`_signed_moments` left it. d/dx = 2 x (g_right + g_square) + sign(x) g_abs
+    + 2 min(x, 0) (g_left - g_right): one matrix product with the first three rows. Returns ... x N.
+    """
+    g_left, g_right, g_abs, g_square = grad[..., :4].unbind(-1)
+    coefficients = torch.stack([2 * (g_right + g_square), g_abs, 2 * (g_left - g_right)], dim=-1)
+    return (coefficients[..., None, :] @ rows[..., :3, :]).squeeze(-2)
 
 
 class _SignedMoments(torch.autograd.Function):
-    """:func:`_signed_moments` with a hand-written backward (a few passes instead of a chain of masked ops)."""
+    """:func:`_signed_moments` of ... x N samples with a hand-written backward."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return _signed_moments(x)
+        rows = _moment_rows(x)
+        rows[..., 0, :] = x
+        ctx.save_for_backward(rows)
+        return _signed_moments(rows)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, = ctx.saved_tensors
-        return _signed_moments_grad(x, grad)
+        rows, = ctx.saved_tensors
+        return _signed_moments_grad(rows, grad)
 
 
 class _NeighbourMoments(torch.autograd.Function):
-    """:func:`_signed_moments` of the four neighbour products of B x C x H x W, flattened: B x C x 4 x 6.
+    """:func:`_signed_moments` of the four neighbour products of B x C x H x W: B x C x 4 x 6.
 
-    The products are never kept: backward recomputes them one shift at a time, which saves the memory and the
-    slicing/stacking backward of ``neighbour_products``; these sums dominate the cost of the BRISQUE loss.
+    Each product is written into one reused buffer and never kept: backward recomputes it, which saves memory
+    and allocations (on a CPU, fresh large tensors cost more than the arithmetic); these sums dominate the
+    cost of the BRISQUE loss.
     """
 
     @staticmethod
     def forward(ctx, m: torch.Tensor) -> torch.Tensor:
+        m = m.contiguous()
         ctx.save_for_backward(m)
-        return torch.stack([_signed_moments((m * _circular_shift(m, di, dj)).flatten(-2))
-                            for di, dj in NEIGHBOUR_SHIFTS], dim=2)
+        rows = _moment_rows(m.flatten(-2))
+        product = rows[..., 0, :].unflatten(-1, m.shape[-2:])
+        moments = []
+        for di, dj in NEIGHBOUR_SHIFTS:
+            _shifted_product(m, di, dj, product)
+            moments.append(_signed_moments(rows))
+        return torch.stack(moments, dim=2)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         m, = ctx.saved_tensors
+        rows = _moment_rows(m.flatten(-2))
+        product = rows[..., 0, :].unflatten(-1, m.shape[-2:])
         grad_m = torch.zeros_like(m)
         for k, (di, dj) in enumerate(NEIGHBOUR_SHIFTS):
-            shifted = _circular_shift(m, di, dj)
-            product = m * shifted
-            grad_p = _signed_moments_grad(product.flatten(-2), grad[:, :, k]).view_as(m)
-            # d(m_i m_{i-d})/dm: the direct term, plus the term where m is the shifted factor (shift back by -d)
-            grad_m += grad_p * shifted + _circular_shift(grad_p * m, -di, -dj)
+            _shifted_product(m, di, dj, product)
+            _fill_sign_rows(rows)
+            grad_p = _signed_moments_grad(rows, grad[..., k, :]).view_as(m)
+            # d(m_i m_{i-d})/dm: the term where m is the first factor, and the one where it is the shifted one
+            for target, source in _shift_pieces(*m.shape[-2:], di, dj):
+                grad_m[target].addcmul_(grad_p[target], m[source])
+                grad_m[source].addcmul_(grad_p[target], m[target])
         return grad_m
 
 

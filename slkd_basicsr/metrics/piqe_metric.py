@@ -10,7 +10,7 @@ import torch
 
 from basicsr.utils.registry import METRIC_REGISTRY
 from .image_util import image_to_gray, metric_image
-from .nss_util import mscn, to_blocks
+from .nss_util import block_sums, mscn
 
 IMAGE_BLOCK_SIZE = 16
 IMAGE_SEGMENT_SIZE = 6
@@ -71,17 +71,13 @@ def piqe_block_maps(m: torch.Tensor,
         B x C x 4 x H/n x W/n: activity, impairment, noise, distortion (in [0, 1] except distortion).
     """
     n = block_size
-    blocks, blocks_sq = to_blocks(m, n), to_blocks(m * m, n)
-    column_sum, column_sum_sq = blocks.sum(-2), blocks_sq.sum(-2)  # ... x n, one entry per block column
+    column_sum, border_runs = block_sums(m, n, segment_size)
+    column_sum_sq, border_runs_sq = block_sums(m * m, n, segment_size)
     total, total_sq = column_sum.sum(-1), column_sum_sq.sum(-1)
     variance = _sample_var(total, total_sq, n * n)
     activity = _threshold(variance, ACTIVITY_THRESHOLD, temperature)
 
-    def borders(b: torch.Tensor) -> torch.Tensor:  # ... x 4 x segments: window sums along top, right, bottom, left
-        edges = torch.stack([b[..., 0, :], b[..., :, -1], b[..., -1, :], b[..., :, 0]], dim=-2)
-        return edges.unfold(-1, segment_size, 1).sum(-1)
-
-    segment_std = _sample_std(borders(blocks), borders(blocks_sq), segment_size, eps)
+    segment_std = _sample_std(border_runs, border_runs_sq, segment_size, eps)
     impairment = activity * _threshold(-segment_std.amin(dim=(-2, -1)), -IMPAIRMENT_THRESHOLD, temperature)
 
     centre = slice(n // 2 - 1, n // 2 + 1)

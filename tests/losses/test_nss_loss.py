@@ -1,3 +1,4 @@
+import itertools
 from functools import partial
 
 import pytest
@@ -106,3 +107,24 @@ def test_piqe_loss_focuses_on_teacher_active_blocks():
     student_right = teacher.clone()
     student_right[..., 8:] = 0.3 * torch.randn(1, 1, 16, 8)
     assert loss_fn([student_left], [teacher]) > loss_fn([student_right], [teacher])
+
+
+@pytest.mark.parametrize('loss_cls', LOSSES)
+def test_sampled_channels_estimate_the_all_channel_loss_without_bias(loss_cls):
+    student = [torch.randn(2, 4, 16, 16), torch.randn(2, 3, 8, 8)]
+    teacher = [_teacher(s.shape, seed=k) for k, s in enumerate(student)]
+    full = loss_cls(sample_channels=0, reduction='none')(student, teacher)
+    # the mean over every 2-channel subset of the first level is the all-channel loss
+    subsets = list(itertools.combinations(range(4), 2))
+    subset_losses = [
+        loss_cls(sample_channels=0, reduction='none')([student[0][:, list(c)]], [teacher[0][:, list(c)]])[0]
+        for c in subsets
+    ]
+    torch.testing.assert_close(torch.stack(subset_losses).mean(0), full[0])
+    # a sampled call compares one such subset; a level with no more channels than asked is compared whole
+    torch.manual_seed(0)
+    sampled = loss_cls(sample_channels=2, reduction='none')(student, teacher)
+    assert any(torch.allclose(sampled[0], loss) for loss in subset_losses)
+    assert torch.allclose(loss_cls(sample_channels=3, reduction='none')(student, teacher)[1], full[1])
+    with pytest.raises(ValueError, match='sample_channels'):
+        loss_cls(sample_channels=-1)

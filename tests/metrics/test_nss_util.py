@@ -76,3 +76,38 @@ def test_aggd_gradient_is_finite_when_one_side_is_empty(method):
     m = (torch.rand(1, 2, 4, 4, dtype=torch.float64) + 0.1).requires_grad_(True)
     nss_util.fit_neighbour_aggd(m, method, eps=1e-6).sum().backward()
     assert torch.isfinite(m.grad).all() and m.grad.abs().max() < 1e4
+
+
+@pytest.mark.parametrize('padding', ['zero', 'replicate', 'reflect'])
+def test_mscn_backward_is_exact(padding):
+    x = (torch.rand(1, 2, 7, 9, dtype=torch.float64) * 4).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: nss_util.mscn(t, 0.3, padding, eps=1e-3), (x, ))
+
+
+@pytest.mark.parametrize('method', ['ratio', 'interp'])
+def test_moment_backward_is_exact(method):
+    m = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: nss_util.fit_neighbour_aggd(t, method, eps=1e-6), (m, ))
+    x = torch.randn(2, 30, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: nss_util.fit_aggd(t, method, eps=1e-6), (x, ))
+
+
+def test_neighbour_moments_count_and_sum_each_side():
+    m = torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    m[0, 0, :2] = 0  # exact zeros are neither left nor right
+    products = nss_util.neighbour_products(m).flatten(-2)
+    left, right = products.clamp(max=0), products.clamp(min=0)
+    expected = torch.stack([left.square().sum(-1), right.square().sum(-1), products.abs().sum(-1),
+                            products.square().sum(-1), (products < 0).sum(-1), (products > 0).sum(-1)], dim=-1)
+    torch.testing.assert_close(nss_util._NeighbourMoments.apply(m), expected.to(m.dtype))
+
+
+@pytest.mark.parametrize('n, segment', [(4, 3), (6, 2), (16, 6)])
+def test_block_sums_and_their_backward(n, segment):
+    x = torch.randn(1, 2, 2 * n, 3 * n, dtype=torch.float64, requires_grad=True)
+    columns, runs = nss_util.block_sums(x, n, segment)
+    blocks = nss_util.to_blocks(x, n)
+    torch.testing.assert_close(columns, blocks.sum(-2))
+    edges = torch.stack([blocks[..., 0, :], blocks[..., :, -1], blocks[..., -1, :], blocks[..., :, 0]], dim=-2)
+    torch.testing.assert_close(runs, edges.unfold(-1, segment, 1).sum(-1))
+    assert torch.autograd.gradcheck(lambda t: nss_util.block_sums(t, n, segment), (x, ))
