@@ -27,8 +27,14 @@ BasicSR 1.4.2 was released for torch 1.x. Each fix below is small, documented in
 8. BasicSR's file reading (``FileClient.get``, ``imfrombytes``, the paired path scanners) raises one
    clear error naming the file or LMDB key for missing, unpaired or corrupt data, instead of failing
    later on ``None`` (see ``slkd_basicsr.data.checked_io``).
+9. An unknown ``type`` in the options names the registry and the closest registered names
+   (:class:`UnknownTypeError`, still a ``KeyError``) instead of BasicSR's bare ``KeyError``. Every
+   registry ``type`` is resolved right after the options are parsed, so a typo stops the run before the
+   experiment folder is made and, for ``val.metrics``, not only at the first validation. The optimiser
+   and scheduler, which BasicSR picks with if/else rather than registries, get the same kind of message.
 """
 import collections
+import difflib
 import importlib
 import os
 import random
@@ -37,7 +43,7 @@ import tempfile
 import types
 from dataclasses import dataclass
 from os import path as osp
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 import torch
@@ -50,8 +56,29 @@ _APPLIED = False
 SAFE_STATE_GLOBALS = [collections.Counter]
 
 
+# BasicSR 1.4.2 picks these with if/else in BaseModel, not through a registry: the names it accepts.
+BASICSR_OPTIMIZERS = ('Adam', )
+BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+
+# Where each BasicSR registry's names are chosen in an options file.
+REGISTRY_OPTIONS = {
+    'arch': 'the type of network_g / network_*',
+    'dataset': 'the type of each datasets entry',
+    'loss': 'the type of each train.*_opt',
+    'metric': 'the type of each val.metrics entry',
+    'model': 'model_type',
+}
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint or training state could not be read safely or does not fit."""
+
+
+class UnknownTypeError(KeyError):
+    """An options ``type`` that names nothing registered. A ``KeyError``, as BasicSR's ``Registry.get`` raises."""
+
+    def __str__(self) -> str:  # KeyError's own __str__ is the repr of the message, quotes and escapes included
+        return str(self.args[0])
 
 
 def _install_functional_tensor_alias() -> None:
@@ -330,6 +357,80 @@ def init_dist(launcher: str, backend: Optional[str] = None, **kwargs) -> None:
         raise ValueError(f'Invalid launcher type: {launcher}')
 
 
+def unknown_name_message(what: str, name: Any, known: Iterable[str], where: str, option: Optional[str] = None,
+                         listed: str = 'Registered') -> str:
+    """``No <what> named <name> in <where>. Did you mean: <close names>? <listed>: <all>. Check <option> ...``"""
+    known = sorted(known)
+    by_lower = {k.lower(): k for k in known}  # case slips ('restormer') count as close
+    close = [by_lower[k] for k in difflib.get_close_matches(str(name).lower(), by_lower, n=3, cutoff=0.6)]
+    message = f'No {what} named {name!r} in {where}.'
+    if close:
+        message += f' Did you mean: {", ".join(close)}?'
+    message += f' {listed}: {", ".join(known)}.'
+    if option:
+        message += f' Check {option} in the options file.'
+    return message
+
+
+def registry_get(self, name: str, suffix: str = 'basicsr') -> Any:
+    """Replacement for ``basicsr.utils.registry.Registry.get`` (fix 9): same lookup, a clearer error."""
+    obj = self._obj_map.get(name)
+    if obj is None:
+        obj = self._obj_map.get(f'{name}_{suffix}')
+        if obj is not None:
+            print(f'Name {name} is not found, use name: {name}_{suffix}!')
+    if obj is None:
+        known = {k[:-len(suffix) - 1] if k.endswith(f'_{suffix}') else k for k in self._obj_map}
+        raise UnknownTypeError(unknown_name_message(self._name, name, known, f"BasicSR's {self._name} registry",
+                                                    REGISTRY_OPTIONS.get(self._name)))
+    return obj
+
+
+def check_option_types(opt: Dict[str, Any]) -> None:
+    """Look up every registry ``type`` in parsed options; raises :class:`UnknownTypeError` for the first unknown."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+    sections = [(ARCH_REGISTRY, value) for key, value in opt.items() if key.startswith('network_')]
+    sections += [(DATASET_REGISTRY, value) for value in (opt.get('datasets') or {}).values()]
+    sections += [(LOSS_REGISTRY, value) for key, value in (opt.get('train') or {}).items() if key.endswith('_opt')]
+    sections += [(METRIC_REGISTRY, value) for value in ((opt.get('val') or {}).get('metrics') or {}).values()]
+    names = [(MODEL_REGISTRY, opt.get('model_type'))]
+    names += [(registry, section.get('type')) for registry, section in sections if isinstance(section, dict)]
+    for registry, name in names:
+        if name is not None:
+            registry.get(name)
+
+
+def _types_checked(parse_options: Callable) -> Callable:
+    """Wrap ``parse_options`` so that an unknown ``type`` stops the run before anything is made (fix 9)."""
+
+    def wrapped(root_path, is_train=True):
+        opt, args = parse_options(root_path, is_train)
+        check_option_types(opt)
+        return opt, args
+
+    wrapped.__wrapped__ = parse_options
+    return wrapped
+
+
+def _known_choice(method: Callable, what: str, choices: Iterable[str], option: str, chosen: Callable) -> Callable:
+    """Wrap a ``BaseModel`` method that picks ``what`` by name with if/else: an unknown name gets suggestions.
+
+    BasicSR raises ``NotImplementedError('optimizer X is not supperted yet.')``; this raises the same type
+    with :func:`unknown_name_message`. ``chosen(self, *args, **kwargs)`` returns the name asked for.
+    """
+
+    def wrapped(self, *args, **kwargs):
+        name = chosen(self, *args, **kwargs)
+        if name not in choices:
+            raise NotImplementedError(
+                unknown_name_message(what, name, choices, "BasicSR 1.4.2's BaseModel", option, listed='Supported'))
+        return method(self, *args, **kwargs)
+
+    wrapped.__wrapped__ = method
+    return wrapped
+
+
 def _cpu_fallback(parse_options: Callable) -> Callable:
     """Wrap ``parse_options`` so that ``num_gpu`` > 0 without CUDA means the CPU (fix 6)."""
 
@@ -356,12 +457,14 @@ def apply() -> None:
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util, options
+    from basicsr.utils.registry import Registry
 
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.create_train_val_dataloader = _resumable_loaders(basicsr.train.create_train_val_dataloader)
     EnlargedSampler.__iter__ = _resumable_sampler_iter(EnlargedSampler.__iter__)
-    basicsr.train.parse_options = _cpu_fallback(basicsr.train.parse_options)
-    basicsr.test.parse_options = _cpu_fallback(basicsr.test.parse_options)
+    basicsr.train.parse_options = _types_checked(_cpu_fallback(basicsr.train.parse_options))
+    basicsr.test.parse_options = _types_checked(_cpu_fallback(basicsr.test.parse_options))
+    Registry.get = registry_get
     dist_util.init_dist = init_dist
     options.init_dist = init_dist
     BaseModel.load_network = load_network
@@ -369,6 +472,11 @@ def apply() -> None:
     BaseModel.training_state = training_state
     BaseModel.save_training_state = save_training_state
     BaseModel.model_to_device = model_to_device
+    BaseModel.get_optimizer = _known_choice(BaseModel.get_optimizer, 'optimizer', BASICSR_OPTIMIZERS,
+                                            'the type of train.optim_g', lambda self, optim_type, *_, **__: optim_type)
+    BaseModel.setup_schedulers = _known_choice(BaseModel.setup_schedulers, 'scheduler', BASICSR_SCHEDULERS,
+                                               'the type of train.scheduler',
+                                               lambda self: self.opt['train']['scheduler'].get('type'))
 
     from slkd_basicsr.data import checked_io
     checked_io.install()

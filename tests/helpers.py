@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 from os import path as osp
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -127,12 +127,13 @@ def write_options(opt: Dict[str, Any], path: str) -> str:
     return path
 
 
-def run_entry(module: str, args: List[str], cwd: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> <args>`` in ``cwd`` on the CPU; fail the test with its output if it fails."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+def run_entry(module: str, args: List[str], cwd: str, timeout: int = 600,
+              env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` in ``cwd`` on the CPU, with ``env`` added to the environment."""
+    pythonpath = REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=pythonpath, **(env or {}))
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
-    return proc
 
 
 def save_checkpoint(net: torch.nn.Module, path: str, param_key: str = 'params') -> str:

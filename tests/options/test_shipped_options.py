@@ -15,8 +15,8 @@ import yaml
 
 from basicsr.archs import build_network
 from basicsr.utils.options import parse_options
-from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 from helpers import REPO_ROOT, run_entry, save_checkpoint, write_options
+from slkd_basicsr.compat import check_option_types
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 # full-size teachers make a run slow: the default suite runs the deraining recipes, the others are marked slow
@@ -30,17 +30,6 @@ def _load(path):
         return yaml.safe_load(f)
 
 
-def _types(opt):
-    """(registry, type name, where) for every ``type`` in an options dict."""
-    found = [(MODEL_REGISTRY, opt['model_type'], 'model_type')]
-    found += [(ARCH_REGISTRY, v['type'], k) for k, v in opt.items() if k.startswith('network_')]
-    found += [(DATASET_REGISTRY, v['type'], f'datasets.{k}') for k, v in opt['datasets'].items()]
-    found += [(LOSS_REGISTRY, v['type'], f'train.{k}') for k, v in opt.get('train', {}).items()
-              if k.endswith('_opt') and v]
-    found += [(METRIC_REGISTRY, v['type'], f'val.metrics.{k}') for k, v in opt['val'].get('metrics', {}).items()]
-    return found
-
-
 def test_option_files_are_shipped():
     names = {osp.basename(p) for p in OPTION_FILES}
     assert {'slkd_derain.yml', 'train_teacher_b_derain.yml', 'test_slkd_derain.yml'} <= names
@@ -51,8 +40,7 @@ def test_parses_and_types_resolve(path, monkeypatch, tmp_path):
     is_train = not osp.basename(path).startswith('test_')
     monkeypatch.setattr(sys, 'argv', ['slkd-train', '-opt', path])
     opt, _ = parse_options(str(tmp_path), is_train=is_train)
-    for registry, name, where in _types(opt):
-        assert name in registry, f'{osp.basename(path)}: {where} type {name!r} is not registered'
+    check_option_types(opt)
 
 
 @pytest.mark.parametrize('path', PRESET_FILES, ids=osp.basename)
