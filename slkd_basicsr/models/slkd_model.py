@@ -1,7 +1,7 @@
 """SLKDModel: dual-teacher Simultaneous Learning Knowledge Distillation as a BasicSR model type."""
 import math
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from basicsr.archs import build_network
@@ -193,13 +193,14 @@ class SLKDModel(SRModel):
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad(set_to_none=True)
-        self.output = self.net_g(self.lq)
-        # no_grad rather than inference_mode: losses such as MSE save their target for backward,
-        # which inference tensors do not allow
+        # Teachers first: their transient activations are freed before the student's graph exists, so the peak
+        # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
+        # target for backward, which inference tensors do not allow.
         with torch.no_grad():
             output_a = self.teacher_a(self.lq) if self.teacher_a is not None else None
             if self.teacher_b is not None:
                 self.teacher_b(self.gt)
+        self.output = self.net_g(self.lq)
 
         loss_dict = OrderedDict()
         losses = []
