@@ -10,8 +10,8 @@ turns so that both see the same machine load, it times
   input and Teacher B on the target (no gradients), on the same batch,
 
 at each ``--patches`` size with batch ``--batch``, and prints their ratio (target: at most 1.15). Peak memory of
-both is what one step adds to the memory in use before it (see :func:`peak_memory`). ``--profile`` adds the operators that
-dominate an SLKD iteration. Writes ``bench/results/step_cost.json`` and ``bench/results/step_cost.png``.
+both is what one step adds to the memory in use before it (see :func:`peak_memory`). ``--profile`` adds the
+operators that dominate an SLKD iteration. Writes ``bench/results/step_cost.json`` and ``bench/results/step_cost.png``.
 
     python bench/step_cost.py [--patches 64 128] [--batch 4] [--repeats 3] [--threads 2] [--profile]
 """

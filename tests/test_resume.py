@@ -20,7 +20,8 @@ def _run_options(image_pairs, teachers, tmp_path):
 
 def _weights(root):
     models = root / 'experiments' / 'tiny_slkd' / 'models'
-    return {name: torch.load(models / f'{name}_latest.pth', weights_only=True)['params'] for name in ('net_g', 'net_scm')}
+    return {name: torch.load(models / f'{name}_latest.pth', weights_only=True)['params']
+            for name in ('net_g', 'net_scm')}
 
 
 def test_sigkill_then_auto_resume_matches_uninterrupted_run(image_pairs, teachers, tmp_path):

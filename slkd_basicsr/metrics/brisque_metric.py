@@ -15,6 +15,7 @@ from .brisque_svr import BrisqueRegressor, load_brisque_regressor
 from .image_util import image_to_gray, metric_image
 from .nss_util import compute_dtype, fit_ggd, fit_neighbour_aggd, half_resize, mscn
 
+
 def brisque_statistics(x: torch.Tensor,
                        c: float | torch.Tensor = 1.0,
                        padding: str = 'zero',

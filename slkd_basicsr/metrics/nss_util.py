@@ -435,8 +435,8 @@ def fit_neighbour_aggd(m: torch.Tensor, method: str, eps: float = 0.0) -> torch.
 def _cubic(x: np.ndarray) -> np.ndarray:
     """Keys cubic kernel with a = -0.5 (MATLAB ``imresize`` 'bicubic')."""
     ax = np.abs(x)
-    return ((1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1) + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) &
-                                                                                                     (ax <= 2)))
+    inner = (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1)
+    return inner + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
 
 
 @lru_cache(maxsize=None)

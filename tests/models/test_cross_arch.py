@@ -77,8 +77,6 @@ def _options(image_pairs, tmp_path, student, teacher_family, recipe):
     return in_process(opt)
 
 
-
-
 @pytest.mark.parametrize('family', list(TINY_STUDENTS))
 def test_family_trains_as_teachers_and_student(family, image_pairs, tmp_path):
     opt = _options(image_pairs, tmp_path, TINY_STUDENTS[family], family, RECIPES[family])

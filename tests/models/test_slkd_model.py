@@ -14,8 +14,6 @@ from slkd_basicsr.models.feature_taps import TapError
 LOSS_KEYS = {'kd': 'kd_opt', 'nc': 'nc_opt', 'et': 'et_opt'}
 
 
-
-
 def _state(net):
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
