@@ -13,6 +13,7 @@ Every training step runs ``python -m slkd_basicsr.train -opt <yml>`` in ``<workd
 it writes to ``<workdir>/options/`` are ordinary BasicSR options.
 """
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -53,6 +54,13 @@ STUDENT = {**TEACHER, 'dim': 6, 'num_blocks': [1, 1, 1, 1], 'heads': [1, 1, 2, 2
 TRAIN_IMAGES = ['astronaut', 'chelsea', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'moon']
 VAL_IMAGES = ['coffee', 'camera']
 RAIN = [{'type': 'rain', 'density': [0.01, 0.03], 'length': [10, 25], 'angle': [-15, 15], 'brightness': [0.5, 0.8]}]
+# the recipe of the shipped Teacher A (demo_teacher_a.pth): teacher_a_options(ASSET_TEACHER_A_ITERS) on RAIN
+ASSET_TEACHER_A_ITERS = 2000
+SLKD_LOSSES = {
+    'kd_opt': {'type': 'ImageKLLoss', 'loss_weight': 0.5},
+    'nc_opt': {'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
+    'et_opt': {'type': 'PIQEFeatureLoss', 'loss_weight': 0.1},
+}
 METRICS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
     'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False},
@@ -61,9 +69,13 @@ METRICS = {
 
 
 def dataset_options(phase: str, degradations: List[Dict[str, Any]], patch: int = 64) -> Dict[str, Any]:
-    """A SyntheticDegradationDataset over scikit-image photos: 8 for training, 2 held out."""
+    """A SyntheticDegradationDataset over scikit-image photos: 8 for training, 2 held out.
+
+    The name says the degradations (``skimage_rain_train``; ``skimage_clean_train`` for clean->clean pairs).
+    """
+    kind = '+'.join(d['type'] for d in degradations) or 'clean'
     opt = {
-        'name': f'skimage_rain_{phase}',
+        'name': f'skimage_{kind}_{phase}',
         'type': 'SyntheticDegradationDataset',
         'source': 'skimage',
         'skimage_images': TRAIN_IMAGES if phase == 'train' else VAL_IMAGES,
@@ -108,20 +120,35 @@ def run_options(name: str, network_g: Dict[str, Any], iters: int, train_degradat
     }
 
 
-def slkd_options(iters: int, teacher_a: str, teacher_b: str) -> Dict[str, Any]:
-    """The SLKD run: published loss weights 1 / 0.5 / 0.1 / 0.1, Restormer default taps."""
-    opt = run_options('demo_slkd_student', STUDENT, iters, RAIN, lr=2e-3)
-    opt.update(model_type='SLKDModel', network_teacher_a=TEACHER, network_teacher_b={**TEACHER,
-                                                                                     'global_residual': False})
-    opt['path'].update(pretrain_network_teacher_a=teacher_a, pretrain_network_teacher_b=teacher_b)
-    opt['train'].update(kd_opt={'type': 'ImageKLLoss', 'loss_weight': 0.5},
-                        nc_opt={'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
-                        et_opt={'type': 'PIQEFeatureLoss', 'loss_weight': 0.1})
+def teacher_a_options(iters: int, degradations: List[Dict[str, Any]] = RAIN,
+                      name: str = 'demo_teacher_a') -> Dict[str, Any]:
+    """Teacher A trained from scratch on ``degradations`` (the shipped one: ``ASSET_TEACHER_A_ITERS`` on RAIN)."""
+    return run_options(name, TEACHER, iters, degradations, lr=2e-3)
+
+
+def teacher_b_options(iters: int, teacher_a: str, name: str = 'demo_teacher_b') -> Dict[str, Any]:
+    """Teacher B: Teacher A's arch without the global residual, initialised from it, fine-tuned clean->clean."""
+    opt = run_options(name, {**TEACHER, 'global_residual': False}, iters, [], lr=5e-4)
+    opt['path']['pretrain_network_g'] = teacher_a
     return opt
 
 
-def train(opt: Dict[str, Any], workdir: str) -> str:
-    """Write ``opt`` to ``<workdir>/options/<name>.yml``, train through ``slkd_basicsr.train``; return net_g_latest."""
+def slkd_options(iters: int, teacher_a: str, teacher_b: str, degradations: List[Dict[str, Any]] = RAIN,
+                 name: str = 'demo_slkd_student') -> Dict[str, Any]:
+    """The SLKD run: published loss weights 1 / 0.5 / 0.1 / 0.1 (``SLKD_LOSSES``), Restormer default taps."""
+    opt = run_options(name, STUDENT, iters, degradations, lr=2e-3)
+    opt.update(model_type='SLKDModel', network_teacher_a=TEACHER, network_teacher_b={**TEACHER,
+                                                                                     'global_residual': False})
+    opt['path'].update(pretrain_network_teacher_a=teacher_a, pretrain_network_teacher_b=teacher_b)
+    opt['train'].update(copy.deepcopy(SLKD_LOSSES))
+    return opt
+
+
+def train(opt: Dict[str, Any], workdir: str, quiet: bool = False) -> str:
+    """Write ``opt`` to ``<workdir>/options/<name>.yml``, train through ``slkd_basicsr.train``; return net_g_latest.
+
+    ``quiet`` keeps the run's console output (BasicSR's log file has it all) unless the run fails.
+    """
     os.makedirs(osp.join(workdir, 'options'), exist_ok=True)
     opt_path = osp.join(workdir, 'options', f"{opt['name']}.yml")
     with open(opt_path, 'w') as f:
@@ -130,7 +157,12 @@ def train(opt: Dict[str, Any], workdir: str) -> str:
     if osp.isdir(exp):  # a rerun of the demo starts afresh instead of archiving old runs
         shutil.rmtree(exp)
     print(f"\n=== training {opt['name']} ({opt['train']['total_iter']} iterations): {opt_path}", flush=True)
-    subprocess.run([sys.executable, '-m', 'slkd_basicsr.train', '-opt', opt_path], cwd=workdir, check=True)
+    proc = subprocess.run([sys.executable, '-m', 'slkd_basicsr.train', '-opt', opt_path], cwd=workdir,
+                          capture_output=quiet, text=True)
+    if proc.returncode:
+        if quiet:  # the run's own output says why it failed
+            print(proc.stdout + proc.stderr, file=sys.stderr)
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
     return osp.join(exp, 'models', 'net_g_latest.pth')
 
 
@@ -149,21 +181,27 @@ def cpu_latency_ms(net: torch.nn.Module, size: int = 256, threads: int = 2) -> f
 
 
 @torch.no_grad()
+def restoration_scores(net: torch.nn.Module, degradations: List[Dict[str, Any]],
+                       metrics: Dict[str, Dict[str, Any]] = METRICS) -> Dict[str, float]:
+    """Mean of each metric over the held-out photos, each degraded the same way on every call."""
+    dataset = build_dataset({**dataset_options('val', degradations), 'phase': 'val'})
+    scores = {metric: 0.0 for metric in metrics}
+    for item in dataset:
+        restored = tensor2img([net(item['lq'][None])])
+        for metric, opt in metrics.items():
+            opt = {k: v for k, v in opt.items() if k != 'better'}
+            scores[metric] += calculate_metric({'img': restored, 'img2': tensor2img([item['gt']])}, opt)
+    return {metric: total / len(dataset) for metric, total in scores.items()}
+
+
+@torch.no_grad()
 def evaluate(nets: Dict[str, torch.nn.Module]) -> Dict[str, Dict[str, float]]:
     """Mean PSNR/SSIM/PIQE of each network on the held-out rainy photos, plus params, FLOPs and latency."""
-    dataset = build_dataset({**dataset_options('val', RAIN), 'phase': 'val'})
-    rows = {}
-    for name, net in nets.items():
-        scores = {metric: 0.0 for metric in METRICS}
-        for item in dataset:
-            restored = tensor2img([net(item['lq'][None])])
-            for metric, opt in METRICS.items():
-                opt = {k: v for k, v in opt.items() if k != 'better'}
-                scores[metric] += calculate_metric({'img': restored, 'img2': tensor2img([item['gt']])}, opt)
-        rows[name] = {metric: total / len(dataset) for metric, total in scores.items()}
-        rows[name].update(params_M=count_params(net) / 1e6, GFLOPs_256=count_flops(net, (3, 256, 256)) / 1e9,
-                          cpu_ms_256=cpu_latency_ms(net))
-    return rows
+    return {
+        name: {**restoration_scores(net, RAIN), 'params_M': count_params(net) / 1e6,
+               'GFLOPs_256': count_flops(net, (3, 256, 256)) / 1e9, 'cpu_ms_256': cpu_latency_ms(net)}
+        for name, net in nets.items()
+    }
 
 
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:
@@ -210,17 +248,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     teacher_a = ASSET_TEACHER_A
     if args.train_teacher_a:
-        teacher_a = train(run_options('demo_teacher_a', TEACHER, args.train_teacher_a, RAIN, lr=2e-3), workdir)
+        teacher_a = train(teacher_a_options(args.train_teacher_a), workdir)
         if args.save_asset:
             shutil.copyfile(teacher_a, ASSET_TEACHER_A)
     elif not osp.isfile(teacher_a):
         raise FileNotFoundError(f'the shipped Teacher A {teacher_a} is missing; reinstall the package or run '
-                                'slkd-demo --train-teacher-a 3000.')
+                                f'slkd-demo --train-teacher-a {ASSET_TEACHER_A_ITERS}.')
 
-    teacher_b_opt = run_options('demo_teacher_b', {**TEACHER, 'global_residual': False}, args.teacher_b_iters, [],
-                                lr=5e-4)
-    teacher_b_opt['path']['pretrain_network_g'] = teacher_a
-    teacher_b = train(teacher_b_opt, workdir)
+    teacher_b = train(teacher_b_options(args.teacher_b_iters, teacher_a), workdir)
     student = train(slkd_options(args.student_iters, teacher_a, teacher_b), workdir)
 
     nets = {'teacher A': load_net(TEACHER, teacher_a), 'student (SLKD)': load_net(STUDENT, student)}

@@ -12,10 +12,11 @@ if __package__ in (None, ''):  # run as a script from a clone: make the package 
 
 import slkd_basicsr  # noqa: F401,E402  (applies compat, fills the registries)
 from basicsr.test import test_pipeline  # noqa: E402
-from slkd_basicsr.utils import root_path_for  # noqa: E402
+from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
 
 
 def main() -> None:
+    flush_denormals()
     test_pipeline(root_path_for(__file__, __package__, os.getcwd()))
 
 
