@@ -2,7 +2,7 @@
 
 Run from a clone, with the package installed from it or not::
 
-    python bench/study.py           # 2 tasks x 6 distinct student configurations x 3 seeds: ~40 min, idle 2-core CPU
+    python bench/study.py           # 2 tasks x 7 student configurations x 3 seeds: ~47 min, idle 2-core CPU
     python bench/study.py --quick   # 40 iterations, one seed, weaker teachers: a smoke run, a few minutes
 
 Every run trains through BasicSR's pipeline (``python -m slkd_basicsr.train -opt <yml>``, one subprocess each)
@@ -53,6 +53,10 @@ METRICS = {name: demo.METRICS[name] for name in ('psnr', 'ssim')}
 OUTPUT_KD = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 0.5, 'reduction': 'mean'}}
 
 
+# the ablations of an extractor keep its taps, SCM and weight but compare the raw maps
+PLAIN_FEATURES = {'type': 'FeatureL1Loss', 'loss_weight': 0.1}
+
+
 def slkd_without(*losses: str) -> Dict[str, Dict[str, Any]]:
     """SLKD's distillation losses (``demo.SLKD_LOSSES``) less ``losses``."""
     return {key: opt for key, opt in demo.SLKD_LOSSES.items() if key not in losses}
@@ -63,10 +67,10 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'student': ('student alone', {}),
     'output_kd': ('output KD (L1 to teacher A)', OUTPUT_KD),
     'slkd': ('SLKD', slkd_without()),
-    'no_drl': ('SLKD w/o DRL', slkd_without('kd_opt', 'nc_opt')),
+    'no_drl': ('SLKD w/o DRL', slkd_without('nc_opt')),
     'no_irl': ('SLKD w/o IRL', slkd_without('et_opt')),
-    'no_nc': ('SLKD w/o L_NC', slkd_without('nc_opt')),
-    'no_et': ('SLKD w/o L_ET', slkd_without('et_opt')),
+    'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
+    'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
 }
 PROFILES = {
     'full': {'iters': 200, 'seeds': [0, 1, 2], 'teacher_iters': demo.ASSET_TEACHER_A_ITERS, 'teacher_b_iters': 100},

@@ -25,10 +25,11 @@ def test_arms_differ_only_in_distillation_losses(study):
     assert losses['output_kd'] == {'pixel_opt': 'L1Loss', 'kd_opt': 'L1Loss'}
     assert losses['slkd'] == {'pixel_opt': 'L1Loss', 'kd_opt': 'ImageKLLoss', 'nc_opt': 'BRISQUEFeatureLoss',
                               'et_opt': 'PIQEFeatureLoss'}
-    assert set(losses['no_drl']) == {'pixel_opt', 'et_opt'}
-    assert set(losses['no_nc']) == {'pixel_opt', 'kd_opt', 'et_opt'}
-    assert set(losses['no_irl']) == set(losses['no_et']) == {'pixel_opt', 'kd_opt', 'nc_opt'}
-    assert study.shared_runs(list(study.ARMS)) == {**{arm: arm for arm in study.ARMS}, 'no_et': 'no_irl'}
+    assert set(losses['no_drl']) == {'pixel_opt', 'kd_opt', 'et_opt'}
+    assert set(losses['no_irl']) == {'pixel_opt', 'kd_opt', 'nc_opt'}
+    assert losses['no_nc'] == {**losses['slkd'], 'nc_opt': 'FeatureL1Loss'}
+    assert losses['no_et'] == {**losses['slkd'], 'et_opt': 'FeatureL1Loss'}
+    assert study.shared_runs(list(study.ARMS)) == {arm: arm for arm in study.ARMS}
     for arm, opt in train.items():  # the same schedule and seed everywhere
         assert {key: opt[key] for key in ('total_iter', 'optim_g', 'scheduler')} == \
             {key: train['student'][key] for key in ('total_iter', 'optim_g', 'scheduler')}

@@ -5,18 +5,14 @@ level by level. Feature maps are not images: each channel is first scaled to uni
 :func:`standardise`), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses
 do not depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional
 
 import torch
-from torch import nn
-
 from basicsr.utils.registry import LOSS_REGISTRY
+from slkd_basicsr.losses.feature_loss import DEFAULT_SAMPLE_CHANNELS, FeatureListLoss
 from slkd_basicsr.metrics.brisque_metric import brisque_statistics
 from slkd_basicsr.metrics.nss_util import PADDING_MODES, compute_dtype, mscn
 from slkd_basicsr.metrics.piqe_metric import piqe_block_maps
-
-_REDUCTIONS = ('none', 'mean', 'sum')
-DEFAULT_SAMPLE_CHANNELS = 16
 
 
 def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
@@ -34,69 +30,19 @@ def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
     return x / (mean_square + 1e-8).sqrt()
 
 
-class _FeatureStatisticsLoss(nn.Module):
-    """Shared plumbing: option checks, per-level comparison of student and teacher lists, BasicSR reduction."""
+class _FeatureStatisticsLoss(FeatureListLoss):
+    """Feature-list plumbing plus the MSCN options both extractors share."""
 
     def __init__(self, loss_weight: float, reduction: str, c: float, padding: str, eps: float,
                  sample_channels: Optional[int]):
-        super().__init__()
-        if sample_channels is not None and sample_channels < 0:
-            raise ValueError(f'{type(self).__name__}: sample_channels must be a positive number of channels, '
-                             f'or 0 / null for all; got {sample_channels}')
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f'{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+        super().__init__(loss_weight, reduction, sample_channels)
         if padding not in PADDING_MODES:
             raise ValueError(f'{type(self).__name__}: padding must be one of {PADDING_MODES}, got {padding!r}')
         if c <= 0 or eps <= 0:
             raise ValueError(f'{type(self).__name__}: c and eps must be positive, got c={c}, eps={eps}')
-        self.loss_weight = loss_weight
-        self.reduction = reduction
         self.c = c
         self.padding = padding
         self.eps = eps
-        self.sample_channels = sample_channels
-
-    def sample(self, student: torch.Tensor, teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The same ``sample_channels`` channels of both maps, drawn uniformly without replacement.
-
-        The loss is a mean over channels, so a random subset estimates it (and its gradient) without bias, at a
-        cost that no longer grows with the teacher's width; the draw uses torch's global generator, which
-        BasicSR seeds and the training state saves, so runs stay reproducible and resumable.
-        """
-        if not self.sample_channels or student.shape[1] <= self.sample_channels:
-            return student, teacher
-        index = torch.randperm(student.shape[1], device=student.device)[:self.sample_channels]
-        return student.index_select(1, index), teacher.index_select(1, index)
-
-    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        """Loss of one level, B x C x H x W each -> (B,)."""
-        raise NotImplementedError
-
-    def forward(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Compare lists of feature maps level by level.
-
-        Args:
-            student_feats, teacher_feats: equally long lists of B x C x H x W maps (H, W >= 4), equal shapes per
-                level; any float dtype.
-
-        Returns:
-            ``loss_weight`` times the per-level, per-sample losses reduced by ``reduction``: a scalar for
-            'mean' / 'sum', a (levels x B) tensor for 'none'.
-        """
-        name = type(self).__name__
-        if len(student_feats) != len(teacher_feats) or not student_feats:
-            raise ValueError(f'{name}: got {len(student_feats)} student and {len(teacher_feats)} teacher feature '
-                             'maps; give one student map per teacher map (at least one)')
-        for level, (s, t) in enumerate(zip(student_feats, teacher_feats)):
-            if s.shape != t.shape or s.dim() != 4 or min(s.shape[-2:]) < 4:
-                raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
-                                 'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
-        losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
-        if self.reduction == 'mean':
-            losses = losses.mean()
-        elif self.reduction == 'sum':
-            losses = losses.sum()
-        return self.loss_weight * losses
 
 
 @LOSS_REGISTRY.register()

@@ -1,0 +1,94 @@
+"""Losses between lists of student (after the SCM) and teacher feature maps, compared level by level."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from basicsr.utils.registry import LOSS_REGISTRY
+from torch import nn
+
+_REDUCTIONS = ('none', 'mean', 'sum')
+DEFAULT_SAMPLE_CHANNELS = 16
+
+
+class FeatureListLoss(nn.Module):
+    """Shared plumbing: option checks, per-level comparison of student and teacher lists, BasicSR reduction.
+
+    Subclasses define :meth:`level_loss` as a mean over channels, which is what makes channel sampling unbiased.
+
+    Args:
+        loss_weight: multiplier of the loss.
+        reduction: 'mean' | 'sum' | 'none' over levels and samples.
+        sample_channels: channels per level compared at each call (see :meth:`sample`); 0 or None for all.
+    """
+
+    def __init__(self, loss_weight: float, reduction: str, sample_channels: Optional[int]):
+        super().__init__()
+        if sample_channels is not None and sample_channels < 0:
+            raise ValueError(f'{type(self).__name__}: sample_channels must be a positive number of channels, '
+                             f'or 0 / null for all; got {sample_channels}')
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f'{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+        self.sample_channels = sample_channels
+
+    def sample(self, student: torch.Tensor, teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The same ``sample_channels`` channels of both maps, drawn uniformly without replacement.
+
+        The loss is a mean over channels, so a random subset estimates it (and its gradient) without bias, at a
+        cost that no longer grows with the teacher's width; the draw uses torch's global generator, which
+        BasicSR seeds and the training state saves, so runs stay reproducible and resumable.
+        """
+        if not self.sample_channels or student.shape[1] <= self.sample_channels:
+            return student, teacher
+        index = torch.randperm(student.shape[1], device=student.device)[:self.sample_channels]
+        return student.index_select(1, index), teacher.index_select(1, index)
+
+    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Loss of one level, B x C x H x W each -> (B,)."""
+        raise NotImplementedError
+
+    def forward(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Compare lists of feature maps level by level.
+
+        Args:
+            student_feats, teacher_feats: equally long lists of B x C x H x W maps (H, W >= 4), equal shapes per
+                level; any float dtype.
+
+        Returns:
+            ``loss_weight`` times the per-level, per-sample losses reduced by ``reduction``: a scalar for
+            'mean' / 'sum', a (levels x B) tensor for 'none'.
+        """
+        name = type(self).__name__
+        if len(student_feats) != len(teacher_feats) or not student_feats:
+            raise ValueError(f'{name}: got {len(student_feats)} student and {len(teacher_feats)} teacher feature '
+                             'maps; give one student map per teacher map (at least one)')
+        for level, (s, t) in enumerate(zip(student_feats, teacher_feats)):
+            if s.shape != t.shape or s.dim() != 4 or min(s.shape[-2:]) < 4:
+                raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
+                                 'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
+        losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
+        if self.reduction == 'mean':
+            losses = losses.mean()
+        elif self.reduction == 'sum':
+            losses = losses.sum()
+        return self.loss_weight * losses
+
+
+@LOSS_REGISTRY.register()
+class FeatureL1Loss(FeatureListLoss):
+    """Plain feature distillation: mean absolute difference of student and teacher feature maps, per level.
+
+    What ``nc_opt`` / ``et_opt`` compare without the BRISQUE / PIQE extractors (the "w/o L_NC" and "w/o L_ET"
+    ablations): the same taps and SCM, the raw maps instead of their statistics.
+
+    Args:
+        loss_weight: multiplier of the loss. Default 1.0.
+        reduction: 'mean' | 'sum' | 'none' over levels and samples. Default 'mean'.
+        sample_channels: as in :class:`BRISQUEFeatureLoss`; default 0 (all channels: the comparison is cheap).
+    """
+
+    def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean', sample_channels: Optional[int] = 0):
+        super().__init__(loss_weight, reduction, sample_channels)
+
+    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return (student.float() - teacher.float()).abs().mean(dim=(1, 2, 3))
