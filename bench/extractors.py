@@ -19,14 +19,11 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-# as in bench/complexity.py: passive OpenMP waiting keeps 2-thread timings steady on a shared CPU
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import torch
 
-import torch  # noqa: E402
-
-import slkd_basicsr  # noqa: E402,F401  (registration, BasicSR compatibility)
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.losses import build_loss  # noqa: E402
+import slkd_basicsr  # noqa: F401  (registration, BasicSR compatibility)
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
 
 BATCH = 4
 PATCH = 128

@@ -27,15 +27,12 @@ import time
 from os import path as osp
 from typing import Any, Callable, Dict, List, Tuple
 
-# as in bench/complexity.py: passive OpenMP waiting keeps 2-thread timings steady on a shared CPU
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import torch
+import yaml
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-import slkd_basicsr  # noqa: E402,F401  (registration, BasicSR compatibility)
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.models import build_model  # noqa: E402
+import slkd_basicsr  # noqa: F401  (registration, BasicSR compatibility)
+from basicsr.archs import build_network
+from basicsr.models import build_model
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RECIPE = osp.join(ROOT, 'options', 'slkd_derain.yml')

@@ -6,7 +6,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
 _REDUCTIONS = ('none', 'mean', 'sum')
-DEFAULT_SAMPLE_CHANNELS = 16
+DEFAULT_SAMPLE_CHANNELS = 8
 
 
 class FeatureListLoss(nn.Module):

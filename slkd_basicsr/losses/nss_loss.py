@@ -65,7 +65,7 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
             interpolated inverse, in [0.2, 10]; their steep inverse slows optimisation). Default 'ratio'.
         sample_channels: channels per level compared at each call, drawn at random and the same for student
             and teacher (an unbiased estimate of the all-channel loss at a fixed cost); 0 or None compares all.
-            Default 16.
+            Default 8.
     """
 
     def __init__(self,
@@ -115,7 +115,7 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
         inactive_weight: weight of blocks the teacher finds inactive. Default 0.1.
         sample_channels: channels per level compared at each call, drawn at random and the same for student
             and teacher (an unbiased estimate of the all-channel loss at a fixed cost); 0 or None compares all.
-            Default 16.
+            Default 8.
     """
 
     def __init__(self,
