@@ -13,7 +13,7 @@ same way in every run), Adam at 2e-3 with cosine decay over the same fixed numbe
 Per task, Teacher A (degraded -> clean) is trained once and shared by all arms; the shipped demo Teacher A is
 reused for deraining when the study asks for exactly its recipe (``--teacher-iters 2000``). Teacher B is
 fine-tuned clean -> clean from Teacher A, as in the demo. The student arms (``ARMS``) differ only in the
-distillation losses of ``SLKDModel``; arms whose losses coincide share their runs (the JSON says which).
+distillation losses of ``SLKDModel``.
 PSNR/SSIM (RGB, no border crop) of every run on the held-out photos are summarised as mean and sample standard
 deviation over seeds. Writes ``study.json``, ``study.png`` and ``study_logs/`` (BasicSR's train log of each run
 without its option and network dumps) to ``--out`` (``bench/results``; with ``--quick``, ``<workdir>/results``
@@ -80,16 +80,6 @@ PROFILES = {
 # drops the environment, option and network dumps
 KEEP_BODY = ('Training statistics', 'Validation')
 RECORD_START = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ')
-
-
-def shared_runs(arms: Sequence[str]) -> Dict[str, str]:
-    """Map each arm to the first arm in ``arms`` with the same losses: identical options train identically."""
-    first: Dict[str, str] = {}
-    owner = {}
-    for arm in arms:
-        key = json.dumps(ARMS[arm][1], sort_keys=True)
-        owner[arm] = first.setdefault(key, arm)
-    return owner
 
 
 def summarise_log(log: str) -> str:
@@ -164,7 +154,6 @@ def mean_std(values: List[float]) -> Dict[str, Optional[float]]:
 def run_task(task: str, arms: Sequence[str], profile: Dict[str, Any], workdir: str, logs: str,
              progress: List[int]) -> Dict[str, Any]:
     """Teachers, references and every arm x seed of one task; ``progress`` is [runs done, runs in all]."""
-    owner = shared_runs(arms)
     need_b = any('et_opt' in ARMS[arm][1] for arm in arms)
     paths, teacher_records = teachers(task, profile, need_b, workdir, logs)
     record: Dict[str, Any] = {
@@ -177,8 +166,6 @@ def run_task(task: str, arms: Sequence[str], profile: Dict[str, Any], workdir: s
     }
     for seed in profile['seeds']:
         for arm in arms:
-            if owner[arm] != arm:
-                continue
             net_path, run = train(student_options(task, arm, seed, profile['iters'], paths), workdir, logs)
             run.update(seed=seed, **scores(demo.load_net(demo.STUDENT, net_path), task))
             progress[0] += 1
@@ -187,9 +174,6 @@ def run_task(task: str, arms: Sequence[str], profile: Dict[str, Any], workdir: s
             label, losses = ARMS[arm]
             entry = record['arms'].setdefault(arm, {'label': label, 'losses': losses, 'runs': []})
             entry['runs'].append(run)
-    for arm in arms:
-        if owner[arm] != arm:
-            record['arms'][arm] = {**record['arms'][owner[arm]], 'label': ARMS[arm][0], 'same_runs_as': owner[arm]}
     for entry in record['arms'].values():
         entry.update({metric: mean_std([run[metric] for run in entry['runs']]) for metric in METRICS})
     return {**record, 'arms': {arm: record['arms'][arm] for arm in arms}}
@@ -199,11 +183,6 @@ def cell(summary: Dict[str, Optional[float]], digits: int) -> str:
     """``mean ± std``, or the mean alone without a std."""
     std = summary['std']
     return f"{summary['mean']:.{digits}f}" + (f' ± {std:.{digits}f}' if std is not None else '')
-
-
-def arm_label(entry: Dict[str, Any]) -> str:
-    """The arm's label, naming the arm whose runs it shares."""
-    return entry['label'] + (f" (= {ARMS[entry['same_runs_as']][0]})" if 'same_runs_as' in entry else '')
 
 
 def format_table(tasks: Dict[str, Dict[str, Any]]) -> str:
@@ -218,7 +197,7 @@ def format_table(tasks: Dict[str, Dict[str, Any]]) -> str:
         lines.append(f'| {ref} | ' + ' | '.join(row) + ' |')
     for arm, entry in first['arms'].items():
         row = [cell(tasks[task]['arms'][arm][m], d) for task in names for m, d in (('psnr', 2), ('ssim', 4))]
-        lines.append(f'| {arm_label(entry)} | ' + ' | '.join(row) + ' |')
+        lines.append(f'| {entry["label"]} | ' + ' | '.join(row) + ' |')
     return '\n'.join(lines)
 
 
@@ -246,7 +225,7 @@ def plot(tasks: Dict[str, Dict[str, Any]], path: str, title: str) -> None:
             high = max(teacher, *(m + s for m, s in zip(means, stds)))
             ax.set_ylim(low - 0.3 * (high - low), high + 0.15 * (high - low))
             ax.set_xticks(range(len(arms)))
-            ax.set_xticklabels([arm_label(arm) for arm in arms], rotation=25, ha='right', fontsize=8)
+            ax.set_xticklabels([arm['label'] for arm in arms], rotation=25, ha='right', fontsize=8)
             ax.set_title(f'{task}: {name}')
             ax.legend(fontsize=8, loc='lower right')
     fig.suptitle(title, fontsize=10)
@@ -292,7 +271,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     load_before = os.getloadavg()
     start = time.perf_counter()
-    progress = [0, len(args.tasks) * len(set(shared_runs(args.arms).values())) * len(profile['seeds'])]
+    progress = [0, len(args.tasks) * len(args.arms) * len(profile['seeds'])]
     tasks = {task: run_task(task, args.arms, profile, workdir, logs, progress) for task in args.tasks}
     wall_s = time.perf_counter() - start
     no_teachers = {'teacher_a': None, 'teacher_b': None}  # only the training schedule is read

@@ -205,9 +205,9 @@ def evaluate(nets: Dict[str, torch.nn.Module]) -> Dict[str, Dict[str, float]]:
 
 
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:
-    columns = [('PSNR', 'psnr', '.2f'), ('SSIM', 'ssim', '.4f'), ('PIQE', 'piqe', '.2f'), ('params (M)', 'params_M',
-                                                                                       '.3f'),
-               ('GFLOPs@256', 'GFLOPs_256', '.3f'), ('CPU ms@256', 'cpu_ms_256', '.1f')]
+    columns = [('PSNR', 'psnr', '.2f'), ('SSIM', 'ssim', '.4f'), ('PIQE', 'piqe', '.2f'),
+               ('params (M)', 'params_M', '.3f'), ('GFLOPs@256', 'GFLOPs_256', '.3f'),
+               ('CPU ms@256', 'cpu_ms_256', '.1f')]
     lines = ['| network | ' + ' | '.join(title for title, _, _ in columns) + ' |',
              '|---|' + '---|' * len(columns)]
     for name, row in rows.items():
