@@ -34,6 +34,7 @@ from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 from slkd_basicsr.complexity import count_flops, count_params
+from slkd_basicsr.utils import flush_denormals
 
 ASSET_TEACHER_A = osp.join(osp.dirname(osp.abspath(__file__)), 'assets', 'demo_teacher_a.pth')
 
@@ -245,6 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     workdir = osp.abspath(args.workdir)
     os.makedirs(osp.join(workdir, 'results'), exist_ok=True)
     torch.set_num_threads(2)
+    flush_denormals()  # the evaluation and latency below run here, as slkd-train/slkd-test do
 
     teacher_a = ASSET_TEACHER_A
     if args.train_teacher_a:
