@@ -42,6 +42,7 @@ sys.path.insert(0, ROOT)  # from a clone: this checkout's package (an installed 
 import torch  # noqa: E402
 
 from slkd_basicsr import demo  # noqa: E402
+from slkd_basicsr.utils import flush_denormals  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'bench', 'results')
 TASKS = {
@@ -259,6 +260,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    flush_denormals()  # the held-out scoring runs in this process, as slkd-train's runs flush theirs
     profile = dict(PROFILES['quick' if args.quick else 'full'])
     profile.update({key: getattr(args, key) for key in profile if getattr(args, key) is not None})
     workdir = osp.abspath(args.workdir)

@@ -113,9 +113,7 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
         segment_size: border run length for the impairment test (images use 6), at most n. Default 3.
         temperature: sigmoid width of the thresholds. Default 0.02.
         inactive_weight: weight of blocks the teacher finds inactive. Default 0.1.
-        sample_channels: channels per level compared at each call, drawn at random and the same for student
-            and teacher (an unbiased estimate of the all-channel loss at a fixed cost); 0 or None compares all.
-            Default 8.
+        sample_channels: as in :class:`BRISQUEFeatureLoss`. Default 8.
     """
 
     def __init__(self,
