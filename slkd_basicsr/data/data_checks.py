@@ -4,8 +4,9 @@ Used by this package's datasets and by :mod:`slkd_basicsr.data.checked_io` (whic
 datasets the same errors) and by ``slkd-make-lmdb``.
 """
 import os
+import struct
 from os import path as osp
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 from basicsr.utils import imfrombytes
@@ -105,3 +106,89 @@ def read_bytes(get: Callable[[str, str], Optional[bytes]], path: str, client_key
         raise DataError(f'LMDB key missing: {where!r} is listed in meta_info.txt but not stored in data.mdb. '
                         'Rebuild the LMDB with slkd-make-lmdb.')
     return content
+
+
+def check_pair_sizes(lq_shape: Sequence[int], gt_shape: Sequence[int], scale: int, lq_name: str, gt_name: str) -> None:
+    """Raise :class:`DataError` naming both files unless the GT is ``scale`` times the LQ in height and width.
+
+    Args:
+        lq_shape, gt_shape: ``(H, W)`` or ``(H, W, C)`` shapes of the LQ and GT images (numpy HWC arrays); for
+            C x H x W tensors pass ``tensor.shape[-2:]``.
+        scale: The options' ``scale`` (1 for restoration).
+        lq_name, gt_name: File paths or LMDB keys, for the message.
+    """
+    (lq_h, lq_w), (gt_h, gt_w) = tuple(lq_shape[:2]), tuple(gt_shape[:2])
+    if (gt_h, gt_w) == (lq_h * scale, lq_w * scale):
+        return
+    need = f'the GT must be {scale}x the LQ ({lq_h * scale}x{lq_w * scale})' if scale != 1 else \
+        'they must have the same size'
+    raise DataError(f'LQ/GT size mismatch: LQ {lq_name!r} is {lq_h}x{lq_w} and GT {gt_name!r} is {gt_h}x{gt_w}; '
+                    f'{need}. Resize or remove the pair.')
+
+
+def pair_error(err: Exception, lq_name: str, gt_name: str) -> DataError:
+    """A :class:`DataError` with ``err``'s message and the pair it happened on (BasicSR's crop names no LQ file)."""
+    return DataError(f'{err} Pair: LQ {lq_name!r}, GT {gt_name!r}.')
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# PNG colour type -> channels as stored (0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+# JPEG start-of-frame markers (those without DHT/JPG/DAC meaning): they carry the component count
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def stored_channels(content: bytes) -> Optional[int]:
+    """Channels an image file stores, read from its header without decoding (PNG, JPEG, PGM/PPM).
+
+    BasicSR reads every image with ``flag='color'``, which turns a gray file into three equal channels; this
+    tells what the file itself holds.
+
+    Returns:
+        1 (gray), 2 (gray + alpha), 3 (colour) or 4 (colour + alpha); None for other formats or unreadable headers.
+    """
+    if content[:8] == _PNG_SIGNATURE and content[12:16] == b'IHDR' and len(content) > 25:
+        return _PNG_CHANNELS.get(content[25])
+    if content[:2] in (b'P2', b'P5'):
+        return 1
+    if content[:2] in (b'P3', b'P6'):
+        return 3
+    if content[:2] == b'\xff\xd8':
+        return _jpeg_channels(content)
+    return None
+
+
+def _jpeg_channels(content: bytes) -> Optional[int]:
+    pos = 2
+    while pos + 4 <= len(content):
+        if content[pos] != 0xFF:
+            return None
+        marker = content[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before them
+            return None
+        length = struct.unpack('>H', content[pos + 2:pos + 4])[0]
+        if marker in _JPEG_SOF:
+            return content[pos + 9] if pos + 9 < len(content) else None
+        pos += 2 + length
+    return None
+
+
+def colour_mismatch(lq_channels: Optional[int], gt_channels: Optional[int], lq_name: str,
+                    gt_name: str) -> Optional[str]:
+    """The notice to log once when one image of a pair is stored gray and the other colour, else None.
+
+    Both are read as three channels (the gray one as three equal channels), so such a pair trains the network to
+    add or remove colour. Channel counts come from :func:`stored_channels`; None (unknown format) never mismatches.
+    """
+    if lq_channels is None or gt_channels is None or (lq_channels <= 2) == (gt_channels <= 2):
+        return None
+
+    def mode(channels: int) -> str:
+        return 'gray' if channels <= 2 else 'colour'
+
+    return (f'LQ {lq_name!r} is stored {mode(lq_channels)} and GT {gt_name!r} {mode(gt_channels)}: the gray one is '
+            'read as three equal channels, so the network learns to change the colour. Store both images of a pair '
+            'in the same colour mode if that is not intended (said once per dataset; other pairs may differ too).')

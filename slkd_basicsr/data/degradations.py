@@ -6,14 +6,16 @@ the three channels alike (haze uses a grey airlight), so BGR and RGB images give
 
 A parameter given as a number is used as is; given as ``[low, high]`` it is drawn uniformly from that
 range for every image, with the ``numpy.random.Generator`` passed in (so a seeded generator reproduces a
-degradation exactly). Options files list degradations as dicts, applied in order::
+degradation exactly). A number, and both ends of a range, must lie in the parameter's documented range
+(:data:`PARAM_RANGES`). Options files list degradations as dicts, applied in order::
 
     degradations:
       - {type: rain, density: [0.01, 0.03], length: [10, 30], angle: [-20, 20]}
       - {type: noise, sigma: [5, 50]}
 """
 import inspect
-from typing import Any, Callable, Dict, List, Sequence, Union
+import math
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -57,7 +59,7 @@ def add_gaussian_noise(img: np.ndarray, rng: np.random.Generator, sigma: Param =
     Args:
         img: H x W x 3 float32 in [0, 1].
         rng: Random generator.
-        sigma: Standard deviation on the 0-255 scale (as in BasicSR's ``noise_range``); typical 5 to 50.
+        sigma: Standard deviation on the 0-255 scale (as in BasicSR's ``noise_range``), 0 to 255; typical 5 to 50.
 
     Returns:
         H x W x 3 float32 in [0, 1] (clipped, so the measured std is a little lower near black and white).
@@ -76,8 +78,8 @@ def motion_blur(img: np.ndarray,
     Args:
         img: H x W x 3 float32 in [0, 1].
         rng: Random generator.
-        length: Blur length in pixels (>= 1; 1 leaves the image unchanged); typical 5 to 21.
-        angle: Direction of motion in degrees from the horizontal, 0 to 180.
+        length: Blur length in pixels, >= 1 (1 leaves the image unchanged); typical 5 to 21.
+        angle: Direction of motion in degrees from the horizontal, -180 to 180 (a line: 0 and 180 are alike).
 
     Returns:
         H x W x 3 float32 in [0, 1]; borders are reflected.
@@ -99,10 +101,10 @@ def add_rain(img: np.ndarray,
         img: H x W x 3 float32 in [0, 1].
         rng: Random generator.
         density: Fraction of pixels that seed a drop, 0 to 1; typical 0.005 (light) to 0.05 (heavy).
-        length: Streak length in pixels; typical 10 to 40.
-        angle: Streak direction in degrees from the vertical (negative: leaning left); typical -30 to 30.
+        length: Streak length in pixels, >= 1; typical 10 to 40.
+        angle: Streak direction in degrees from the vertical (negative: leaning left), -90 to 90; typical -30 to 30.
         brightness: Peak streak intensity added to the image, 0 to 1.
-        width: Streak thickness in pixels (Gaussian blur of sigma ``(width - 1) / 2`` across the streak);
+        width: Streak thickness in pixels, >= 1 (Gaussian blur of sigma ``(width - 1) / 2`` across the streak);
             1 gives hairline streaks.
 
     Returns:
@@ -134,7 +136,7 @@ def add_haze(img: np.ndarray,
     Args:
         img: H x W x 3 float32 in [0, 1] (the clean scene ``J``).
         rng: Random generator.
-        beta: Scattering coefficient, > 0; typical 0.5 (light) to 2 (dense); RESIDE uses 0.6 to 1.8.
+        beta: Scattering coefficient, >= 0 (0: no haze); typical 0.5 (light) to 2 (dense); RESIDE uses 0.6 to 1.8.
         airlight: Grey atmospheric light ``A``, 0 to 1; typical 0.7 to 1.
         depth: Depth range across the image, 0 (uniform haze) to 1 (the bottom row is haze-free).
 
@@ -157,38 +159,77 @@ DEGRADATIONS: Dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+# Allowed values of each parameter, inclusive; a [low, high] range must lie inside. Parameters of the functions
+# above that are missing here take any finite number.
+PARAM_RANGES: Dict[str, Dict[str, Tuple[float, float]]] = {
+    'rain': {'density': (0, 1), 'length': (1, math.inf), 'angle': (-90, 90), 'brightness': (0, 1),
+             'width': (1, math.inf)},
+    'noise': {'sigma': (0, 255)},
+    'motion_blur': {'length': (1, math.inf), 'angle': (-180, 180)},
+    'haze': {'beta': (0, math.inf), 'airlight': (0, 1), 'depth': (0, 1)},
+}
+
+
+def _range_text(low: float, high: float) -> str:
+    if high == math.inf:
+        return f'>= {low:g}'
+    return f'between {low:g} and {high:g}'
+
+
+def degradation_problems(specs: Any) -> List[str]:
+    """Every problem of a ``degradations`` option, one line each (empty when it is valid).
+
+    A valid option is a list of dicts, each with a known ``type`` and known parameters, each parameter a finite
+    number or a ``[low, high]`` range inside the parameter's allowed range (:data:`PARAM_RANGES`).
+    """
+    if not isinstance(specs, (list, tuple)):
+        return [f'degradations must be a list (use [] for clean->clean pairs), got {specs!r}.']
+    problems = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or 'type' not in spec:
+            problems.append(f'degradations[{i}] must be a dict with a "type" key, got {spec!r}.')
+            continue
+        kind = spec['type']
+        if kind not in DEGRADATIONS:
+            problems.append(f'degradations[{i}]: unknown type {kind!r}; choose from {sorted(DEGRADATIONS)}.')
+            continue
+        params = {k: v for k, v in spec.items() if k != 'type'}
+        allowed = list(inspect.signature(DEGRADATIONS[kind]).parameters)[2:]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            problems.append(f'degradations[{i}] ({kind}): unknown parameter(s) {unknown}; allowed: {allowed}.')
+        for key, value in params.items():
+            if key in allowed:
+                problems += _value_problems(f'degradations[{i}]', kind, key, value)
+    return problems
+
+
+def _value_problems(where: str, kind: str, key: str, value: Any) -> List[str]:
+    try:
+        sample(np.random.default_rng(0), value)
+    except (TypeError, ValueError):
+        return [f'{where} ({kind}): bad {key} {value!r}; expected a number or [low, high] with low <= high.']
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    low, high = PARAM_RANGES[kind].get(key, (-math.inf, math.inf))
+    if all(math.isfinite(v) and low <= v <= high for v in values):
+        return []
+    return [f'{where}.{key} ({kind}): {value!r} is out of range; {key} must be {_range_text(low, high)}.']
+
+
 def check_degradations(specs: Any) -> List[Dict[str, Any]]:
-    """Validate a ``degradations`` option: a list of dicts, each with a known ``type`` and known parameters,
-    each parameter a number or a ``[low, high]`` range.
+    """Validate a ``degradations`` option (see :func:`degradation_problems`).
 
     Returns:
         The specs as a list of dicts (copies).
 
     Raises:
-        ValueError: naming the entry, the unknown type or parameter, and what is allowed.
+        ValueError: listing every problem, one per line, each naming the entry (``degradations[i]``), the
+            parameter, the value and what is allowed.
     """
-    if not isinstance(specs, (list, tuple)):
-        raise ValueError(f'degradations must be a list (use [] for clean->clean pairs), got {specs!r}.')
-    checked = []
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or 'type' not in spec:
-            raise ValueError(f'degradations[{i}] must be a dict with a "type" key, got {spec!r}.')
-        params = {k: v for k, v in spec.items() if k != 'type'}
-        kind = spec['type']
-        if kind not in DEGRADATIONS:
-            raise ValueError(f'degradations[{i}]: unknown type {kind!r}; choose from {sorted(DEGRADATIONS)}.')
-        allowed = list(inspect.signature(DEGRADATIONS[kind]).parameters)[2:]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(f'degradations[{i}] ({kind}): unknown parameter(s) {unknown}; allowed: {allowed}.')
-        for key, value in params.items():
-            try:
-                sample(np.random.default_rng(0), value)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f'degradations[{i}] ({kind}): bad {key} {value!r}; expected a number or '
-                                 '[low, high] with low <= high.') from err
-        checked.append(dict(spec))
-    return checked
+    problems = degradation_problems(specs)
+    if problems:
+        raise ValueError('\n'.join(problems))
+    return [dict(spec) for spec in specs]
 
 
 def apply_degradations(img: np.ndarray, specs: Sequence[Dict[str, Any]], rng: np.random.Generator) -> np.ndarray:

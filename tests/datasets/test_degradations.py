@@ -3,7 +3,7 @@ import pytest
 
 import slkd_basicsr  # noqa: F401  (compat before basicsr)
 from slkd_basicsr.data.degradations import (add_gaussian_noise, add_haze, add_rain, apply_degradations,
-                                            check_degradations, motion_blur)
+                                            check_degradations, degradation_problems, motion_blur)
 
 
 def textured(seed=0, size=64):
@@ -95,3 +95,57 @@ def test_bad_degradation_options_are_named(specs, words):
     with pytest.raises(ValueError) as err:
         check_degradations(specs)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize('spec, words', [
+    ({'type': 'rain', 'density': 5.0}, 'degradations[0].density (rain): 5.0 is out of range; density must be '
+                                       'between 0 and 1'),
+    ({'type': 'rain', 'density': [0.01, 1.5]}, 'degradations[0].density (rain): [0.01, 1.5] is out of range'),
+    ({'type': 'rain', 'brightness': -0.1}, 'degradations[0].brightness (rain): -0.1 is out of range'),
+    ({'type': 'rain', 'width': 0}, 'width must be >= 1'),
+    ({'type': 'rain', 'angle': 120}, 'angle must be between -90 and 90'),
+    ({'type': 'noise', 'sigma': -5}, 'degradations[0].sigma (noise): -5 is out of range; sigma must be between 0 and '
+                                     '255'),
+    ({'type': 'noise', 'sigma': [5, 300]}, 'degradations[0].sigma (noise): [5, 300]'),
+    ({'type': 'noise', 'sigma': float('nan')}, 'degradations[0].sigma (noise): nan is out of range'),
+    ({'type': 'motion_blur', 'length': 0.5}, 'degradations[0].length (motion_blur): 0.5 is out of range; length must '
+                                             'be >= 1'),
+    ({'type': 'motion_blur', 'angle': 400}, 'angle must be between -180 and 180'),
+    ({'type': 'haze', 'beta': -1}, 'degradations[0].beta (haze): -1 is out of range; beta must be >= 0'),
+    ({'type': 'haze', 'airlight': 1.2}, 'degradations[0].airlight (haze)'),
+    ({'type': 'haze', 'depth': [0.5, 2]}, 'degradations[0].depth (haze)'),
+    ({'type': 'haze', 'beta': float('inf')}, 'beta must be >= 0'),
+])
+def test_parameters_outside_their_range_are_refused(spec, words):
+    with pytest.raises(ValueError) as err:
+        check_degradations([spec])
+    assert words in str(err.value)
+
+
+def test_every_problem_is_listed_on_its_own_line():
+    with pytest.raises(ValueError) as err:
+        check_degradations([{'type': 'rain', 'density': 5.0, 'brightness': 2},
+                            {'type': 'snow'},
+                            {'type': 'noise', 'sigma': -1, 'sigmaa': 3}])
+    lines = str(err.value).splitlines()
+    assert len(lines) == 5
+    assert lines[0].startswith('degradations[0].density (rain): 5.0')
+    assert lines[1].startswith('degradations[0].brightness (rain): 2')
+    assert lines[2].startswith("degradations[1]: unknown type 'snow'")
+    assert lines[3].startswith("degradations[2] (noise): unknown parameter(s) ['sigmaa']")
+    assert lines[4].startswith('degradations[2].sigma (noise): -1')
+
+
+@pytest.mark.parametrize('spec', [
+    {'type': 'rain', 'density': [0, 1], 'length': 1, 'angle': [-90, 90], 'brightness': [0, 1], 'width': 1},
+    {'type': 'noise', 'sigma': [0, 255]},
+    {'type': 'motion_blur', 'length': [1, 41], 'angle': [-180, 180]},
+    {'type': 'haze', 'beta': [0, 3], 'airlight': [0, 1], 'depth': [0, 1]},
+])
+def test_the_ends_of_each_range_are_allowed(spec):
+    assert check_degradations([spec]) == [spec]
+
+
+def test_degradation_problems_is_empty_for_valid_specs():
+    assert degradation_problems([{'type': 'rain', 'density': 0.02}, {'type': 'noise', 'sigma': [5, 30]}]) == []
+    assert degradation_problems('rain') == ["degradations must be a list (use [] for clean->clean pairs), got 'rain'."]

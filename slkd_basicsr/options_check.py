@@ -1,0 +1,639 @@
+"""One check of a whole options dict before anything is made: every problem in one :class:`OptionsError`.
+
+BasicSR reads options late and loosely: a missing key fails with a ``KeyError`` after the experiment folder is
+made, a typo in a key is ignored (``train.kd_op`` trains without L_KL), a bad value fails at the first step or
+never (``loss_weight: -0.5``). :func:`check_options` runs on the dict ``parse_options`` returns (or on the raw
+YAML dict) and reports, one line per problem, each starting with the option's dotted key:
+
+- required sections and keys, for training and for testing (``path.pretrain_network_g`` unless
+  ``path.allow_random_init: true``);
+- types and ranges of the numbers BasicSR and this plugin read (sizes, iterations, frequencies, learning rates,
+  loss weights);
+- unknown keys where this plugin or BasicSR's ``SRModel`` reads the whole section (``distill``, ``train`` of
+  ``SRModel``/``SLKDModel``, each ``train.*_opt`` and ``network_*`` against the registered class's constructor,
+  ``path``, the options of ``PairedImageDataset`` and ``SyntheticDegradationDataset``), and elsewhere keys so
+  close to a known one that they are a typo (``distil``, ``val.metric``); keys of other plugins stay allowed;
+- taps given as a string, ``name`` that would leave ``experiments/``, degradations out of range.
+
+The registries are looked up when the check runs, so ``slkd_basicsr`` (or another plugin) must be imported by
+then; an unknown ``type`` is left to ``compat.check_option_types`` (which raises ``UnknownTypeError``).
+"""
+import difflib
+import inspect
+import math
+import os
+from typing import Any, Dict, Iterable, List, Optional, Set
+
+import yaml
+
+
+class OptionsError(ValueError):
+    """The options file has problems; the message lists each on its own line with the option's dotted key."""
+
+
+# What parse_options and the pipelines add to the options (never written by users, never flagged)
+PARSED_TOP = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path', 'resume_position'}
+BASICSR_TOP = {'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'network_d', 'path',
+               'train', 'val', 'logger', 'dist_params', 'find_unused_parameters'}
+SLKD_TOP = {'distill', 'network_teacher_a', 'network_teacher_b'}
+
+# train keys SRModel (and BasicSR's train_pipeline) reads; those SLKDModel adds; those other BasicSR models read
+SRMODEL_TRAIN = {'total_iter', 'warmup_iter', 'optim_g', 'scheduler', 'ema_decay', 'pixel_opt', 'perceptual_opt'}
+SLKD_TRAIN = {'kd_opt', 'nc_opt', 'et_opt', 'lr_scm', 'use_grad_clip', 'grad_clip_norm', 'max_nonfinite_steps'}
+BASICSR_OTHER_TRAIN = {'optim_d', 'gan_opt', 'net_d_iters', 'net_d_init_iters', 'ldl_opt', 'feature_matching_opt',
+                       'dcn_lr_mul', 'flow_lr_mul', 'fix_flow', 'lr_flow', 'tsa_iter', 'mixing_prob',
+                       'net_d_reg_every', 'net_g_reg_every', 'path_reg_weight', 'r1_reg_weight', 'path_batch_shrink'}
+
+DISTILL_KEYS = {'encoder_taps', 'decoder_taps', 'scm_resize_mode', 'probe_size', 'probe_channels', 'log_complexity'}
+SCM_RESIZE_MODES = ('nearest', 'nearest-exact', 'bilinear', 'bicubic', 'area')
+
+# path keys parse_options sets, BasicSR reads, or this plugin reads (per-network keys are added per network_*)
+PATH_KEYS = {'experiments_root', 'models', 'training_states', 'log', 'visualization', 'results_root', 'resume_state',
+             'ignore_resume_networks', 'allow_random_init'}
+NETWORK_PATH_PREFIXES = ('pretrain_network_', 'param_key_', 'strict_load_')
+
+LOADER_KEYS = {'batch_size_per_gpu', 'num_worker_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
+               'persistent_workers', 'num_prefetch_queue'}
+DATASET_COMMON = {'name', 'type', 'phase', 'scale'} | LOADER_KEYS
+# datasets whose every option is known: their keys are checked, and train-phase keys they index are required
+DATASET_KEYS = {
+    'PairedImageDataset':
+    DATASET_COMMON | {'dataroot_gt', 'dataroot_lq', 'meta_info_file', 'io_backend', 'filename_tmpl', 'gt_size',
+                      'use_hflip', 'use_rot', 'mean', 'std', 'color'},
+    'SyntheticDegradationDataset':
+    DATASET_COMMON | {'degradations', 'source', 'dataroot_gt', 'io_backend', 'meta_info_file', 'skimage_images',
+                      'skimage_scale', 'gt_size', 'use_hflip', 'use_rot', 'seed', 'mean', 'std'},
+}
+DATASET_TRAIN_REQUIRED = {'PairedImageDataset': ('gt_size', 'use_hflip', 'use_rot', 'io_backend'),
+                          'SyntheticDegradationDataset': ('gt_size', 'degradations')}
+
+VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'center_frame_only', 'flip_seq', 'num_val_samples'}
+LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
+
+CLOSE = 0.8  # difflib ratio above which an unknown key in an open section counts as a typo of a known one
+
+
+def suggest(name: Any, known: Iterable[str], cutoff: float = 0.6) -> List[str]:
+    """Up to three names of ``known`` closest to ``name`` (case slips such as 'restormer' count as close)."""
+    by_lower = {k.lower(): k for k in known}
+    return [by_lower[k] for k in difflib.get_close_matches(str(name).lower(), by_lower, n=3, cutoff=cutoff)]
+
+
+def unknown_key_text(prefix: str, name: str, known: Iterable[str]) -> str:
+    """``unknown key. Did you mean: <prefix><close>?`` or, with nothing close, the list of known keys."""
+    known = sorted(known)
+    close = suggest(name, known)
+    if close:
+        return 'unknown key. Did you mean: ' + ', '.join(prefix + k for k in close) + '?'
+    return 'unknown key. Known keys: ' + ', '.join(known) + '.'
+
+
+class _Report:
+    """Problems collected as ``<dotted key>: <text>`` lines."""
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+
+    def add(self, key: str, text: str) -> None:
+        self.lines.append(f'{key}: {text}')
+
+    def section(self, opt: Dict[str, Any], key: str, dotted: str, required: bool) -> Optional[Dict[str, Any]]:
+        """``opt[key]`` if it is a mapping; a problem if it is missing (when required) or not a mapping."""
+        value = opt.get(key)
+        if value is None:
+            if required:
+                self.add(dotted, 'missing; this section is required.')
+            return None
+        if not isinstance(value, dict):
+            self.add(dotted, f'must be a mapping of options, got {value!r}.')
+            return None
+        return value
+
+    def unknown(self, section: Dict[str, Any], dotted: str, known: Set[str], strict: bool = True) -> None:
+        """Flag keys of ``section`` not in ``known``: all of them (``strict``), or those close to a known one."""
+        for key in section:
+            if key in known:
+                continue
+            if strict or suggest(key, known, CLOSE):
+                self.add(f'{dotted}.{key}', unknown_key_text(f'{dotted}.', key, known))
+
+
+# ---- values ----------------------------------------------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _not_a_number(value: Any) -> str:
+    text = f'must be a number, got {value!r}'
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return text + '.'
+        # PyYAML reads 2e-4 (no dot) as a string
+        return text + f' (a string: write {float(value)!r} or !!float {value}).'
+    return text + '.'
+
+
+def _number(report: _Report, key: str, value: Any, low: float = -math.inf, high: float = math.inf,
+            low_open: bool = False, integer: bool = False, integral: bool = False) -> None:
+    """Check a number: finite, in ``[low, high]`` (``(low, high]`` if ``low_open``); ``integer``: an int (bools
+    excluded); ``integral``: an int or a float with an integral value (``!!float 5e3``)."""
+    if not _is_number(value):
+        report.add(key, _not_a_number(value))
+        return
+    if integer and not isinstance(value, int):
+        report.add(key, f'must be a whole number, got {value!r}.')
+        return
+    if integral and value != int(value):
+        report.add(key, f'must be a whole number, got {value!r}.')
+        return
+    if value < low or (low_open and value == low) or value > high:
+        if high == math.inf:
+            bound = f'> {low:g}' if low_open else f'>= {low:g}'
+        else:
+            bound = f'between {low:g} and {high:g}'
+        report.add(key, f'{value!r} is out of range; it must be {bound}.')
+
+
+def _bool(report: _Report, key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        report.add(key, f'must be true or false, got {value!r}.')
+
+
+def _optional_str(report: _Report, key: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        report.add(key, f'must be a path (a string) or ~, got {value!r}.')
+
+
+def _signature_keys(cls: Any) -> Optional[Dict[str, bool]]:
+    """Constructor keywords of ``cls`` -> whether each is required; None when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name: p.default is p.empty for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ('self', 'optimizer', 'params')}
+
+
+def _check_constructor(report: _Report, section: Dict[str, Any], dotted: str, cls: Any, what: str) -> None:
+    """Keys of ``section`` must be constructor keywords of ``cls``; its required keywords must be there."""
+    keys = _signature_keys(cls)
+    if keys is None:
+        return
+    for key in section:
+        if key != 'type' and key not in keys:
+            report.add(f'{dotted}.{key}', f'{what} takes no such argument. ' +
+                       unknown_key_text(f'{dotted}.', key, keys).replace('unknown key. ', ''))
+    for key, required in keys.items():
+        if required and key not in section:
+            report.add(f'{dotted}.{key}', f'missing; {what} requires it.')
+
+
+def _registered(registry: Any, name: Any) -> Any:
+    """The class registered as ``name``, or None (unknown types are reported by compat.check_option_types)."""
+    return registry.get(name) if isinstance(name, str) and name in registry else None
+
+
+# ---- sections ----------------------------------------------------------------------------------------------------
+
+def _check_top(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
+    name = opt.get('name')
+    if not isinstance(name, str) or not name.strip():
+        report.add('name', f'must be a non-empty string (the experiment folder name), got {name!r}.')
+    elif any(sep and sep in name for sep in ('/', '\\', os.sep, os.altsep)) or '..' in name or name == '.':
+        folder = 'experiments' if is_train else 'results'
+        report.add('name', f'{name!r} names a folder outside {folder}/; use a plain name without path separators '
+                   "or '..'.")
+    model_type = opt.get('model_type')
+    if not isinstance(model_type, str):
+        report.add('model_type', f'missing or not a name, got {model_type!r}; e.g. SLKDModel or SRModel.')
+    num_gpu = opt.get('num_gpu')
+    if num_gpu != 'auto':
+        if 'num_gpu' not in opt:
+            report.add('num_gpu', "missing; set 0 (CPU), a number of GPUs, or 'auto'.")
+        else:
+            _number(report, 'num_gpu', num_gpu, 0, integer=True)
+    if opt.get('scale') is not None:
+        _number(report, 'scale', opt['scale'], 1, integer=True)
+    if opt.get('manual_seed') is not None:
+        _number(report, 'manual_seed', opt['manual_seed'], integer=True)
+    known = BASICSR_TOP | SLKD_TOP
+    for key in opt:
+        if key in known or key in PARSED_TOP:
+            continue
+        if key.startswith('network_teacher'):
+            report.add(key, 'SLKDModel reads only network_teacher_a and network_teacher_b. ' +
+                       unknown_key_text('', key, SLKD_TOP).replace('unknown key. ', ''))
+        elif not key.startswith('network_') and suggest(key, known, CLOSE):
+            report.add(key, unknown_key_text('', key, known))
+
+
+def _check_networks(report: _Report, opt: Dict[str, Any]) -> None:
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    section = report.section(opt, 'network_g', 'network_g', required=True)
+    if section is not None and 'type' not in section:
+        report.add('network_g.type', 'missing; name the architecture, e.g. Restormer.')
+    for key in sorted(k for k in opt if k.startswith('network_')):
+        section = opt[key]
+        if not isinstance(section, dict):
+            if key != 'network_g':
+                report.add(key, f'must be a mapping with a type, got {section!r}.')
+            continue
+        cls = _registered(ARCH_REGISTRY, section.get('type'))
+        if cls is not None:
+            _check_constructor(report, section, key, cls, section['type'])
+
+
+def _check_datasets(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
+    datasets = report.section(opt, 'datasets', 'datasets', required=True)
+    if datasets is None:
+        return
+    phases = ('train', 'val') if is_train else ('test', 'val')
+    if is_train and 'train' not in datasets:
+        report.add('datasets.train', 'missing; training needs a train dataset.')
+    if not is_train and not datasets:
+        report.add('datasets', 'empty; list at least one test_* dataset.')
+    for phase_key, dataset in datasets.items():
+        dotted = f'datasets.{phase_key}'
+        phase = str(phase_key).split('_')[0]
+        if phase not in phases or (is_train and phase == 'train' and phase_key != 'train'):
+            where = 'slkd-train reads train and val, val_1, ...' if is_train else \
+                'slkd-test reads test_1, test_2, ... (and val*)'
+            report.add(dotted, f'not a dataset phase here: {where}.')
+        if not isinstance(dataset, dict):
+            report.add(dotted, f'must be a mapping of dataset options, got {dataset!r}.')
+            continue
+        for key in ('name', 'type'):
+            if not dataset.get(key):
+                report.add(f'{dotted}.{key}', 'missing; every dataset needs a name and a type.')
+        _check_dataset(report, dataset, dotted, is_train and phase_key == 'train')
+
+
+def _check_dataset(report: _Report, dataset: Dict[str, Any], dotted: str, train: bool) -> None:
+    kind = dataset.get('type')
+    if kind in DATASET_KEYS:
+        report.unknown(dataset, dotted, DATASET_KEYS[kind])
+        for key in DATASET_TRAIN_REQUIRED[kind] if train else ():
+            if key not in dataset:
+                report.add(f'{dotted}.{key}', f'missing; {kind} needs it in the train phase.')
+    if train:
+        for key in ('batch_size_per_gpu', 'num_worker_per_gpu'):
+            if key not in dataset:
+                report.add(f'{dotted}.{key}', 'missing; the train dataset needs it.')
+        if 'batch_size_per_gpu' in dataset:
+            _number(report, f'{dotted}.batch_size_per_gpu', dataset['batch_size_per_gpu'], 1, integer=True)
+        if 'num_worker_per_gpu' in dataset:
+            _number(report, f'{dotted}.num_worker_per_gpu', dataset['num_worker_per_gpu'], 0, integer=True)
+        if dataset.get('dataset_enlarge_ratio') is not None:
+            _number(report, f'{dotted}.dataset_enlarge_ratio', dataset['dataset_enlarge_ratio'], 1)
+        if dataset.get('prefetch_mode') not in (None, 'cpu', 'cuda'):
+            report.add(f'{dotted}.prefetch_mode', f"must be ~, cpu or cuda, got {dataset['prefetch_mode']!r}.")
+    if 'gt_size' in dataset and (train or dataset['gt_size'] is not None):
+        _number(report, f'{dotted}.gt_size', dataset['gt_size'], 1, integer=True)
+    for key in ('use_hflip', 'use_rot'):
+        if key in dataset:
+            _bool(report, f'{dotted}.{key}', dataset[key])
+    if kind == 'SyntheticDegradationDataset' and 'degradations' in dataset:
+        from slkd_basicsr.data.degradations import degradation_problems
+
+        for line in degradation_problems(dataset['degradations']):
+            report.lines.append(f'{dotted}.{line}')
+
+
+def _check_path(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
+    path = report.section(opt, 'path', 'path', required=True)
+    if path is None:
+        return
+    networks = {'g', 'd', 'teacher_a', 'teacher_b'} | {k[len('network_'):] for k in opt if k.startswith('network_')}
+    known = PATH_KEYS | {prefix + net for prefix in NETWORK_PATH_PREFIXES for net in networks}
+    for key, value in path.items():
+        dotted = f'path.{key}'
+        if key not in known:
+            # BasicSR makes a folder of every other path entry: a non-string one crashes make_exp_dirs
+            if key.startswith(NETWORK_PATH_PREFIXES) or suggest(key, known, CLOSE) or not isinstance(value, str):
+                report.add(dotted, unknown_key_text('path.', key, known))
+        elif key.startswith('strict_load_') or key == 'allow_random_init':
+            _bool(report, dotted, value)
+        elif key.startswith(('pretrain_network_', 'param_key_')) or key == 'resume_state':
+            _optional_str(report, dotted, value)
+    if not is_train and isinstance(opt.get('network_g'), dict) and not path.get('pretrain_network_g') and \
+            path.get('allow_random_init') is not True:
+        report.add('path.pretrain_network_g', 'not set: the test would run a randomly initialised network. Set the '
+                   'checkpoint to test, or path.allow_random_init: true to test an untrained network on purpose.')
+
+
+def _model_class(opt: Dict[str, Any]) -> Any:
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    return _registered(MODEL_REGISTRY, opt.get('model_type'))
+
+
+def _check_train(report: _Report, opt: Dict[str, Any], model: Any, is_slkd: bool) -> None:
+    from basicsr.models.sr_model import SRModel
+
+    train = report.section(opt, 'train', 'train', required=True)
+    if train is None:
+        return
+    exact = model.__name__ if model is not None and model.__module__.split('.')[0] in ('basicsr', 'slkd_basicsr') \
+        and model.__name__ in ('SRModel', 'SLKDModel') else None
+    _check_train_keys(report, train, exact)
+    if 'total_iter' not in train:
+        report.add('train.total_iter', 'missing; set the number of training iterations (>= 1).')
+    else:
+        _number(report, 'train.total_iter', train['total_iter'], 1, integral=True)
+    if train.get('warmup_iter') is not None:
+        _number(report, 'train.warmup_iter', train['warmup_iter'], -1, integral=True)
+    if train.get('ema_decay') is not None:
+        _number(report, 'train.ema_decay', train['ema_decay'], 0, 1)
+    _check_optimizer(report, train)
+    _check_scheduler(report, train)
+    if train.get('lr_scm') is not None:
+        _number(report, 'train.lr_scm', train['lr_scm'], 0, low_open=True)
+    if 'use_grad_clip' in train:
+        _bool(report, 'train.use_grad_clip', train['use_grad_clip'])
+    if train.get('grad_clip_norm') is not None:
+        _number(report, 'train.grad_clip_norm', train['grad_clip_norm'], 0, low_open=True)
+    if 'max_nonfinite_steps' in train:
+        _number(report, 'train.max_nonfinite_steps', train['max_nonfinite_steps'], 1, integer=True)
+    for key in [k for k in train if k.endswith('_opt')]:
+        _check_loss(report, train[key], f'train.{key}')
+    if model is not None and issubclass(model, SRModel) and not train.get('pixel_opt') and \
+            not train.get('perceptual_opt'):
+        report.add('train.pixel_opt', f'missing; {model.__name__} needs pixel_opt or perceptual_opt '
+                   '(e.g. {type: L1Loss, loss_weight: 1.0}).')
+    if is_slkd:
+        _check_teachers(report, opt, train)
+
+
+def _check_train_keys(report: _Report, train: Dict[str, Any], exact: Optional[str]) -> None:
+    """Unknown train keys: every one for SRModel / SLKDModel (nothing else reads them), else near-misses only."""
+    every = SRMODEL_TRAIN | SLKD_TRAIN | BASICSR_OTHER_TRAIN
+    reads = SRMODEL_TRAIN | (SLKD_TRAIN if exact == 'SLKDModel' else set())
+    for key in train:
+        if key in (reads if exact else every):
+            continue
+        if exact and key in SLKD_TRAIN:
+            report.add(f'train.{key}', f'only SLKDModel reads it; with model_type {exact} it would be ignored.')
+        elif exact and key in BASICSR_OTHER_TRAIN:
+            report.add(f'train.{key}', f'{exact} does not read it (other BasicSR models do); it would be ignored.')
+        elif exact or suggest(key, every, CLOSE):
+            report.add(f'train.{key}', unknown_key_text('train.', key, reads if exact else every))
+
+
+def _check_optimizer(report: _Report, train: Dict[str, Any]) -> None:
+    import torch
+
+    optim = report.section(train, 'optim_g', 'train.optim_g', required=True)
+    if optim is None:
+        return
+    if 'type' not in optim:
+        report.add('train.optim_g.type', 'missing; e.g. Adam.')
+    if 'lr' not in optim:
+        report.add('train.optim_g.lr', 'missing; set the learning rate (> 0).')
+    else:
+        _number(report, 'train.optim_g.lr', optim['lr'], 0, low_open=True)
+    if optim.get('weight_decay') is not None:
+        _number(report, 'train.optim_g.weight_decay', optim['weight_decay'], 0)
+    betas = optim.get('betas')
+    if betas is not None:
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            report.add('train.optim_g.betas', f'must be a list of two numbers, got {betas!r}.')
+        else:
+            for i, beta in enumerate(betas):
+                _number(report, f'train.optim_g.betas[{i}]', beta, 0, 1)
+    if optim.get('type') == 'Adam':
+        _check_constructor(report, optim, 'train.optim_g', torch.optim.Adam, 'Adam')
+
+
+def _check_scheduler(report: _Report, train: Dict[str, Any]) -> None:
+    from basicsr.models import lr_scheduler
+
+    scheduler = report.section(train, 'scheduler', 'train.scheduler', required=True)
+    if scheduler is None:
+        return
+    kind = scheduler.get('type')
+    if kind is None:
+        report.add('train.scheduler.type', 'missing; e.g. MultiStepLR or CosineAnnealingRestartLR.')
+    classes = {'MultiStepLR': lr_scheduler.MultiStepRestartLR, 'MultiStepRestartLR': lr_scheduler.MultiStepRestartLR,
+               'CosineAnnealingRestartLR': lr_scheduler.CosineAnnealingRestartLR}
+    if kind in classes:
+        _check_constructor(report, scheduler, 'train.scheduler', classes[kind], kind)
+    for key in ('milestones', 'periods', 'restarts', 'restart_weights'):
+        values = scheduler.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, (list, tuple)):
+            report.add(f'train.scheduler.{key}', f'must be a list, got {values!r}.')
+            continue
+        for i, value in enumerate(values):
+            if key == 'restart_weights':
+                _number(report, f'train.scheduler.{key}[{i}]', value, 0)
+            else:
+                _number(report, f'train.scheduler.{key}[{i}]', value, 1 if key == 'periods' else 0, integral=True)
+    periods, weights = scheduler.get('periods'), scheduler.get('restart_weights', [1])
+    if isinstance(periods, (list, tuple)) and isinstance(weights, (list, tuple)) and len(periods) != len(weights):
+        report.add('train.scheduler.restart_weights', f'has {len(weights)} entries but periods has {len(periods)}; '
+                   'give one weight per period.')
+    for key, low, low_open in (('gamma', 0, True), ('eta_min', 0, False)):
+        if scheduler.get(key) is not None:
+            _number(report, f'train.scheduler.{key}', scheduler[key], low, low_open=low_open)
+
+
+def _check_loss(report: _Report, loss: Any, dotted: str) -> None:
+    from basicsr.utils.registry import LOSS_REGISTRY
+
+    if not loss:
+        return  # ~ or {} switches the term off, as SRModel and SLKDModel read it
+    if not isinstance(loss, dict):
+        report.add(dotted, f'must be a mapping with a type (or ~ to switch the loss off), got {loss!r}.')
+        return
+    if 'type' not in loss:
+        report.add(f'{dotted}.type', 'missing; name the loss, e.g. L1Loss.')
+    for key, value in loss.items():
+        if key.endswith('_weight') and not isinstance(value, (dict, list)):
+            _number(report, f'{dotted}.{key}', value, 0)
+    if loss.get('reduction') is not None and loss['reduction'] not in ('none', 'mean', 'sum'):
+        report.add(f'{dotted}.reduction', f"must be none, mean or sum, got {loss['reduction']!r}.")
+    cls = _registered(LOSS_REGISTRY, loss.get('type'))
+    if cls is not None:
+        _check_constructor(report, loss, dotted, cls, loss['type'])
+
+
+def _check_teachers(report: _Report, opt: Dict[str, Any], train: Dict[str, Any]) -> None:
+    path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
+    needs = {'a': [k for k in ('kd_opt', 'nc_opt') if train.get(k)], 'b': [k for k in ('et_opt', ) if train.get(k)]}
+    for which, losses in needs.items():
+        if not losses:
+            continue
+        uses = ', '.join(f'train.{k}' for k in losses)
+        if not isinstance(opt.get(f'network_teacher_{which}'), dict):
+            report.add(f'network_teacher_{which}', f'missing; {uses} needs teacher {which.upper()}.')
+        if not path.get(f'pretrain_network_teacher_{which}'):
+            report.add(f'path.pretrain_network_teacher_{which}', f'not set; {uses} needs teacher {which.upper()}\'s '
+                       'trained checkpoint.')
+
+
+def _check_distill(report: _Report, opt: Dict[str, Any], is_slkd: bool, model: Any) -> None:
+    distill = report.section(opt, 'distill', 'distill', required=False)
+    if distill is None:
+        return
+    if model is not None and not is_slkd:
+        report.add('distill', f'only SLKDModel reads it; with model_type {opt.get("model_type")} it would be ignored.')
+    report.unknown(distill, 'distill', DISTILL_KEYS)
+    train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
+    for key, loss in (('encoder_taps', 'nc_opt'), ('decoder_taps', 'et_opt')):
+        if key in distill:
+            _check_taps(report, distill[key], f'distill.{key}', bool(train.get(loss)))
+    if distill.get('scm_resize_mode') is not None and distill['scm_resize_mode'] not in SCM_RESIZE_MODES:
+        report.add('distill.scm_resize_mode', f"must be one of {', '.join(SCM_RESIZE_MODES)}, got "
+                   f"{distill['scm_resize_mode']!r}.")
+    for key in ('probe_size', 'probe_channels'):
+        if distill.get(key) is not None:
+            _number(report, f'distill.{key}', distill[key], 1, integer=True)
+    if 'log_complexity' in distill:
+        _bool(report, 'distill.log_complexity', distill['log_complexity'])
+
+
+def _check_taps(report: _Report, taps: Any, dotted: str, used: bool) -> None:
+    if isinstance(taps, str):
+        report.add(dotted, f'a single name; write a list: [{taps}] (a string would be read letter by letter).')
+        return
+    if not isinstance(taps, (list, tuple)):
+        report.add(dotted, f'must be a list of module names or [student, teacher] pairs, got {taps!r}.')
+        return
+    if used and not taps:
+        report.add(dotted, 'empty while its loss is enabled; list at least one tap or remove the loss.')
+    for i, entry in enumerate(taps):
+        pair = isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(n, str) for n in entry)
+        if not isinstance(entry, str) and not pair:
+            report.add(f'{dotted}[{i}]', f'must be a module name or a [student, teacher] pair, got {entry!r}.')
+
+
+def _check_val(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
+    val = report.section(opt, 'val', 'val', required=not is_train)
+    if val is None:
+        return
+    report.unknown(val, 'val', VAL_KEYS, strict=False)
+    if is_train:
+        if 'val_freq' not in val:
+            report.add('val.val_freq', 'missing; validate every how many iterations (>= 1)?')
+        else:
+            _number(report, 'val.val_freq', val['val_freq'], 1, integral=True)
+    if 'save_img' not in val:
+        report.add('val.save_img', 'missing; set true or false.')
+    else:
+        _bool(report, 'val.save_img', val['save_img'])
+    metrics = val.get('metrics')
+    if metrics is not None and not isinstance(metrics, dict):
+        report.add('val.metrics', f'must be a mapping of metric name to options, got {metrics!r}.')
+    for name, metric in (metrics or {}).items() if isinstance(metrics, dict) else ():
+        if not isinstance(metric, dict) or 'type' not in metric:
+            report.add(f'val.metrics.{name}', f'must be a mapping with a type (e.g. calculate_psnr), got {metric!r}.')
+        elif metric.get('better', 'higher') not in ('higher', 'lower'):
+            report.add(f'val.metrics.{name}.better', f"must be higher or lower, got {metric['better']!r}.")
+
+
+def _check_logger(report: _Report, opt: Dict[str, Any]) -> None:
+    logger = report.section(opt, 'logger', 'logger', required=True)
+    if logger is None:
+        return
+    report.unknown(logger, 'logger', LOGGER_KEYS, strict=False)
+    for key in ('print_freq', 'save_checkpoint_freq'):
+        if key not in logger:
+            report.add(f'logger.{key}', 'missing; set a number of iterations (>= 1).')
+        else:
+            _number(report, f'logger.{key}', logger[key], 1, integral=True)
+    if 'use_tb_logger' in logger:
+        _bool(report, 'logger.use_tb_logger', logger['use_tb_logger'])
+
+
+# ---- public ------------------------------------------------------------------------------------------------------
+
+def options_problems(opt: Any, is_train: bool) -> List[str]:
+    """Every problem of ``opt`` (see the module docstring), one ``<dotted key>: <text>`` line each."""
+    report = _Report()
+    if not isinstance(opt, dict):
+        return [f'(top level): the options file must be a mapping of options, got {opt!r}.']
+    _check_top(report, opt, is_train)
+    _check_networks(report, opt)
+    _check_datasets(report, opt, is_train)
+    _check_path(report, opt, is_train)
+    model = _model_class(opt)
+    is_slkd = model is not None and any(cls.__name__ == 'SLKDModel' for cls in model.__mro__)
+    if is_train:
+        _check_train(report, opt, model, is_slkd)
+        _check_logger(report, opt)
+    if is_train or is_slkd:
+        _check_distill(report, opt, is_slkd, model)
+    _check_val(report, opt, is_train)
+    return report.lines
+
+
+def check_options(opt: Any, is_train: bool, source: str = 'the options file') -> None:
+    """Raise :class:`OptionsError` listing every problem of ``opt``, or return None when there is none.
+
+    Args:
+        opt: The options dict, as ``parse_options`` returns it (or as read from the YAML file).
+        is_train: True for ``slkd-train``, False for ``slkd-test``.
+        source: Where the options come from (the file path), for the first line of the message.
+    """
+    problems = options_problems(opt, is_train)
+    if problems:
+        count = f'{len(problems)} problem' + ('s' if len(problems) > 1 else '')
+        raise OptionsError(f'{source} has {count} (nothing was started):\n' +
+                           '\n'.join(f'  {line}' for line in problems))
+
+
+def iterations_per_epoch(opt: Dict[str, Any], dataset_len: int) -> int:
+    """Iterations each rank runs per epoch, as BasicSR's sampler and loader produce them (``drop_last=True``).
+
+    Every rank gets ``ceil(dataset_len * enlarge_ratio / world_size)`` samples; a batch holds
+    ``batch_size_per_gpu`` samples per process (times ``num_gpu`` for DataParallel in one process).
+    """
+    dataset = opt['datasets']['train']
+    world_size = opt.get('world_size', 1)
+    per_rank = math.ceil(dataset_len * dataset.get('dataset_enlarge_ratio', 1) / world_size)
+    num_gpu = opt.get('num_gpu', 0)
+    batch = dataset['batch_size_per_gpu'] * (num_gpu if not opt.get('dist') and num_gpu > 1 else 1)
+    return per_rank // batch
+
+
+def check_iterations_per_epoch(opt: Dict[str, Any], dataset_len: int, source: str = 'the options file') -> None:
+    """Raise :class:`OptionsError` when the train dataset gives no full batch per epoch on some rank.
+
+    BasicSR drops the incomplete last batch, so with a batch larger than a rank's share of the data no step ever
+    runs and an untrained network is saved with exit code 0.
+    """
+    if iterations_per_epoch(opt, dataset_len) >= 1:
+        return
+    dataset = opt['datasets']['train']
+    ratio = dataset.get('dataset_enlarge_ratio', 1)
+    world_size = opt.get('world_size', 1)
+    per_rank = math.ceil(dataset_len * ratio / world_size)
+    raise OptionsError(
+        f'{source} has 1 problem (nothing was started):\n'
+        f"  datasets.train.batch_size_per_gpu: {dataset['batch_size_per_gpu']} is larger than the "
+        f'{per_rank} training samples each of the {world_size} process(es) gets per epoch ({dataset_len} images x '
+        f'dataset_enlarge_ratio {ratio}), so not one iteration would run. Lower batch_size_per_gpu, raise '
+        'dataset_enlarge_ratio, or add images.')
+
+
+def read_options_file(path: str) -> Dict[str, Any]:
+    """Read an options YAML file as BasicSR does; a syntax error becomes an :class:`OptionsError` naming the file,
+    line and column, instead of a parser traceback."""
+    from basicsr.utils.options import ordered_yaml
+
+    with open(path) as f:
+        try:
+            return yaml.load(f, Loader=ordered_yaml()[0])
+        except yaml.YAMLError as err:
+            mark = getattr(err, 'problem_mark', None)
+            where = f'{path}, line {mark.line + 1}, column {mark.column + 1}' if mark else path
+            problem = getattr(err, 'problem', None) or str(err)
+            raise OptionsError(f'{where}: not valid YAML: {problem}. Check the indentation and the quoting around '
+                               'that line.') from err
