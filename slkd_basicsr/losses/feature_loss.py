@@ -2,10 +2,11 @@
 from typing import Optional, Sequence, Tuple
 
 import torch
+from basicsr.losses.basic_loss import _reduction_modes
+from basicsr.losses.loss_util import reduce_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-_REDUCTIONS = ('none', 'mean', 'sum')
 DEFAULT_SAMPLE_CHANNELS = 8
 
 
@@ -25,8 +26,8 @@ class FeatureListLoss(nn.Module):
         if sample_channels is not None and sample_channels < 0:
             raise ValueError(f'{type(self).__name__}: sample_channels must be a positive number of channels, '
                              f'or 0 / null for all; got {sample_channels}')
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f'{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+        if reduction not in _reduction_modes:
+            raise ValueError(f'{type(self).__name__}: reduction must be one of {_reduction_modes}, got {reduction!r}')
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.sample_channels = sample_channels
@@ -67,11 +68,7 @@ class FeatureListLoss(nn.Module):
                 raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
                                  'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
         losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
-        if self.reduction == 'mean':
-            losses = losses.mean()
-        elif self.reduction == 'sum':
-            losses = losses.sum()
-        return self.loss_weight * losses
+        return self.loss_weight * reduce_loss(losses, self.reduction)
 
 
 @LOSS_REGISTRY.register()

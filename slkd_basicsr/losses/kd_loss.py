@@ -1,10 +1,10 @@
 """Image-level distillation term L_KL."""
 import torch
 import torch.nn.functional as F
+from basicsr.losses.basic_loss import _reduction_modes
+from basicsr.losses.loss_util import reduce_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
-
-_REDUCTIONS = ('none', 'mean', 'sum')
 
 
 def image_kl(pred: torch.Tensor, target: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -43,8 +43,8 @@ class ImageKLLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, temperature: float = 1.0, reduction: str = 'mean'):
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f'Unsupported reduction mode: {reduction}. Supported ones are: {_REDUCTIONS}')
+        if reduction not in _reduction_modes:
+            raise ValueError(f'Unsupported reduction mode: {reduction}. Supported ones are: {_reduction_modes}')
         if temperature <= 0:
             raise ValueError(f'ImageKLLoss temperature must be > 0, got {temperature}.')
         self.loss_weight = loss_weight
@@ -53,9 +53,4 @@ class ImageKLLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred: student output, target: teacher output, both B x C x H x W."""
-        kl = image_kl(pred, target, self.temperature)
-        if self.reduction == 'mean':
-            kl = kl.mean()
-        elif self.reduction == 'sum':
-            kl = kl.sum()
-        return self.loss_weight * kl
+        return self.loss_weight * reduce_loss(image_kl(pred, target, self.temperature), self.reduction)

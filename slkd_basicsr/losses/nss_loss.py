@@ -9,10 +9,11 @@ from typing import Optional
 
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
+
 from slkd_basicsr.losses.feature_loss import DEFAULT_SAMPLE_CHANNELS, FeatureListLoss
-from slkd_basicsr.metrics.brisque_metric import brisque_statistics
-from slkd_basicsr.metrics.nss_util import PADDING_MODES, compute_dtype, mscn
-from slkd_basicsr.metrics.piqe_metric import piqe_block_maps
+from slkd_basicsr.nss.brisque import brisque_statistics
+from slkd_basicsr.nss.filters import PADDING_MODES, compute_dtype, mscn
+from slkd_basicsr.nss.piqe import piqe_block_maps
 
 
 def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:

@@ -3,8 +3,8 @@ import pytest
 
 import slkd_basicsr  # noqa: F401  (registration)
 from basicsr.metrics import calculate_metric
+from nss import reference as nss_reference
 from slkd_basicsr.metrics import brisque_features
-import nss_reference  # tests/metrics is on sys.path (pytest rootdir-less test folders)
 
 
 def test_features_match_reference_on_photos(photos):
