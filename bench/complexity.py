@@ -33,30 +33,30 @@ from torch.utils import benchmark  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-# teacher: an official layout (tests/data/spec/*.json: arch + network_g) or an options file with network_g;
-# student: a preset in options/presets (network_g only). Paths are relative to the repository root.
+# teacher: an official layout (tests/data/spec/*.json: arch + network_g) or an options file with network_g,
+# relative to the repository root; student: a registered compact student arch, built with its preset.
 ENTRIES = [
     dict(
         name='Restormer (deraining)',
         teacher='tests/data/spec/restormer_deraining.json',
-        student='options/presets/res_sl.yml'),
+        student='ResSL'),
     dict(
         name='NAFNet-w32 (SIDD)',
         teacher='tests/data/spec/nafnet_sidd_width32.json',
-        student='options/presets/naf_sl.yml'),
+        student='NAFSL'),
     dict(
         name='NAFNet-w64 (GoPro)',
         teacher='tests/data/spec/nafnet_gopro_width64.json',
-        student='options/presets/naf_sl.yml'),
+        student='NAFSL'),
     dict(
         name='DRSformer (deraining)',
         teacher='tests/data/spec/drsformer_deraining.json',
-        student='options/presets/drs_sl.yml'),
+        student='DRSSL'),
 ]
 
 
 def network_options(path: str) -> dict:
-    """``network_g`` options (with ``type``) from a spec JSON or an options/preset YAML, relative to the root."""
+    """``network_g`` options (with ``type``) from a spec JSON or an options YAML, relative to the root."""
     full = osp.join(ROOT, path)
     with open(full) as f:
         if path.endswith('.json'):
@@ -64,7 +64,7 @@ def network_options(path: str) -> dict:
             return {'type': spec['arch'], **spec['network_g']}
         opt = yaml.safe_load(f)
     if not isinstance(opt, dict) or 'network_g' not in opt:
-        raise ValueError(f'{full} has no network_g block; a preset holds the student network as network_g.')
+        raise ValueError(f'{full} has no network_g block.')
     return dict(opt['network_g'])
 
 
@@ -133,7 +133,7 @@ def run(entries: List[dict], size: int, threads: int, repeats: int) -> List[dict
     rows = []
     for entry in entries:
         print(f'measuring {entry["name"]} ...', flush=True)
-        teacher_opt, student_opt = network_options(entry['teacher']), network_options(entry['student'])
+        teacher_opt, student_opt = network_options(entry['teacher']), {'type': entry['student']}
         teacher_time, student_time = latencies([teacher_opt, student_opt], size, threads, repeats)
         teacher = {'network_g': teacher_opt, **counts(teacher_opt), **teacher_time}
         student = {'network_g': student_opt, **counts(student_opt), **student_time}

@@ -1,5 +1,5 @@
 """Building blocks shared by the archs in this package."""
-from typing import Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,3 +49,16 @@ class LayerNorm2d(nn.Module):
             return x / torch.sqrt(var + self.eps) * self.weight[:, None, None]
         # one fused kernel on a channels-last view: about twice as fast on CPU as the six element-wise passes
         return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class StudentPreset:
+    """Mixin for a compact SLKD student: its parent arch built with ``preset`` overridden by any keyword given.
+
+    ``class ResSL(StudentPreset, Restormer)`` adds no module of its own, so a student's state dict is the parent's
+    with the same settings and checkpoints load into either class.
+    """
+
+    preset: Dict[str, Any] = {}
+
+    def __init__(self, **overrides: Any):
+        super().__init__(**{**self.preset, **overrides})

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .arch_util import crop_to, pad_to_multiple
+from .arch_util import StudentPreset, crop_to, pad_to_multiple
 from .restormer_blocks import ChannelAttention, TransformerUNet, check_residual_channels
 
 
@@ -201,6 +201,9 @@ class DRSformer(TransformerUNet):
             original. Each level needs at least 2 channels per head (``dim * 2**i // heads[i] >= 2``).
         global_residual: Add the input image to the output (the original behaviour); ``False`` predicts the image
             itself (a Teacher B for SLKD). No parameters of its own.
+
+    Default SLKD taps (``default_taps``, from :class:`TransformerUNet`, whose module names DRSformer keeps):
+    encoder ``encoder_level1..3``, ``latent``; decoder ``decoder_level3..1``.
     """
 
     def __init__(
@@ -238,3 +241,18 @@ class DRSformer(TransformerUNet):
         if self.global_residual:
             out = out + x
         return crop_to(out, size)
+
+
+@ARCH_REGISTRY.register()
+class DRSSL(StudentPreset, DRSformer):
+    """DRS-SL, the SLKD student of DRSformer: the same architecture (sparse attention, mixed-scale FFN, both MEFC
+    stages) at a third of the width with fewer blocks.
+
+    ``dim`` 16, ``num_blocks`` [1, 2, 2, 4], every other argument DRSformer's default (heads [1, 2, 4, 8], so every
+    head has 16 channels); any of them can be overridden by keyword. Against the official deraining DRSformer
+    (dim 48, blocks [4, 6, 6, 8]): about 7% of its parameters and 8% of its FLOPs at 256x256
+    (``bench/results/complexity.json``). The state dict is a ``DRSformer``'s with the same arguments, and so are
+    the default taps, each at the teacher's resolution.
+    """
+
+    preset = dict(dim=16, num_blocks=[1, 2, 2, 4])

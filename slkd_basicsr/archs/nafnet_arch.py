@@ -5,7 +5,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .arch_util import LayerNorm2d, crop_to, pad_to_multiple
+from .arch_util import LayerNorm2d, StudentPreset, crop_to, pad_to_multiple
 
 
 def simple_gate(x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,18 @@ class NAFNet(nn.Module):
             ``dec_blk_nums`` need the same length (one entry per level).
         global_residual: Add the input image to the output (the original behaviour); ``False`` predicts the image
             itself (a Teacher B for SLKD). No parameters of its own.
+
+    ``default_taps``: SLKD's feature taps when the options list none, for the 4-level NAFNets (the official
+    configurations and NAF-SL): encoder ``encoders.0..3`` (1 ... 1/8 of the input side), decoder
+    ``decoders.0..3`` (1/8 ... 1). The bottleneck ``middle_blks`` (1/16) is left out so that the feature losses,
+    which need maps of at least 4x4, also run at small patches; list it in ``distill.encoder_taps`` for patches of
+    64 px or more. Other depths need their taps listed in the options.
     """
+
+    default_taps = {
+        'encoder': ['encoders.0', 'encoders.1', 'encoders.2', 'encoders.3'],
+        'decoder': ['decoders.0', 'decoders.1', 'decoders.2', 'decoders.3'],
+    }
 
     def __init__(self,
                  img_channel: int = 3,
@@ -112,3 +123,17 @@ class NAFNet(nn.Module):
         if self.global_residual:
             x = x + inp
         return crop_to(x, size)
+
+
+@ARCH_REGISTRY.register()
+class NAFSL(StudentPreset, NAFNet):
+    """NAF-SL, the SLKD student of NAFNet: the same architecture with width 16 and fewer blocks.
+
+    ``width`` 16, ``enc_blk_nums`` [1, 1, 1, 4], ``middle_blk_num`` 2, ``dec_blk_nums`` [1, 1, 1, 1],
+    ``img_channel`` 3; any of them can be overridden by keyword. About 7% of the parameters and 11% of the FLOPs
+    of the official width-32 SIDD NAFNet at 256x256, under 3% of both for the width-64 GoPro one
+    (``bench/results/complexity.json``). Four levels like those teachers, so every default tap (NAFNet's) has the
+    teacher's resolution. The state dict is a ``NAFNet``'s with the same arguments.
+    """
+
+    preset = dict(img_channel=3, width=16, enc_blk_nums=[1, 1, 1, 4], middle_blk_num=2, dec_blk_nums=[1, 1, 1, 1])

@@ -5,7 +5,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .arch_util import crop_to, pad_to_multiple
+from .arch_util import StudentPreset, crop_to, pad_to_multiple
 from .restormer_blocks import TransformerUNet, check_residual_channels
 
 
@@ -24,6 +24,9 @@ class Restormer(TransformerUNet):
         global_residual: Add the input image to the output (the original behaviour). ``False`` gives a net that
             predicts the image itself, e.g. SLKD's Teacher B that reconstructs a clean image from itself. It has
             no parameters, so the same checkpoint loads either way.
+
+    Default SLKD taps (``default_taps``, from :class:`TransformerUNet`): encoder ``encoder_level1..3``, ``latent``;
+    decoder ``decoder_level3..1``.
     """
 
     def __init__(
@@ -59,3 +62,17 @@ class Restormer(TransformerUNet):
         if self.global_residual:
             out = out + x
         return crop_to(out, size)
+
+
+@ARCH_REGISTRY.register()
+class ResSL(StudentPreset, Restormer):
+    """Res-SL, the SLKD student of Restormer: the same architecture at half the width with fewer blocks.
+
+    ``dim`` 24, ``num_blocks`` [1, 2, 2, 4], ``num_refinement_blocks`` 1, every other argument Restormer's default;
+    any of them can be overridden by keyword (e.g. ``LayerNorm_type='BiasFree'`` beside the real-denoising
+    teacher). Against the official deraining Restormer (dim 48, blocks [4, 6, 6, 8], 4 refinement blocks): about
+    13% of its parameters and 9% of its FLOPs at 256x256 (``bench/results/complexity.json``). The state dict is a
+    ``Restormer``'s with the same arguments, and so are the default taps, each at the teacher's resolution.
+    """
+
+    preset = dict(dim=24, num_blocks=[1, 2, 2, 4], num_refinement_blocks=1)

@@ -143,9 +143,16 @@ class TransformerUNet(nn.Module):
     ``num_blocks[i]`` :class:`TransformerBlock` s of ``heads[i]`` heads; level 3 is ``latent``. Decoder level 1
     works on the concatenation with the encoder skip, so it has ``2 * dim`` channels. Subclasses add the stem,
     the refinement and the ``output`` convolution, and call :meth:`encode_decode`.
+
+    ``default_taps``: SLKD's feature taps when the options list none: every encoder level and ``latent``
+    (1, 1/2, 1/4, 1/8 of the input side) vs Teacher A, the decoder levels (1/4, 1/2, 1) vs Teacher B.
     """
 
     downscale = 8  # three 2x downsamplings: H and W must be multiples of 8
+    default_taps = {
+        'encoder': ['encoder_level1', 'encoder_level2', 'encoder_level3', 'latent'],
+        'decoder': ['decoder_level3', 'decoder_level2', 'decoder_level1'],
+    }
 
     def __init__(
             self,

@@ -22,7 +22,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torchvision.ops import StochasticDepth
 
-from slkd_basicsr.archs.arch_util import crop_to, pad_to_multiple
+from slkd_basicsr.archs.arch_util import StudentPreset, crop_to, pad_to_multiple
 
 NUM_STAGES = 9  # 4 encoder levels, the bottleneck, 4 decoder levels
 NUM_DOWNSAMPLINGS = 4
@@ -262,7 +262,15 @@ class Uformer(nn.Module):
 
     Input: B x dd_in x H x W, any H and W, values in the range the weights were trained on (usually [0, 1]).
     Output: B x in_chans x H x W.
+
+    ``default_taps``: SLKD's feature taps when the options list none: encoder ``encoderlayer_0..3`` (1 ... 1/8 of
+    the padded input side) and the bottleneck ``conv`` (1/16), decoder ``decoderlayer_0..3`` (1/8 ... 1).
     """
+
+    default_taps = {
+        'encoder': ['encoderlayer_0', 'encoderlayer_1', 'encoderlayer_2', 'encoderlayer_3', 'conv'],
+        'decoder': ['decoderlayer_0', 'decoderlayer_1', 'decoderlayer_2', 'decoderlayer_3'],
+    }
 
     def __init__(self,
                  img_size: int = 256,
@@ -363,3 +371,18 @@ class Uformer(nn.Module):
             feat = getattr(self, f'decoderlayer_{i}')(feat)
         out = crop_to(self.output_proj(feat), size)
         return x + out if self.global_residual else out
+
+
+@ARCH_REGISTRY.register()
+class UforSL(StudentPreset, Uformer):
+    """Ufor-SL, the SLKD student of Uformer-B: the same structure (windows, shifts, LeFF, modulator) at half the
+    width with at most 2 LeWin blocks per stage.
+
+    ``img_size`` 128, ``embed_dim`` 16, ``depths`` [1, 2, 2, 2, 2, 2, 2, 2, 1], ``modulator`` True, every other
+    argument Uformer's default (``win_size`` 8, linear token projection, LeFF); any of them can be overridden by
+    keyword. 5.27 M parameters and 9.83 GFLOPs (multiply-adds) at 256x256, 89.6% and 88.7% fewer than Uformer-B
+    (50.88 M, 86.89 G). Every default tap (Uformer's) has the teacher's resolution and half its channels. The state
+    dict is a ``Uformer``'s with the same arguments.
+    """
+
+    preset = dict(img_size=128, embed_dim=16, depths=[1, 2, 2, 2, 2, 2, 2, 2, 1], modulator=True)

@@ -4,31 +4,27 @@ from typing import Dict, List, Sequence
 
 import torch
 from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 
 class TapError(ValueError):
-    """A tap names a module that the network does not have."""
-
-
-def bare(net: nn.Module) -> nn.Module:
-    """The network inside a DataParallel / DistributedDataParallel wrapper (or the network itself)."""
-    return net.module if isinstance(net, (DataParallel, DistributedDataParallel)) else net
+    """A tap names a module that the network does not have, or no taps are given and none can be defaulted."""
 
 
 def find_module(net: nn.Module, name: str, role: str) -> nn.Module:
-    """The sub-module called ``name`` (as in ``named_modules()``) of ``net``.
+    """The sub-module called ``name`` (as in ``named_modules()``) of the bare network ``net``.
 
     Raises:
-        TapError: naming ``role`` (e.g. ``'student encoder tap'``) and the closest existing names.
+        TapError: naming ``role`` (e.g. ``'student tap'``) and the closest existing names.
     """
-    modules = dict(bare(net).named_modules())
-    if name in modules and name != '':
-        return modules[name]
-    close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.4)
+    if name:
+        try:
+            return net.get_submodule(name)
+        except AttributeError:
+            pass
+    close = difflib.get_close_matches(name, [n for n, _ in net.named_modules() if n], n=5, cutoff=0.4)
     hint = f' Closest existing modules: {", ".join(close)}.' if close else ''
-    raise TapError(f'{role} {name!r} does not exist in {type(bare(net)).__name__}.{hint} '
-                   'Fix the name in the distill section of the options file.')
+    raise TapError(f'{role} {name!r} does not exist in {type(net).__name__}.{hint} '
+                   'Set or fix distill.encoder_taps / distill.decoder_taps in the options file.')
 
 
 class FeatureTaps:
@@ -36,18 +32,20 @@ class FeatureTaps:
 
     The hooks sit on the bare network's sub-modules, so they fire whether the network is called
     directly or through a DDP/DataParallel wrapper. The recorded tensors keep their autograd history
-    (the student's features) or none (a teacher run under ``torch.no_grad``).
+    (the student's features) or none (a teacher run under ``torch.no_grad``). The hooks stay for the
+    network's lifetime: SLKDModel taps its networks once, when training starts.
 
     Args:
-        net: The network to tap (may be wrapped).
+        net: The bare network to tap (``BaseModel.get_bare_model`` of a wrapped one).
         names: Sub-module names, in the order :meth:`features` returns them.
-        role: Words for error messages, e.g. ``'student encoder tap'``.
+        role: Words for error messages, e.g. ``'student tap'``.
     """
 
     def __init__(self, net: nn.Module, names: Sequence[str], role: str):
         self.names = list(names)
         self._features: Dict[str, torch.Tensor] = {}
-        self._handles = [find_module(net, name, role).register_forward_hook(self._recorder(name)) for name in names]
+        for name in self.names:
+            find_module(net, name, role).register_forward_hook(self._recorder(name))
 
     def _recorder(self, name: str):
 
@@ -69,10 +67,3 @@ class FeatureTaps:
     def clear(self) -> None:
         """Drop the recorded tensors (and the graph they hold)."""
         self._features.clear()
-
-    def remove(self) -> None:
-        """Remove the hooks; the network behaves as if never tapped."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        self.clear()

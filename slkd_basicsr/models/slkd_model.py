@@ -12,12 +12,9 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
-from slkd_basicsr.archs.scm_arch import ScaleConversionModule
 from slkd_basicsr.complexity import complexity_table
-from .feature_taps import FeatureTaps, bare
-
-DEFAULT_ENCODER_TAPS = ['encoder_level1', 'encoder_level2', 'encoder_level3', 'latent']
-DEFAULT_DECODER_TAPS = ['decoder_level3', 'decoder_level2', 'decoder_level1']
+from .feature_taps import FeatureTaps, TapError
+from .scm import ScaleConversionModule
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,12 +41,49 @@ def parse_taps(taps: Sequence[Any], key: str) -> List[Tuple[str, str]]:
     return pairs
 
 
+def default_taps(net: nn.Module, kind: str, role: str) -> List[str]:
+    """The ``kind`` ('encoder' or 'decoder') entry of the bare network's ``default_taps`` class attribute.
+
+    Raises:
+        TapError: naming ``role`` and the arch when it declares none.
+    """
+    taps = (getattr(net, 'default_taps', None) or {}).get(kind)
+    if not taps:
+        raise TapError(f'{role} {type(net).__name__} declares no default {kind} taps: list them in '
+                       f'distill.{kind}_taps (module names of the {kind}, or [student, teacher] pairs).')
+    return list(taps)
+
+
+def resolve_taps(distill_opt: Dict[str, Any], kind: str, student: nn.Module, teacher: nn.Module,
+                 teacher_role: str) -> List[Tuple[str, str]]:
+    """(student, teacher) module pairs for ``kind`` taps: ``distill.<kind>_taps``, else the archs' defaults.
+
+    Defaults of the same family pair by name. Defaults of different families (e.g. Restormer teachers, a NAFNet
+    student) pair by position, which needs as many taps on both sides.
+    """
+    key = f'{kind}_taps'
+    if distill_opt.get(key) is not None:
+        return parse_taps(distill_opt[key], key)
+    student_taps = default_taps(student, kind, 'student')
+    teacher_taps = default_taps(teacher, kind, teacher_role)
+    if student_taps == teacher_taps:
+        return [(name, name) for name in student_taps]
+    names = f'student {type(student).__name__} and {teacher_role} {type(teacher).__name__}'
+    if len(student_taps) != len(teacher_taps):
+        raise TapError(f'distill.{key} is not set and the default {kind} taps of {names} differ in number '
+                       f'({student_taps} vs {teacher_taps}); list [student, teacher] pairs in distill.{key}.')
+    pairs = list(zip(student_taps, teacher_taps))
+    get_root_logger().info(f'SLKD: distill.{key} not set; default {kind} taps of {names} paired by position: '
+                           + ', '.join(f'{s} -> {t}' for s, t in pairs))
+    return pairs
+
+
 def input_channels(net: nn.Module) -> int:
-    """Input channels of a network, read off its first convolution (all restoration archs here start with one)."""
-    for module in bare(net).modules():
+    """Input channels of a bare network, read off its first convolution (all restoration archs here have one)."""
+    for module in net.modules():
         if isinstance(module, nn.Conv2d):
             return module.in_channels
-    raise ValueError(f'{type(bare(net)).__name__} has no Conv2d; set distill.probe_channels in the options.')
+    raise ValueError(f'{type(net).__name__} has no Conv2d; set distill.probe_channels in the options.')
 
 
 @MODEL_REGISTRY.register()
@@ -68,8 +102,8 @@ class SLKDModel(SRModel):
     ``strict_load_teacher_a/_b`` (default True); ``train.kd_opt``, ``train.nc_opt``, ``train.et_opt``
     (each optional); ``train.lr_scm`` (default: the student's lr); ``train.use_grad_clip`` and
     ``train.grad_clip_norm`` (default 0.01); ``train.max_nonfinite_steps`` (default 10); ``distill``:
-    ``encoder_taps``, ``decoder_taps``, ``scm_resize_mode``, ``probe_size``, ``probe_channels``,
-    ``log_complexity``.
+    ``encoder_taps``, ``decoder_taps`` (default: the archs' ``default_taps``, see :func:`resolve_taps`),
+    ``scm_resize_mode``, ``probe_size``, ``probe_channels``, ``log_complexity``.
     """
 
     def init_training_settings(self):
@@ -85,11 +119,10 @@ class SLKDModel(SRModel):
         if self.teacher_a is None and self.teacher_b is None:
             logger.info('SLKD: kd_opt, nc_opt and et_opt are all off; training the student alone (as SRModel).')
 
-        enc_pairs = parse_taps(distill_opt.get('encoder_taps', DEFAULT_ENCODER_TAPS),
-                               'encoder_taps') if self.cri_nc else []
-        dec_pairs = parse_taps(distill_opt.get('decoder_taps', DEFAULT_DECODER_TAPS),
-                               'decoder_taps') if self.cri_et else []
-        self.student_taps = FeatureTaps(self.net_g, [s for s, _ in enc_pairs + dec_pairs], 'student tap')
+        student = self.get_bare_model(self.net_g)
+        enc_pairs = resolve_taps(distill_opt, 'encoder', student, self.teacher_a, 'teacher A') if self.cri_nc else []
+        dec_pairs = resolve_taps(distill_opt, 'decoder', student, self.teacher_b, 'teacher B') if self.cri_et else []
+        self.student_taps = FeatureTaps(student, [s for s, _ in enc_pairs + dec_pairs], 'student tap')
         self.teacher_a_taps = FeatureTaps(self.teacher_a, [t for _, t in enc_pairs],
                                           'teacher A encoder tap') if enc_pairs else None
         self.teacher_b_taps = FeatureTaps(self.teacher_b, [t for _, t in dec_pairs],
@@ -132,7 +165,7 @@ class SLKDModel(SRModel):
 
     def _probe_input(self, net: nn.Module, distill_opt: Dict[str, Any]) -> torch.Tensor:
         size = distill_opt.get('probe_size') or self.opt['datasets'].get('train', {}).get('gt_size') or 64
-        channels = distill_opt.get('probe_channels') or input_channels(net)
+        channels = distill_opt.get('probe_channels') or input_channels(self.get_bare_model(net))
         return torch.rand(1, channels, size, size, device=self.device)
 
     @torch.no_grad()
@@ -166,7 +199,7 @@ class SLKDModel(SRModel):
             return
         shape = tuple(self._probe_input(self.net_g, distill_opt).shape[1:])
         rows = [(name, net) for name, net in (('teacher_a', self.teacher_a), ('teacher_b', self.teacher_b))
-                if net is not None] + [('student', bare(self.net_g))]
+                if net is not None] + [('student', self.get_bare_model(self.net_g))]
         get_root_logger().info(complexity_table(rows, shape))
         self._clear_taps()
 
@@ -261,7 +294,7 @@ class SLKDModel(SRModel):
     def training_state(self, epoch: int, current_iter: int) -> Dict[str, Any]:
         state = super().training_state(epoch, current_iter)
         if self.net_scm is not None:
-            state['scm'] = bare(self.net_scm).state_dict()
+            state['scm'] = self.get_bare_model(self.net_scm).state_dict()
         return state
 
     def resume_training(self, resume_state: Dict[str, Any]) -> None:
@@ -270,7 +303,7 @@ class SLKDModel(SRModel):
             if 'scm' not in resume_state:
                 raise KeyError('the resume state has no SCM weights (it was not written by SLKDModel with the same '
                                'distillation losses); start a new run or enable the same losses.')
-            bare(self.net_scm).load_state_dict(resume_state['scm'])
+            self.get_bare_model(self.net_scm).load_state_dict(resume_state['scm'])
 
     def save(self, epoch, current_iter):
         super().save(epoch, current_iter)

@@ -1,7 +1,8 @@
 """SLKD with every supported family as teachers and student, and across families (Restormer -> NAFNet).
 
 Tiny networks of each family use the taps of the family's shipped recipe (``options/*.yml``), so the tests
-check that those module names exist, return feature maps, and train with all four loss terms.
+check that those module names exist, return feature maps, and train with all four loss terms; with no taps in
+the options, the archs' ``default_taps`` are used (paired by position across families).
 """
 from os import path as osp
 
@@ -11,8 +12,10 @@ import yaml
 
 from basicsr.archs import build_network
 from basicsr.models import build_model
+from basicsr.utils.registry import ARCH_REGISTRY
 from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, save_checkpoint, slkd_options, train_batch,
                      train_steps)
+from slkd_basicsr.models.feature_taps import TapError
 
 TINY_STUDENTS = {
     'Restormer': TINY_RESTORMER,
@@ -111,3 +114,34 @@ def test_restormer_teachers_distil_into_nafnet_student(image_pairs, tmp_path):
     assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)
     first, last = sum(log['l_total'] for log in logs[:3]) / 3, sum(log['l_total'] for log in logs[-3:]) / 3
     assert last < 0.8 * first
+
+
+@pytest.mark.parametrize('family', ['NAFNet', 'Uformer'])
+def test_family_trains_with_its_default_taps(family, image_pairs, tmp_path):
+    opt = _options(image_pairs, tmp_path, TINY_STUDENTS[family], family, RECIPES[family])
+    del opt['distill']['encoder_taps'], opt['distill']['decoder_taps']
+    model = build_model(opt)
+    defaults = ARCH_REGISTRY.get(family).default_taps
+    assert model.student_taps.names == defaults['encoder'] + defaults['decoder']
+    assert model.teacher_a_taps.names == defaults['encoder']
+    assert model.teacher_b_taps.names == defaults['decoder']
+    logs = train_steps(model, train_batch(opt), 2)
+    assert {'l_nc', 'l_et'} <= set(logs[-1])
+    assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)
+
+
+def test_cross_family_default_taps_pair_by_position_or_ask_for_pairs(image_pairs, tmp_path):
+    opt = _options(image_pairs, tmp_path, TINY_STUDENTS['NAFNet'], 'Restormer', 'slkd_derain_restormer_to_nafnet.yml')
+    decoder_pairs = opt['distill'].pop('decoder_taps')
+    del opt['distill']['encoder_taps']
+    # NAFNet has 4 default decoder taps, Restormer 3: no pairing by position
+    with pytest.raises(TapError, match=r'NAFNet and teacher B Restormer differ in number.*distill\.decoder_taps'):
+        build_model(opt)
+
+    opt['distill']['decoder_taps'] = decoder_pairs
+    model = build_model(opt)
+    nafnet, restormer = ARCH_REGISTRY.get('NAFNet').default_taps, ARCH_REGISTRY.get('Restormer').default_taps
+    assert model.student_taps.names[:4] == nafnet['encoder']
+    assert model.teacher_a_taps.names == restormer['encoder']
+    logs = train_steps(model, train_batch(opt), 2)
+    assert all(torch.isfinite(torch.tensor(log['l_total'])) for log in logs)

@@ -8,8 +8,10 @@ import torch
 from basicsr.archs import build_network
 from basicsr.models import build_model
 from basicsr.utils import check_resume
+from basicsr.utils.registry import ARCH_REGISTRY
 from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
 from slkd_basicsr.models.feature_taps import TapError
+from slkd_basicsr.models.scm import ScaleConversionModule
 
 LOSS_KEYS = {'kd': 'kd_opt', 'nc': 'nc_opt', 'et': 'et_opt'}
 
@@ -131,6 +133,28 @@ def test_unknown_tap_lists_close_names(image_pairs, teachers):
     opt = in_process(slkd_options(image_pairs, teachers))
     opt['distill']['encoder_taps'] = ['encoder_level1', ['encoder_levle2', 'encoder_level2']]
     with pytest.raises(TapError, match='encoder_levle2.*Closest existing modules: encoder_level2'):
+        build_model(opt)
+
+
+def test_default_taps_come_from_the_archs(image_pairs, teachers):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    assert 'encoder_taps' not in opt['distill'] and 'decoder_taps' not in opt['distill']
+    model = build_model(opt)
+    defaults = ARCH_REGISTRY.get('Restormer').default_taps
+    assert model.student_taps.names == defaults['encoder'] + defaults['decoder']
+    assert model.teacher_a_taps.names == defaults['encoder']
+    assert model.teacher_b_taps.names == defaults['decoder']
+    assert isinstance(model.get_bare_model(model.net_scm), ScaleConversionModule)
+    assert 'ScaleConversionModule' not in ARCH_REGISTRY  # built by the model only, never from the options
+
+
+@pytest.mark.parametrize('loss, kind', [('nc_opt', 'encoder'), ('et_opt', 'decoder')])
+def test_arch_without_default_taps_asks_for_them(image_pairs, teachers, loss, kind):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['network_g'] = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 1, 'num_feat': 8,
+                        'num_block': 1, 'num_grow_ch': 4}
+    del opt['train'][{'nc_opt': 'et_opt', 'et_opt': 'nc_opt'}[loss]]
+    with pytest.raises(TapError, match=f'student RRDBNet declares no default {kind} taps.*distill.{kind}_taps'):
         build_model(opt)
 
 

@@ -1,13 +1,15 @@
-"""Scale Conversion Module (SCM): maps tapped student features into the teacher's feature space."""
+"""Scale Conversion Module (SCM): maps tapped student features into the teacher's feature space.
+
+Built by :class:`~slkd_basicsr.models.slkd_model.SLKDModel` from the probed tap channels, so it is not an
+options-file network and not in BasicSR's ``ARCH_REGISTRY``.
+"""
 from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 
-@ARCH_REGISTRY.register()
 class ScaleConversionModule(nn.Module):
     """One learnable 1x1 convolution per tap, from student to teacher channels, plus a resize.
 
