@@ -243,6 +243,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    slkd_basicsr.compat.apply()
     workdir = osp.abspath(args.workdir)
     os.makedirs(osp.join(workdir, 'results'), exist_ok=True)
     torch.set_num_threads(2)

@@ -1,4 +1,4 @@
-"""``slkd-test``: BasicSR's ``test_pipeline`` with this plugin registered.
+"""``slkd-test``: BasicSR's ``test_pipeline`` with this plugin registered and ``compat.apply()`` made.
 
 Accepts exactly BasicSR's flags; ``results/`` is written under the root path: the current working
 directory, or the clone's root when run as ``python slkd_basicsr/test.py``.
@@ -10,12 +10,14 @@ from os import path as osp
 if __package__ in (None, ''):  # run as a script from a clone: make the package importable
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
-import slkd_basicsr  # noqa: F401,E402  (applies compat, fills the registries)
+from slkd_basicsr import compat  # noqa: E402  (first: importing the package registers the plugin, lets basicsr import)
+# isort: split
 from basicsr.test import test_pipeline  # noqa: E402
 from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
 
 
 def main() -> None:
+    compat.apply()
     flush_denormals()
     test_pipeline(root_path_for(__file__, __package__, os.getcwd()))
 

@@ -1,4 +1,4 @@
-"""``slkd-train``: BasicSR's ``train_pipeline`` with this plugin registered.
+"""``slkd-train``: BasicSR's ``train_pipeline`` with this plugin registered and ``compat.apply()`` made.
 
 Accepts exactly BasicSR's flags (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``,
 ``--local_rank``, ``--force_yml``). ``experiments/`` and ``tb_logger/`` are written under the root
@@ -11,12 +11,14 @@ from os import path as osp
 if __package__ in (None, ''):  # run as a script from a clone: make the package importable
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
-import slkd_basicsr  # noqa: F401,E402  (applies compat, fills the registries)
+from slkd_basicsr import compat  # noqa: E402  (first: importing the package registers the plugin, lets basicsr import)
+# isort: split
 from basicsr.train import train_pipeline  # noqa: E402
 from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
 
 
 def main() -> None:
+    compat.apply()
     flush_denormals()
     train_pipeline(root_path_for(__file__, __package__, os.getcwd()))
 

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import slkd_basicsr  # noqa: F401  (compat + registries before anything imports basicsr)
 from helpers import make_pairs
+from slkd_basicsr import compat
+
+# as the entry points do; before any test module imports basicsr, which needs the package's torchvision alias
+compat.apply()
 
 
 @pytest.fixture(scope='session')

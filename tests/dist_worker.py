@@ -12,12 +12,14 @@ import runpy
 
 import torch
 
-import slkd_basicsr  # noqa: F401  (compat first: basicsr does not import without it)
+from slkd_basicsr import compat  # first: basicsr does not import without the package's torchvision alias
+# isort: split
 import basicsr.train
 from basicsr.data.data_sampler import EnlargedSampler
 
 
 def main() -> None:
+    compat.apply()  # before the recording wrappers below, so that they see what the entry point runs
     rank = int(os.environ['RANK'])
     models, drawn = [], []
 

@@ -12,6 +12,7 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
+from slkd_basicsr.compat import resume
 from slkd_basicsr.complexity import complexity_table
 from .feature_taps import FeatureTaps, TapError
 from .scm import ScaleConversionModule
@@ -291,11 +292,13 @@ class SLKDModel(SRModel):
                 'lower the learning rate, enable train.use_grad_clip, or check the data, then resume with '
                 '--auto_resume.')
 
-    def training_state(self, epoch: int, current_iter: int) -> Dict[str, Any]:
-        state = super().training_state(epoch, current_iter)
-        if self.net_scm is not None:
-            state['scm'] = self.get_bare_model(self.net_scm).state_dict()
-        return state
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        """BasicSR's training state (as ``compat`` writes it) plus the SCM weights.
+
+        The SCM has no ``network_*`` option, so BasicSR's resume cannot reload it from ``models/``.
+        """
+        extra = {} if self.net_scm is None else {'scm': self.get_bare_model(self.net_scm).state_dict()}
+        resume.save_training_state(self, epoch, current_iter, **extra)
 
     def resume_training(self, resume_state: Dict[str, Any]) -> None:
         super().resume_training(resume_state)

@@ -192,12 +192,12 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(image_pairs, teachers):
 
 
 def test_student_and_scm_in_ddp_teachers_not(image_pairs, teachers, monkeypatch):
-    from slkd_basicsr import compat
+    from slkd_basicsr.compat.distributed import init_dist
 
     for key, value in (('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1'), ('MASTER_ADDR', '127.0.0.1'),
                        ('MASTER_PORT', '29544')):
         monkeypatch.setenv(key, value)
-    compat.init_dist('pytorch')
+    init_dist('pytorch')
     try:
         opt = in_process(slkd_options(image_pairs, teachers))
         opt['dist'] = True

@@ -1,4 +1,4 @@
-"""A run killed with SIGKILL and resumed with --auto_resume ends where an uninterrupted run ends."""
+"""Resume takes the newest complete state; a run killed and resumed ends where an uninterrupted run ends."""
 import os
 import signal
 import subprocess
@@ -8,6 +8,14 @@ import time
 import torch
 
 from helpers import REPO_ROOT, run_entry, slkd_options, write_options
+from slkd_basicsr.compat.resume import latest_training_state
+
+
+def test_latest_training_state_ignores_partial_files(tmp_path):
+    for name in ('10.state', '20.state', '.30.state.abc.tmp', 'notes.txt'):
+        (tmp_path / name).write_bytes(b'')
+    assert latest_training_state(str(tmp_path)) == str(tmp_path / '20.state')
+    assert latest_training_state(str(tmp_path / 'missing')) is None
 
 
 def _run_options(image_pairs, teachers, tmp_path):

@@ -1,23 +1,16 @@
+"""BasicSR's own readers and datasets name the file, LMDB key or folder when data is missing, unpaired or corrupt."""
 import cv2
 import lmdb
 import numpy as np
 import pytest
 import torch
 
-import slkd_basicsr  # noqa: F401  (compat before basicsr)
 from basicsr.data import build_dataset
 from basicsr.utils import FileClient
-from slkd_basicsr.data import checked_io
 from slkd_basicsr.data.data_checks import DataError
 from slkd_basicsr.tools.make_lmdb import main as make_lmdb
 
 NAMES = ['x1.png', 'x2.png']
-
-
-@pytest.fixture(autouse=True)
-def installed():
-    # idempotent; valid data behaves as before, so leaving it installed cannot affect other tests
-    checked_io.install()
 
 
 @pytest.fixture

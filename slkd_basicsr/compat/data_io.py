@@ -1,4 +1,4 @@
-"""Clear data errors for BasicSR's own datasets (``PairedImageDataset`` and friends), installed by :func:`install`.
+"""Clear data errors for BasicSR's own datasets (``PairedImageDataset`` and friends).
 
 BasicSR 1.4.2 reports bad data late and vaguely: a corrupt file makes ``imfrombytes`` return None and the
 crash comes later as ``'NoneType' object has no attribute 'astype'``; a missing LMDB key does the same; an
@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List
 from basicsr.data import data_util
 from basicsr.utils import file_client, img_util, scandir
 
-from .data_checks import check_folder, check_lmdb, check_pairs, decode, read_bytes, source_name
+from ..data.data_checks import check_folder, check_lmdb, check_pairs, decode, read_bytes, source_name
 
 _ORIGINAL_GET = file_client.FileClient.get
 _ORIGINAL_IMFROMBYTES = img_util.imfrombytes
@@ -74,7 +74,7 @@ def _rebind(original: Callable, replacement: Callable) -> None:
 
 
 def install() -> None:
-    """Install the checked versions (idempotent). Call after ``basicsr`` is imported (``compat.apply``)."""
+    """Install the checked versions in ``FileClient`` and in every loaded ``basicsr`` module."""
     file_client.FileClient.get = checked_get
     _rebind(_ORIGINAL_IMFROMBYTES, checked_imfrombytes)
     _rebind(_ORIGINAL_PAIRED_FOLDER, checked_paired_paths_from_folder)

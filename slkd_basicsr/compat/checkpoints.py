@@ -1,0 +1,141 @@
+"""Network checkpoints that are read safely and written atomically.
+
+BasicSR 1.4.2's ``BaseModel.load_network`` unpickles checkpoints with the installed torch's default, so a file
+can run code, and a missing ``param_key`` or a mismatched network fails with a bare ``KeyError`` or a long
+``load_state_dict`` trace; ``save_network`` writes straight into the final path, so a run killed while saving
+leaves a truncated ``net_g_*.pth``. :func:`install` replaces both methods: loading goes through
+:func:`safe_load` (``weights_only=True``, one :class:`CheckpointError` naming the file and what to do), saving
+through :func:`atomic_torch_save` (temporary file, ``fsync``, rename) by rank 0 alone.
+"""
+import collections
+import os
+import tempfile
+from os import path as osp
+from typing import Any, Dict
+
+import torch
+
+# What BasicSR writes into files beyond tensors and builtins: MultiStepRestartLR keeps its milestones in a
+# collections.Counter, which the weights_only allow-list of some torch releases (2.4-2.x) rejects.
+SAFE_GLOBALS = [collections.Counter]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or training state could not be read safely or does not fit."""
+
+
+def safe_load(path: str, map_location: Any = 'cpu', what: str = 'checkpoint') -> Any:
+    """Load a ``torch.save`` file without executing pickled code.
+
+    Args:
+        path: File to read.
+        map_location: Where tensors go (as in ``torch.load``).
+        what: Words for the error message, e.g. ``'teacher A checkpoint'``.
+
+    Returns:
+        The loaded object (dicts, lists, tensors, numbers, strings, ``collections.Counter``).
+
+    Raises:
+        CheckpointError: The file is missing, truncated, or carries objects other than tensors and plain
+            containers (for example a pickled class or function), with what to do about it.
+    """
+    if not osp.isfile(path):
+        raise CheckpointError(f'{what} not found: {path!r}. Check the path in the options file.')
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
+        raise CheckpointError(
+            f'Cannot read {what} {path!r} safely: {type(err).__name__}: {str(err).splitlines()[0]}\n'
+            'Checkpoints are loaded with weights_only=True, so files that carry pickled code (or are truncated) '
+            'are refused. If the file is yours and trusted, convert it once with:\n'
+            '  python -c "import torch; sd = torch.load(\'IN.pth\', weights_only=False); '
+            "torch.save({k: v for k, v in sd.items()}, 'OUT.pth')\"\n"
+            'and point the options file at OUT.pth.') from err
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def check_state_dict(net: torch.nn.Module, state_dict: Dict[str, torch.Tensor], load_path: str) -> None:
+    """Raise one :class:`CheckpointError` naming the file and the first mismatched keys, if any."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f'{k}: file {tuple(state_dict[k].shape)} vs net {tuple(v.shape)}' for k, v in own.items()
+              if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or shapes):
+        return
+    parts = [f'{title} ({len(keys)}): {", ".join(keys[:5])}{", ..." if len(keys) > 5 else ""}'
+             for title, keys in (('missing in the file', missing), ('not in the network', unexpected),
+                                 ('shape mismatch', shapes)) if keys]
+    raise CheckpointError(f'{load_path!r} does not fit {type(net).__name__}: ' + '; '.join(parts) +
+                          '. Check that the network options match the checkpoint (or set strict_load_* to false).')
+
+
+def _strip_module_prefix(state_dict: Dict[str, Any]) -> Dict[str, Any]:
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
+
+
+def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
+    """``BaseModel.load_network`` through :func:`safe_load`, with a :class:`CheckpointError` for what does not fit.
+
+    Behaves like BasicSR's: falls back from ``params_ema`` to ``params``, strips a ``module.`` prefix,
+    logs differing keys; ``param_key: ~`` takes the whole file as the state dict.
+    """
+    from basicsr.utils import get_root_logger
+
+    logger = get_root_logger()
+    net = self.get_bare_model(net)
+    load_net = safe_load(load_path, what=f'{net.__class__.__name__} checkpoint')
+    if param_key is not None:
+        if param_key not in load_net and 'params' in load_net:
+            logger.info(f'Loading: {param_key} does not exist, use params.')
+            param_key = 'params'
+        if param_key not in load_net:
+            raise CheckpointError(f'{load_path!r} has no key {param_key!r} (it has {sorted(load_net)[:8]}). '
+                                  'Set the matching param_key_* option in the path section.')
+        load_net = load_net[param_key]
+    logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+    load_net = _strip_module_prefix(load_net)
+    self._print_different_keys_loading(net, load_net, strict)
+    if strict:
+        check_state_dict(net, load_net, load_path)
+    net.load_state_dict(load_net, strict=strict)
+
+
+def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+    """``BaseModel.save_network`` through :func:`atomic_torch_save`, by rank 0 alone."""
+    if self.opt.get('rank', 0) != 0:
+        return
+    save_filename = f"{net_label}_{'latest' if current_iter == -1 else current_iter}.pth"
+    nets = net if isinstance(net, list) else [net]
+    param_keys = param_key if isinstance(param_key, list) else [param_key]
+    if len(nets) != len(param_keys):
+        raise ValueError('The lengths of net and param_key should be the same.')
+    save_dict = {}
+    for net_, param_key_ in zip(nets, param_keys):
+        state_dict = _strip_module_prefix(self.get_bare_model(net_).state_dict())
+        save_dict[param_key_] = {k: v.cpu() for k, v in state_dict.items()}
+    atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], save_filename))
+
+
+def install() -> None:
+    """Replace ``BaseModel.load_network`` and ``BaseModel.save_network``."""
+    from basicsr.models.base_model import BaseModel
+
+    BaseModel.load_network = load_network
+    BaseModel.save_network = save_network

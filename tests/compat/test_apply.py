@@ -1,0 +1,77 @@
+"""Importing the package changes nothing in BasicSR; ``compat.apply()`` makes every fix, once."""
+import json
+import os
+import subprocess
+import sys
+
+from helpers import REPO_ROOT
+
+# In a fresh interpreter: import the package and every module in it, then list what of BasicSR is ours
+# (module functions and class methods that slkd_basicsr defined), before and after apply() and after a second one.
+PROBE = r'''
+import importlib, json, pkgutil, sys
+import slkd_basicsr
+for info in pkgutil.walk_packages(slkd_basicsr.__path__, 'slkd_basicsr.'):
+    importlib.import_module(info.name)
+import basicsr.test, basicsr.train
+
+
+def ours():
+    found = {}
+    for module_name, module in list(sys.modules.items()):
+        if module_name.split('.')[0] != 'basicsr':
+            continue
+        for name, value in vars(module).items():
+            if isinstance(value, type) and value.__module__.split('.')[0] == 'basicsr':
+                for attr, member in vars(value).items():
+                    if getattr(member, '__module__', None) and member.__module__.startswith('slkd_basicsr'):
+                        found[f'{value.__module__}.{value.__qualname__}.{attr}'] = id(member)
+            elif callable(value) and str(getattr(value, '__module__', '')).startswith('slkd_basicsr'):
+                found[f'{module_name}.{name}'] = id(value)
+    return found
+
+
+before = ours()
+from slkd_basicsr import compat
+compat.apply()
+after = ours()
+compat.apply()
+print(json.dumps({'before': before, 'after': after, 'again': ours()}))
+'''
+
+PATCHED_METHODS = {
+    'basicsr.models.base_model.BaseModel.' + name
+    for name in ('load_network', 'save_network', 'save_training_state', 'model_to_device', 'get_optimizer',
+                 'setup_schedulers')
+} | {
+    'basicsr.utils.registry.Registry.get',
+    'basicsr.utils.file_client.FileClient.get',
+    'basicsr.data.data_sampler.EnlargedSampler.__iter__',
+}
+PATCHED_FUNCTIONS = {
+    'basicsr.train.load_resume_state',
+    'basicsr.train.create_train_val_dataloader',
+    'basicsr.train.parse_options',
+    'basicsr.test.parse_options',
+    'basicsr.utils.dist_util.init_dist',
+    'basicsr.utils.options.init_dist',
+    'basicsr.utils.img_util.imfrombytes',
+    'basicsr.data.paired_image_dataset.imfrombytes',
+    'basicsr.data.data_util.paired_paths_from_folder',
+    'basicsr.data.paired_image_dataset.paired_paths_from_lmdb',
+}
+# the data_io fix rebinds these wherever a BasicSR module imported them by name
+REBOUND = ('imfrombytes', 'paired_paths_from_folder', 'paired_paths_from_lmdb')
+
+
+def test_import_changes_nothing_and_apply_patches_once():
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-c', PROBE], capture_output=True, text=True, env=env, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.splitlines()[-1])
+
+    assert found['before'] == {}
+    after = set(found['after'])
+    assert PATCHED_METHODS | PATCHED_FUNCTIONS <= after
+    assert {name for name in after - PATCHED_METHODS if name.rsplit('.', 1)[1] not in REBOUND} <= PATCHED_FUNCTIONS
+    assert found['again'] == found['after']
