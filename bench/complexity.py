@@ -1,25 +1,26 @@
-"""Parameters, FLOPs and CPU latency of every teacher and its SLKD student preset.
+"""Parameters, FLOPs and CPU latency of every teacher and its SLKD student.
 
-Run from the repository root (the teachers take tens of seconds each on a CPU)::
+Run from a clone with the package installed (the teachers take tens of seconds each on a CPU)::
 
-    PYTHONPATH=. python bench/complexity.py            # all entries, 256 x 256, 2 threads
-    PYTHONPATH=. python bench/complexity.py --only Restormer --repeats 5
+    python bench/complexity.py            # all entries, 256 x 256, 2 threads
+    python bench/complexity.py --only Restormer --repeats 5
 
-FLOPs come from ``mmengine.analysis.FlopAnalyzer``, which counts one multiply-add as one FLOP (so they are
-MACs) and counts convolutions, linear layers and matrix products; element-wise operations, normalisation,
-softmax and top-k are not counted (they are listed per net under ``uncounted_ops``). Latency is the median
-of ``--repeats`` single forward passes (after one warm-up pass) timed with ``torch.utils.benchmark`` on the
-CPU with ``--threads`` threads, teacher and student taking turns. Writes ``bench/results/complexity.json``
-and ``bench/results/complexity.png``.
+Each pair is a shipped recipe under ``options/``: its ``network_teacher_a`` is the teacher and its ``network_g``
+the student. Parameters and FLOPs come from :mod:`slkd_basicsr.complexity` (the counts the training log prints):
+``mmengine.analysis.FlopAnalyzer`` counts one multiply-add as one FLOP (so they are MACs) for convolutions,
+linear layers and matrix products; element-wise operations, normalisation, softmax and top-k are not counted
+(they are listed per net under ``uncounted_ops``). Latency is the median of ``--repeats`` single forward passes
+(after one warm-up pass) on the CPU with ``--threads`` threads, teacher and student taking turns. Writes
+``complexity.json`` and ``complexity.png`` to ``--out`` (``bench/results``).
 
 A new teacher/student pair is one more entry in ``ENTRIES``.
 """
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
+from functools import partial
 from os import path as osp
 from typing import Dict, List, Tuple
 
@@ -29,49 +30,35 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from torch.utils import benchmark  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _common import RESULTS, ROOT, interleaved_times, machine_record  # noqa: E402
+from slkd_basicsr import compat  # noqa: E402  (before basicsr: its import needs our torchvision alias)
+from basicsr.archs import build_network  # noqa: E402
+from slkd_basicsr.complexity import count_params, flop_analysis  # noqa: E402
 
-# teacher: an official layout (tests/data/spec/*.json: arch + network_g) or an options file with network_g,
-# relative to the repository root; student: a registered compact student arch, built with its preset.
+# recipe: a shipped SLKD options file, relative to the repository root
 ENTRIES = [
-    dict(
-        name='Restormer (deraining)',
-        teacher='tests/data/spec/restormer_deraining.json',
-        student='ResSL'),
-    dict(
-        name='NAFNet-w32 (SIDD)',
-        teacher='tests/data/spec/nafnet_sidd_width32.json',
-        student='NAFSL'),
-    dict(
-        name='NAFNet-w64 (GoPro)',
-        teacher='tests/data/spec/nafnet_gopro_width64.json',
-        student='NAFSL'),
-    dict(
-        name='DRSformer (deraining)',
-        teacher='tests/data/spec/drsformer_deraining.json',
-        student='DRSSL'),
+    dict(name='Restormer (deraining)', recipe='options/slkd_derain.yml'),
+    dict(name='NAFNet-w32 (SIDD)', recipe='options/slkd_denoise_nafnet.yml'),
+    dict(name='NAFNet-w64 (GoPro)', recipe='options/slkd_deblur_nafnet.yml'),
+    dict(name='DRSformer (deraining)', recipe='options/slkd_derain_drsformer.yml'),
 ]
 
 
-def network_options(path: str) -> dict:
-    """``network_g`` options (with ``type``) from a spec JSON or an options YAML, relative to the root."""
-    full = osp.join(ROOT, path)
+def recipe_networks(recipe: str) -> Tuple[dict, dict]:
+    """The teacher (``network_teacher_a``) and student (``network_g``) options of a recipe under the root."""
+    full = osp.join(ROOT, recipe)
     with open(full) as f:
-        if path.endswith('.json'):
-            spec = json.load(f)
-            return {'type': spec['arch'], **spec['network_g']}
         opt = yaml.safe_load(f)
-    if not isinstance(opt, dict) or 'network_g' not in opt:
-        raise ValueError(f'{full} has no network_g block.')
-    return dict(opt['network_g'])
+    missing = [key for key in ('network_teacher_a', 'network_g') if key not in opt]
+    if missing:
+        raise ValueError(f'{full} has no {" or ".join(missing)}; an SLKD recipe names the teacher as '
+                         'network_teacher_a and the student as network_g.')
+    return dict(opt['network_teacher_a']), dict(opt['network_g'])
 
 
 def build(opt: dict) -> Tuple[torch.nn.Module, int]:
     """The network in eval mode and its number of input channels."""
-    from basicsr.archs import build_network
-
     net = build_network(dict(opt)).eval()
     channels = opt.get('inp_channels', opt.get('img_channel', opt.get('dd_in', 3)))
     return net, channels
@@ -79,48 +66,26 @@ def build(opt: dict) -> Tuple[torch.nn.Module, int]:
 
 def count(opt: dict, size: int) -> dict:
     """Parameters and FLOPs (multiply-adds) of one forward pass on 1 x C x size x size."""
-    from mmengine.analysis import FlopAnalyzer
-
     net, channels = build(opt)
-    with torch.no_grad():
-        flops = FlopAnalyzer(net, torch.rand(1, channels, size, size))
-        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return {
-            'params': sum(p.numel() for p in net.parameters()),
-            'flops': flops.total(),
-            'uncounted_ops': sorted(flops.unsupported_ops()),
-        }
+    flops, uncounted = flop_analysis(net, (channels, size, size))
+    return {'params': count_params(net), 'flops': flops, 'uncounted_ops': uncounted}
 
 
-def latencies(opts: List[dict], size: int, threads: int, repeats: int) -> List[dict]:
-    """Median CPU latency (ms) of one forward pass of each network, the networks timed in turn.
-
-    Taking turns (teacher, student, teacher, ...) exposes both to the same background load, so their ratio is
-    steadier than that of two separate runs on a shared machine.
-    """
-    timers = []
-    for opt in opts:
+def latencies(opts: List[dict], size: int, repeats: int) -> List[dict]:
+    """Median CPU latency (ms) of one forward pass of each network, the networks timed in turn."""
+    steps = {}
+    for index, opt in enumerate(opts):
         net, channels = build(opt)
-        timers.append(
-            benchmark.Timer(
-                'net(x)', globals={
-                    'net': net,
-                    'x': torch.rand(1, channels, size, size)
-                }, num_threads=threads))
-    runs: List[List[float]] = [[] for _ in opts]
+        steps[index] = partial(net, torch.rand(1, channels, size, size))
     with torch.no_grad():
-        for timer in timers:
-            timer.timeit(1)  # warm-up: first-call allocations and kernel selection
-        for _ in range(repeats):
-            for timer, times in zip(timers, runs):
-                times.append(timer.timeit(1).median)
+        runs = interleaved_times(steps, repeats)
     return [{
         'latency_ms': 1e3 * statistics.median(times),
         'latency_runs_ms': [round(1e3 * t, 1) for t in times]
-    } for times in runs]
+    } for times in runs.values()]
 
 
-def run(entries: List[dict], size: int, threads: int, repeats: int) -> List[dict]:
+def run(entries: List[dict], size: int, repeats: int) -> List[dict]:
     """Count each distinct network once, time each teacher/student pair, and give student/teacher ratios."""
     counted: Dict[str, dict] = {}
 
@@ -133,8 +98,8 @@ def run(entries: List[dict], size: int, threads: int, repeats: int) -> List[dict
     rows = []
     for entry in entries:
         print(f'measuring {entry["name"]} ...', flush=True)
-        teacher_opt, student_opt = network_options(entry['teacher']), {'type': entry['student']}
-        teacher_time, student_time = latencies([teacher_opt, student_opt], size, threads, repeats)
+        teacher_opt, student_opt = recipe_networks(entry['recipe'])
+        teacher_time, student_time = latencies([teacher_opt, student_opt], size, repeats)
         teacher = {'network_g': teacher_opt, **counts(teacher_opt), **teacher_time}
         student = {'network_g': student_opt, **counts(student_opt), **student_time}
         rows.append({
@@ -200,34 +165,26 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--threads', type=int, default=2, help='CPU threads for the latency')
     parser.add_argument('--repeats', type=int, default=3, help='timed forward passes per net (median reported)')
     parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
-    parser.add_argument('--out', default=osp.join(ROOT, 'bench', 'results'), help='folder for the json and png')
+    parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
-
-    sys.path.insert(0, ROOT)
-    import slkd_basicsr  # noqa: F401  (patches BasicSR and registers the archs before basicsr is imported)
+    compat.apply()
 
     torch.set_num_threads(args.threads)
     entries = [e for e in ENTRIES if args.only is None or any(word in e['name'] for word in args.only)]
     if not entries:
         parser.error(f'--only {args.only} matches no entry; names: {[e["name"] for e in ENTRIES]}')
     load_before = os.getloadavg()
-    rows = run(entries, args.size, args.threads, args.repeats)
+    rows = run(entries, args.size, args.repeats)
     print_table(rows)
 
     os.makedirs(args.out, exist_ok=True)
     result = {
-        'command': 'PYTHONPATH=. python bench/complexity.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+        'command': 'python bench/complexity.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
         'input': [1, 3, args.size, args.size],
         'flops_counter': 'mmengine.analysis.FlopAnalyzer (one multiply-add = one FLOP)',
         'threads': args.threads,
         'repeats': args.repeats,
-        'machine': {
-            'cpu': platform.processor() or platform.machine(),
-            'cpu_count': os.cpu_count(),
-            'load_average_before_after': [list(load_before), list(os.getloadavg())],
-            'torch': torch.__version__,
-            'OMP_WAIT_POLICY': os.environ['OMP_WAIT_POLICY'],
-        },
+        'machine': machine_record(load_before),
         'rows': rows,
     }
     with open(osp.join(args.out, 'complexity.json'), 'w') as f:

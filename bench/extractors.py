@@ -7,39 +7,28 @@ the SCM, i.e. in the teacher's channel space (Restormer teacher, dim 48). Each l
 (``sample_channels`` channels per level) and with every channel compared. Target: both losses together, with
 their defaults, at most 10% of the student step.
 
-    python bench/extractors.py [--repeats 5] [--threads N]
+    python bench/extractors.py [--repeats 5] [--threads N] [--out DIR]
 
-Prints the ratios and writes ``bench/results/extractors.json``.
+Prints the ratios and writes ``extractors.json`` to ``--out`` (``bench/results``).
 """
 import argparse
 import json
 import os
-import platform
 import statistics
-import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-import slkd_basicsr  # noqa: F401  (registration, BasicSR compatibility)
+from _common import RESULTS, interleaved_times, machine_record
+from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
+from slkd_basicsr.recipes.tiny_nets import tiny_restormer
 
 BATCH = 4
 PATCH = 128
 # Student: a narrow Restormer (SLKD's Res-SL shape).
-STUDENT = {
-    'type': 'Restormer',
-    'inp_channels': 3,
-    'out_channels': 3,
-    'dim': 24,
-    'num_blocks': [2, 2, 2, 2],
-    'num_refinement_blocks': 1,
-    'heads': [1, 2, 4, 8],
-    'ffn_expansion_factor': 2.0,
-    'bias': False,
-    'LayerNorm_type': 'WithBias',
-}
+STUDENT = tiny_restormer(dim=24, num_blocks=[2, 2, 2, 2], heads=[1, 2, 4, 8])
 # (channels, side) of each tap after the SCM, i.e. the teacher's (Restormer dim 48) feature sizes at patch 128.
 ENCODER_TAPS: List[Tuple[int, int]] = [(48, 128), (96, 64), (192, 32), (384, 16)]  # encoder_level1..3, latent
 DECODER_TAPS: List[Tuple[int, int]] = [(192, 32), (96, 64), (96, 128)]  # decoder_level3..1
@@ -74,23 +63,13 @@ def loss_step(loss_type: str, taps: List[Tuple[int, int]], sample_channels: Opti
     return lambda: loss_fn(student, teacher).backward()
 
 
-def interleaved_medians(steps: Dict[Any, Callable[[], None]], repeats: int) -> Dict[Any, float]:
-    """Median wall time of each step, in seconds, timed in alternation so that they share the machine's load."""
-    times = {name: [] for name in steps}
-    for round_index in range(repeats + 1):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            if round_index:  # the first round warms up
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def main() -> Dict:
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
+    parser.add_argument('--out', default=RESULTS, help='folder for extractors.json')
+    args = parser.parse_args(argv)
+    compat.apply()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -99,12 +78,12 @@ def main() -> Dict:
     for variant, sample_channels in VARIANTS.items():
         steps.update({(loss_type, variant): loss_step(loss_type, taps, sample_channels)
                       for loss_type, taps in LOSSES.items()})
-    seconds = interleaved_medians(steps, args.repeats)
+    load_before = os.getloadavg()
+    seconds = {name: statistics.median(times) for name, times in interleaved_times(steps, args.repeats).items()}
     net_time = seconds.pop('student')
     print(f'student step (forward+backward, batch {BATCH}, patch {PATCH}): {net_time * 1e3:.1f} ms')
     result = {
-        'device': f'cpu ({platform.processor() or platform.machine()}), {args.threads} threads',
-        'torch': torch.__version__,
+        'machine': machine_record(load_before),
         'batch': BATCH,
         'patch': PATCH,
         'repeats': args.repeats,
@@ -123,9 +102,8 @@ def main() -> Dict:
         record['both_ratio'] = sum(seconds[(loss_type, variant)] for loss_type in LOSSES) / net_time
         print(f'{variant:8s} both losses: {record["both_ratio"]:.1%} of the student step (target <= 10%)')
 
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, 'extractors.json'), 'w') as f:
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, 'extractors.json'), 'w') as f:
         json.dump(result, f, indent=2)
     return result
 

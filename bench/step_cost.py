@@ -11,32 +11,30 @@ turns so that both see the same machine load, it times
 
 at each ``--patches`` size with batch ``--batch``, and prints their ratio (target: at most 1.15). Peak memory of
 both is what one step adds to the memory in use before it (see :func:`peak_memory`). ``--profile`` adds the
-operators that dominate an SLKD iteration. Writes ``bench/results/step_cost.json`` and ``bench/results/step_cost.png``.
+operators that dominate an SLKD iteration. Writes ``step_cost.json`` and ``step_cost.png`` to ``--out``
+(``bench/results``).
 
-    python bench/step_cost.py [--patches 64 128] [--batch 4] [--repeats 3] [--threads 2] [--profile]
+    python bench/step_cost.py [--patches 64 128] [--batch 4] [--repeats 3] [--threads 2] [--profile] [--out DIR]
 """
 import argparse
 import ctypes
 import gc
 import json
 import os
-import platform
 import statistics
 import tempfile
-import time
 from os import path as osp
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 import yaml
 
-import slkd_basicsr  # noqa: F401  (registration, BasicSR compatibility)
+from _common import RESULTS, ROOT, interleaved_times, machine_record
+from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
 from basicsr.archs import build_network
 from basicsr.models import build_model
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RECIPE = osp.join(ROOT, 'options', 'slkd_derain.yml')
-RESULTS = osp.join(ROOT, 'bench', 'results')
 TARGET = 1.15
 
 
@@ -75,28 +73,10 @@ def make_steps(patch: int, batch: int, checkpoint_dir: str,
         with torch.no_grad():
             model.teacher_a(lq)
             model.teacher_b(gt)
-        model._clear_taps()  # the hooks recorded features that nothing here reads
+        for taps in (model.student_taps, model.teacher_a_taps, model.teacher_b_taps):
+            taps.clear()  # the hooks recorded features that nothing here reads
 
     return slkd, unavoidable
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def interleaved_seconds(steps: Dict[str, Callable[[], None]], repeats: int, device: torch.device) -> Dict[str, float]:
-    """Median wall time of each step, timed in alternation after one warm-up round."""
-    times = {name: [] for name in steps}
-    for round_index in range(repeats + 1):
-        for name, step in steps.items():
-            synchronise(device)
-            start = time.perf_counter()
-            step()
-            synchronise(device)
-            if round_index:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _status_bytes(field: str) -> int:
@@ -171,12 +151,11 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     parser.add_argument('--profile', action='store_true', help='print the top operators of an SLKD iteration')
     parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
+    compat.apply()
     torch.set_num_threads(args.threads)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    load_before = os.getloadavg()
     result = {
-        'device': torch.cuda.get_device_name() if device.type == 'cuda' else
-        f'cpu ({platform.processor() or platform.machine()}), {args.threads} threads',
-        'torch': torch.__version__,
         'recipe': osp.relpath(RECIPE, ROOT),
         'batch': args.batch,
         'repeats': args.repeats,
@@ -187,7 +166,8 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
         for patch in args.patches:
             slkd, unavoidable = make_steps(patch, args.batch, checkpoint_dir, device)
             steps = {'slkd': slkd, 'unavoidable': unavoidable}
-            seconds = interleaved_seconds(steps, args.repeats, device)
+            seconds = {name: statistics.median(times)
+                       for name, times in interleaved_times(steps, args.repeats, device).items()}
             peaks = {name: peak_memory(step, device) for name, step in steps.items()}
             if args.profile:
                 print(f'patch {patch}: top operators of one SLKD iteration\n{profile_table(slkd)}')
@@ -197,6 +177,7 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
             print(f'patch {patch}, batch {args.batch}: SLKD {seconds["slkd"]:.3f} s / unavoidable '
                   f'{seconds["unavoidable"]:.3f} s = {row["ratio"]:.3f} (target <= {TARGET}); peak memory '
                   f'{peaks["slkd"] / 2**20:.0f} / {peaks["unavoidable"] / 2**20:.0f} MiB = {row["memory_ratio"]:.2f}')
+    result['machine'] = machine_record(load_before, device)
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'step_cost.json'), 'w') as f:
         json.dump(result, f, indent=2)

@@ -1,12 +1,12 @@
 """Controlled distillation study: SLKD, its ablations and two baselines on synthetic deraining and denoising.
 
-Run from a clone, with the package installed from it or not::
+Run from a clone with the package installed::
 
     python bench/study.py           # 2 tasks x 7 student configurations x 3 seeds: ~47 min, idle 2-core CPU
     python bench/study.py --quick   # 40 iterations, one seed, weaker teachers: a smoke run, a few minutes
 
 Every run trains through BasicSR's pipeline (``python -m slkd_basicsr.train -opt <yml>``, one subprocess each)
-with the pieces of ``slkd-demo`` (:mod:`slkd_basicsr.demo`): the tiny Restormer teacher and student, scikit-image
+with the pieces of ``slkd-demo`` (:mod:`slkd_basicsr.recipes`): the tiny Restormer teacher and student, scikit-image
 photos degraded on the fly (8 for training, 64 px patches, batch 4; coffee and camera held out, degraded the
 same way in every run), Adam at 2e-3 with cosine decay over the same fixed number of iterations for every arm.
 
@@ -22,7 +22,6 @@ so that a smoke run never replaces the recorded study).
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -32,24 +31,25 @@ from glob import glob
 from os import path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # One thread per run (set before torch loads OpenMP; the training subprocesses inherit it). Measured on 2 cores per
 # iteration of all six arms: 1.4 s with one thread, 1.0 s with two when the machine is idle, but 2.8 s vs 10.4 s
 # when two other busy processes share it (spinning OpenMP threads; passive waiting was slower in both cases).
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-sys.path.insert(0, ROOT)  # from a clone: this checkout's package (an installed one is the same code)
 
 import torch  # noqa: E402
 
-from slkd_basicsr import demo  # noqa: E402
+from _common import RESULTS, machine_record  # noqa: E402
+from slkd_basicsr import compat  # noqa: E402
+from slkd_basicsr.recipes import demo_recipe as recipe  # noqa: E402
+from slkd_basicsr.recipes import runs  # noqa: E402
+from slkd_basicsr.recipes.evaluation import load_net, restoration_scores  # noqa: E402
 from slkd_basicsr.utils import flush_denormals  # noqa: E402
 
-RESULTS = osp.join(ROOT, 'bench', 'results')
 TASKS = {
-    'derain': demo.RAIN,
+    'derain': recipe.RAIN,
     'denoise': [{'type': 'noise', 'sigma': [10, 40]}],
 }
-METRICS = {name: demo.METRICS[name] for name in ('psnr', 'ssim')}
+METRICS = {name: recipe.METRICS[name] for name in ('psnr', 'ssim')}
 # output-only distillation: BasicSR's L1Loss(pred, target) as the KD term, at SLKD's output-term weight
 OUTPUT_KD = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 0.5, 'reduction': 'mean'}}
 
@@ -59,8 +59,8 @@ PLAIN_FEATURES = {'type': 'FeatureL1Loss', 'loss_weight': 0.1}
 
 
 def slkd_without(*losses: str) -> Dict[str, Dict[str, Any]]:
-    """SLKD's distillation losses (``demo.SLKD_LOSSES``) less ``losses``."""
-    return {key: opt for key, opt in demo.SLKD_LOSSES.items() if key not in losses}
+    """SLKD's distillation losses (``recipe.SLKD_LOSSES``) less ``losses``."""
+    return {key: opt for key, opt in recipe.SLKD_LOSSES.items() if key not in losses}
 
 
 # arm -> (label, distillation losses of SLKDModel on top of L1 to the GT); none at all is exactly SRModel
@@ -74,7 +74,7 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
 }
 PROFILES = {
-    'full': {'iters': 200, 'seeds': [0, 1, 2], 'teacher_iters': demo.ASSET_TEACHER_A_ITERS, 'teacher_b_iters': 100},
+    'full': {'iters': 200, 'seeds': [0, 1, 2], 'teacher_iters': recipe.ASSET_TEACHER_A_ITERS, 'teacher_b_iters': 100},
     'quick': {'iters': 40, 'seeds': [0], 'teacher_iters': 150, 'teacher_b_iters': 20},
 }
 # records of a BasicSR log whose continuation lines are kept; other records keep their first line only, which
@@ -100,7 +100,7 @@ def summarise_log(log: str) -> str:
 def train(opt: Dict[str, Any], workdir: str, logs: str) -> Tuple[str, Dict[str, Any]]:
     """Train ``opt`` (quietly), keep its log summary in ``logs``; return net_g_latest and the run's record."""
     start = time.perf_counter()
-    net_path = demo.train(opt, workdir, quiet=True)
+    net_path = runs.train(opt, workdir, quiet=True)
     train_s = time.perf_counter() - start
     experiment = osp.dirname(osp.dirname(net_path))  # <experiment>/models/net_g_latest.pth
     with open(sorted(glob(osp.join(experiment, 'train_*.log')))[-1]) as f:
@@ -115,26 +115,26 @@ def train(opt: Dict[str, Any], workdir: str, logs: str) -> Tuple[str, Dict[str, 
 def teachers(task: str, profile: Dict[str, Any], need_b: bool, workdir: str,
              logs: str) -> Tuple[Dict[str, Optional[str]], Dict[str, Any]]:
     """Teacher A (shipped or trained) and, if an arm needs it, Teacher B of ``task``: checkpoints and records."""
-    if TASKS[task] == demo.RAIN and profile['teacher_iters'] == demo.ASSET_TEACHER_A_ITERS:
-        path_a = demo.ASSET_TEACHER_A
+    if TASKS[task] == recipe.RAIN and profile['teacher_iters'] == recipe.ASSET_TEACHER_A_ITERS:
+        path_a = recipe.ASSET_TEACHER_A
         record_a = {'iters': profile['teacher_iters'], 'source': 'shipped slkd_basicsr/assets/demo_teacher_a.pth '
-                    f'(slkd-demo --train-teacher-a {demo.ASSET_TEACHER_A_ITERS}: the same recipe)'}
+                    f'(slkd-demo --train-teacher-a {recipe.ASSET_TEACHER_A_ITERS}: the same recipe)'}
     else:
-        opt = demo.teacher_a_options(profile['teacher_iters'], TASKS[task], name=f'study_{task}_teacher_a')
+        opt = recipe.teacher_a_options(profile['teacher_iters'], TASKS[task], name=f'study_{task}_teacher_a')
         path_a, record_a = train(opt, workdir, logs)
     paths = {'teacher_a': path_a, 'teacher_b': None}
     records = {'teacher_a': record_a}
     if need_b:
-        opt = demo.teacher_b_options(profile['teacher_b_iters'], path_a, name=f'study_{task}_teacher_b')
+        opt = recipe.teacher_b_options(profile['teacher_b_iters'], path_a, name=f'study_{task}_teacher_b')
         paths['teacher_b'], records['teacher_b'] = train(opt, workdir, logs)
     return paths, records
 
 
 def student_options(task: str, arm: str, seed: int, iters: int, paths: Dict[str, Optional[str]]) -> Dict[str, Any]:
     """The demo's SLKD options with the arm's distillation losses and the seed."""
-    opt = demo.slkd_options(iters, paths['teacher_a'], paths['teacher_b'], TASKS[task],
-                            name=f'study_{task}_{arm}_s{seed}')
-    for key in demo.SLKD_LOSSES:
+    opt = recipe.slkd_options(iters, paths['teacher_a'], paths['teacher_b'], TASKS[task],
+                              name=f'study_{task}_{arm}_s{seed}')
+    for key in recipe.SLKD_LOSSES:
         opt['train'].pop(key)
     opt['train'].update(ARMS[arm][1])
     opt['manual_seed'] = seed
@@ -144,7 +144,7 @@ def student_options(task: str, arm: str, seed: int, iters: int, paths: Dict[str,
 
 def scores(net: torch.nn.Module, task: str) -> Dict[str, float]:
     """PSNR/SSIM of ``net`` on the held-out photos with the task's (fixed) degradations."""
-    return demo.restoration_scores(net, TASKS[task], METRICS)
+    return restoration_scores(net, TASKS[task], METRICS)
 
 
 def mean_std(values: List[float]) -> Dict[str, Optional[float]]:
@@ -158,17 +158,17 @@ def run_task(task: str, arms: Sequence[str], profile: Dict[str, Any], workdir: s
     need_b = any('et_opt' in ARMS[arm][1] for arm in arms)
     paths, teacher_records = teachers(task, profile, need_b, workdir, logs)
     record: Dict[str, Any] = {
-        'train_dataset': demo.dataset_options('train', TASKS[task]),
-        'held_out_dataset': demo.dataset_options('val', TASKS[task]),
+        'train_dataset': recipe.dataset_options('train', TASKS[task]),
+        'held_out_dataset': recipe.dataset_options('val', TASKS[task]),
         'teachers': teacher_records,
         'references': {'degraded input': scores(torch.nn.Identity(), task),
-                       'teacher A': scores(demo.load_net(demo.TEACHER, paths['teacher_a']), task)},
+                       'teacher A': scores(load_net(recipe.TEACHER, paths['teacher_a']), task)},
         'arms': {},
     }
     for seed in profile['seeds']:
         for arm in arms:
             net_path, run = train(student_options(task, arm, seed, profile['iters'], paths), workdir, logs)
-            run.update(seed=seed, **scores(demo.load_net(demo.STUDENT, net_path), task))
+            run.update(seed=seed, **scores(load_net(recipe.STUDENT, net_path), task))
             progress[0] += 1
             print(f"[{progress[0]}/{progress[1]}] {task} {arm} seed {seed}: PSNR {run['psnr']:.2f} "
                   f"SSIM {run['ssim']:.4f} (trained in {run['train_s']:.0f} s)", flush=True)
@@ -246,7 +246,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, help=f"iterations of every student run ({defaults('iters')})")
     parser.add_argument('--teacher-iters', type=int,
                         help=f"iterations of Teacher A ({defaults('teacher_iters')}); with "
-                        f'{demo.ASSET_TEACHER_A_ITERS} the shipped deraining teacher is reused')
+                        f'{recipe.ASSET_TEACHER_A_ITERS} the shipped deraining teacher is reused')
     parser.add_argument('--teacher-b-iters', type=int,
                         help=f"clean->clean fine-tuning of Teacher B ({defaults('teacher_b_iters')})")
     parser.add_argument('--tasks', nargs='+', choices=list(TASKS), default=list(TASKS))
@@ -260,6 +260,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    compat.apply()
     flush_denormals()  # the held-out scoring runs in this process, as slkd-train's runs flush theirs
     profile = dict(PROFILES['quick' if args.quick else 'full'])
     profile.update({key: getattr(args, key) for key in profile if getattr(args, key) is not None})
@@ -268,8 +269,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logs = osp.join(out, 'study_logs')
     shutil.rmtree(logs, ignore_errors=True)  # the logs always belong to the study.json beside them
     os.makedirs(logs)
-    # the training subprocesses import the same slkd_basicsr as this script
-    os.environ['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)
 
     load_before = os.getloadavg()
     start = time.perf_counter()
@@ -283,15 +282,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         'command': 'python bench/study.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
         'profile': profile,
         'setup': {
-            'teacher': demo.TEACHER, 'student': demo.STUDENT,
+            'teacher': recipe.TEACHER, 'student': recipe.STUDENT,
             'student_train': {key: student_train[key] for key in ('total_iter', 'optim_g', 'scheduler', 'pixel_opt')},
             'metrics': METRICS, 'std': 'sample standard deviation over seeds (null with one seed)',
         },
         'tasks': tasks,
         'wall_s': round(wall_s, 1),
-        'machine': {'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
-                    'load_average_before_after': [list(load_before), list(os.getloadavg())],
-                    'torch': torch.__version__, 'OMP_NUM_THREADS': os.environ['OMP_NUM_THREADS']},
+        'machine': machine_record(load_before),
     }
     with open(osp.join(out, 'study.json'), 'w') as f:
         json.dump(result, f, indent=2)

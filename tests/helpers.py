@@ -1,30 +1,24 @@
 """Helpers shared by the tests: tiny option dicts, generated images, running the entry points."""
 import copy
+import importlib.util
 import os
 import subprocess
 import sys
 from os import path as osp
+from types import ModuleType
 from typing import Any, Dict, List, Optional
 
 import cv2
 import numpy as np
+import pytest
 import torch
 import yaml
 
+from slkd_basicsr.recipes.tiny_nets import tiny_restormer
+
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
-TINY_RESTORMER = {
-    'type': 'Restormer',
-    'inp_channels': 3,
-    'out_channels': 3,
-    'dim': 8,
-    'num_blocks': [1, 1, 1, 1],
-    'num_refinement_blocks': 1,
-    'heads': [1, 1, 2, 2],
-    'ffn_expansion_factor': 2.0,
-    'bias': False,
-    'LayerNorm_type': 'WithBias',
-}
+TINY_RESTORMER = tiny_restormer()
 
 
 def _smooth_image(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -136,6 +130,17 @@ def run_entry(module: str, args: List[str], cwd: str, timeout: int = 600,
                           timeout=timeout)
 
 
+def load_bench_script(name: str) -> ModuleType:
+    """Import ``bench/<name>.py`` as ``python bench/<name>.py`` would: with ``bench/`` first on ``sys.path``."""
+    bench = osp.join(REPO_ROOT, 'bench')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(bench)
+        spec = importlib.util.spec_from_file_location(name, osp.join(bench, f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
 def save_checkpoint(net: torch.nn.Module, path: str, param_key: str = 'params') -> str:
     torch.save({param_key: net.state_dict()}, path)
     return path
@@ -143,7 +148,7 @@ def save_checkpoint(net: torch.nn.Module, path: str, param_key: str = 'params') 
 
 def tiny_teacher(global_residual: bool = True) -> Dict[str, Any]:
     """A tiny Restormer twice as wide as :data:`TINY_RESTORMER`, standing in for a real teacher."""
-    return {**TINY_RESTORMER, 'dim': 16, 'global_residual': global_residual}
+    return tiny_restormer(dim=16, global_residual=global_residual)
 
 
 def slkd_options(image_pairs: Dict[str, Dict[str, str]], teachers: Dict[str, str]) -> Dict[str, Any]:

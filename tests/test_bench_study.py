@@ -1,20 +1,14 @@
 """bench/study.py: the arms it compares, and the record a tiny study writes."""
-import importlib.util
 import json
-import os
-from os import path as osp
 
 import pytest
 
-from helpers import REPO_ROOT
+from helpers import load_bench_script
 
 
 @pytest.fixture(scope='module')
 def study():
-    spec = importlib.util.spec_from_file_location('study', osp.join(REPO_ROOT, 'bench', 'study.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script('study')
 
 
 def test_arms_differ_only_in_distillation_losses(study):
@@ -35,8 +29,7 @@ def test_arms_differ_only_in_distillation_losses(study):
             {key: train['student'][key] for key in ('total_iter', 'optim_g', 'scheduler')}
 
 
-def test_tiny_study_writes_record_plot_and_small_logs(study, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv('PYTHONPATH', os.environ.get('PYTHONPATH', ''))  # main() changes it; restored afterwards
+def test_tiny_study_writes_record_plot_and_small_logs(study, tmp_path, capsys):
     out = tmp_path / 'out'
     study.main(['--tasks', 'derain', '--arms', 'output_kd', '--seeds', '0', '--iters', '2', '--workdir',
                 str(tmp_path / 'work'), '--out', str(out)])

@@ -1,0 +1,7 @@
+"""The tiny recipes that ``slkd-demo`` and ``bench/study.py`` share, importable without running the demo.
+
+- :mod:`.tiny_nets`: the one tiny Restormer definition (demo, study and tests derive theirs from it).
+- :mod:`.demo_recipe`: the demo's teacher/student networks, scikit-image data, losses and option builders.
+- :mod:`.runs`: training one options dict through ``python -m slkd_basicsr.train``.
+- :mod:`.evaluation`: loading a trained network, held-out restoration scores, CPU latency.
+"""

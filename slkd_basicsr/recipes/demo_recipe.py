@@ -1,0 +1,106 @@
+"""The demo's recipe: tiny Restormer teachers and student, scikit-image photos, losses and BasicSR options.
+
+``slkd-demo`` runs it as it is; ``bench/study.py`` reuses its pieces for every arm of the distillation study.
+"""
+import copy
+from os import path as osp
+from typing import Any, Dict, List
+
+from .tiny_nets import tiny_restormer
+
+ASSET_TEACHER_A = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'assets', 'demo_teacher_a.pth')
+
+TEACHER = tiny_restormer(dim=10, num_blocks=[1, 2, 2, 2], heads=[1, 2, 4, 8], ffn_expansion_factor=2.66)
+STUDENT = tiny_restormer(dim=6, ffn_expansion_factor=2.66)
+
+TRAIN_IMAGES = ['astronaut', 'chelsea', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'moon']
+VAL_IMAGES = ['coffee', 'camera']
+RAIN = [{'type': 'rain', 'density': [0.01, 0.03], 'length': [10, 25], 'angle': [-15, 15], 'brightness': [0.5, 0.8]}]
+# the recipe of the shipped Teacher A (demo_teacher_a.pth): teacher_a_options(ASSET_TEACHER_A_ITERS) on RAIN
+ASSET_TEACHER_A_ITERS = 2000
+SLKD_LOSSES = {
+    'kd_opt': {'type': 'ImageKLLoss', 'loss_weight': 0.5},
+    'nc_opt': {'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
+    'et_opt': {'type': 'PIQEFeatureLoss', 'loss_weight': 0.1},
+}
+METRICS = {
+    'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
+    'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False},
+    'piqe': {'type': 'calculate_piqe', 'crop_border': 0, 'better': 'lower'},
+}
+
+
+def dataset_options(phase: str, degradations: List[Dict[str, Any]], patch: int = 64) -> Dict[str, Any]:
+    """A SyntheticDegradationDataset over scikit-image photos: 8 for training, 2 held out.
+
+    The name says the degradations (``skimage_rain_train``; ``skimage_clean_train`` for clean->clean pairs).
+    """
+    kind = '+'.join(d['type'] for d in degradations) or 'clean'
+    opt = {
+        'name': f'skimage_{kind}_{phase}',
+        'type': 'SyntheticDegradationDataset',
+        'source': 'skimage',
+        'skimage_images': TRAIN_IMAGES if phase == 'train' else VAL_IMAGES,
+        'skimage_scale': 0.5 if phase == 'train' else 0.3,
+        'degradations': degradations,
+        'io_backend': {'type': 'disk'},
+    }
+    if phase == 'train':
+        opt.update(gt_size=patch, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=4,
+                   dataset_enlarge_ratio=50, prefetch_mode=None)
+    else:
+        opt['seed'] = 0
+    return opt
+
+
+def run_options(name: str, network_g: Dict[str, Any], iters: int, train_degradations: List[Dict[str, Any]],
+                lr: float) -> Dict[str, Any]:
+    """BasicSR options for one demo training run (SRModel; :func:`slkd_options` turns it into SLKD)."""
+    return {
+        'name': name,
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'manual_seed': 0,
+        'datasets': {
+            'train': dataset_options('train', train_degradations),
+            'val': dataset_options('val', train_degradations),
+        },
+        'network_g': network_g,
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'optim_g': {'type': 'Adam', 'lr': lr, 'weight_decay': 1e-4, 'betas': [0.9, 0.999]},
+            'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [iters], 'restart_weights': [1],
+                          'eta_min': lr / 10},
+            'total_iter': iters,
+            'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        },
+        'val': {'val_freq': iters, 'save_img': False, 'metrics': {k: METRICS[k] for k in ('psnr', 'ssim')}},
+        'logger': {'print_freq': max(iters // 10, 1), 'save_checkpoint_freq': iters, 'use_tb_logger': False,
+                   'wandb': None},
+    }
+
+
+def teacher_a_options(iters: int, degradations: List[Dict[str, Any]] = RAIN,
+                      name: str = 'demo_teacher_a') -> Dict[str, Any]:
+    """Teacher A trained from scratch on ``degradations`` (the shipped one: ``ASSET_TEACHER_A_ITERS`` on RAIN)."""
+    return run_options(name, TEACHER, iters, degradations, lr=2e-3)
+
+
+def teacher_b_options(iters: int, teacher_a: str, name: str = 'demo_teacher_b') -> Dict[str, Any]:
+    """Teacher B: Teacher A's arch without the global residual, initialised from it, fine-tuned clean->clean."""
+    opt = run_options(name, {**TEACHER, 'global_residual': False}, iters, [], lr=5e-4)
+    opt['path']['pretrain_network_g'] = teacher_a
+    return opt
+
+
+def slkd_options(iters: int, teacher_a: str, teacher_b: str, degradations: List[Dict[str, Any]] = RAIN,
+                 name: str = 'demo_slkd_student') -> Dict[str, Any]:
+    """The SLKD run: published loss weights 1 / 0.5 / 0.1 / 0.1 (``SLKD_LOSSES``), Restormer default taps."""
+    opt = run_options(name, STUDENT, iters, degradations, lr=2e-3)
+    opt.update(model_type='SLKDModel', network_teacher_a=TEACHER, network_teacher_b={**TEACHER,
+                                                                                     'global_residual': False})
+    opt['path'].update(pretrain_network_teacher_a=teacher_a, pretrain_network_teacher_b=teacher_b)
+    opt['train'].update(copy.deepcopy(SLKD_LOSSES))
+    return opt
