@@ -166,9 +166,15 @@ def slkd_options(image_pairs: Dict[str, Dict[str, str]], teachers: Dict[str, str
 
 
 def in_process(opt: Dict[str, Any]) -> Dict[str, Any]:
-    """The keys ``parse_options`` adds, for building a model directly with ``build_model``."""
+    """The keys ``parse_options`` adds, and its seeding, for building a model directly with ``build_model``.
+
+    Seeding as ``parse_options`` does makes each test independent of the random state earlier tests left behind.
+    """
+    from basicsr.utils import set_random_seed
+
     opt = copy.deepcopy(opt)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    set_random_seed(opt.get('manual_seed', 0))
     return opt
 
 
