@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from os import path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import yaml
@@ -296,19 +296,23 @@ def check_parity(net: nn.Module, path: str, shapes: Sequence[Tuple[int, int, int
     return results
 
 
-def measure_latency(net: nn.Module, path: str, shape: Tuple[int, int, int, int], threads: int,
-                    repeats: int) -> Dict[str, Any]:
-    """Median wall-clock ms of one forward pass in PyTorch eager and in onnxruntime (CPU), taking turns.
+def runtime_calls(net: nn.Module, path: str, shape: Tuple[int, int, int, int],
+                  threads: int) -> Dict[str, Callable[[], Any]]:
+    """One forward pass of ``net`` in PyTorch eager and of its ONNX file in onnxruntime (CPU), on the same input.
 
-    Both runtimes get ``threads`` intra-op threads, flush subnormal floats to zero (as ``slkd-demo`` does) and,
-    with ``OMP_WAIT_POLICY=PASSIVE`` (which must be set before torch is imported), let idle threads sleep rather
-    than spin. One warm-up pass each is not timed. Taking turns exposes both to the same background load.
+    Both runtimes get ``threads`` intra-op threads (PyTorch's is process-wide: set here), flush subnormal
+    floats to zero (as ``slkd-demo`` does) and, with ``OMP_WAIT_POLICY=PASSIVE`` (to be set before torch is
+    imported), let idle threads sleep rather than spin.
+
+    Returns:
+        ``{'pytorch': call, 'onnxruntime': call}``, each running one pass on a 1 x C x H x W random input.
     """
     import onnxruntime as ort
 
     from slkd_basicsr.utils import flush_denormals
 
     flush_denormals()
+    torch.set_num_threads(threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -319,29 +323,36 @@ def measure_latency(net: nn.Module, path: str, shape: Tuple[int, int, int, int],
     session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
     feed = {INPUT: x.numpy()}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    runs = {'pytorch': [], 'onnxruntime': []}
-    calls = {'pytorch': lambda: net(x), 'onnxruntime': lambda: session.run([OUTPUT], feed)}
-    try:
+
+    def pytorch() -> torch.Tensor:
         with torch.no_grad():
-            for call in calls.values():
-                call()
-            for _ in range(repeats):
-                for name, call in calls.items():
-                    start = time.perf_counter()
-                    call()
-                    runs[name].append(1e3 * (time.perf_counter() - start))
-    finally:
-        torch.set_num_threads(previous_threads)
-    return {
-        'shape': list(shape),
-        'threads': threads,
-        'repeats': repeats,
-        'pytorch_ms': statistics.median(runs['pytorch']),
-        'onnxruntime_ms': statistics.median(runs['onnxruntime']),
-        'runs_ms': {name: [round(t, 2) for t in times] for name, times in runs.items()},
-    }
+            return net(x)
+
+    return {'pytorch': pytorch, 'onnxruntime': lambda: session.run([OUTPUT], feed)}
+
+
+def time_in_turns(calls: Dict[str, Callable[[], Any]], repeats: int) -> Dict[str, List[float]]:
+    """Wall-clock ms of ``repeats`` runs of each call, the calls taking turns after one untimed warm-up each.
+
+    Taking turns exposes every call to the same background load, so their ratios are steadier than those of
+    separate runs on a shared machine.
+    """
+    for call in calls.values():
+        call()
+    runs: Dict[str, List[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            runs[name].append(1e3 * (time.perf_counter() - start))
+    return runs
+
+
+def measure_latency(net: nn.Module, path: str, shape: Tuple[int, int, int, int], threads: int,
+                    repeats: int) -> Dict[str, float]:
+    """Median ms of one forward pass in PyTorch eager and in onnxruntime: ``{'pytorch_ms', 'onnxruntime_ms'}``."""
+    runs = time_in_turns(runtime_calls(net, path, shape, threads), repeats)
+    return {f'{name}_ms': statistics.median(times) for name, times in runs.items()}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
