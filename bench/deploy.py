@@ -73,8 +73,9 @@ def prepare(network_opt: Dict[str, Any], folder: str, label: str, size: int) -> 
         'flops': count_flops(net, (channels, size, size)),
         'export_s': round(export_s, 1),
         'onnx_mb': round(osp.getsize(path) / 2**20, 1),
-        'parity_max_abs_diff': {'x'.join(map(str, shape)): diff for shape, diff in parity},
-        'parity_ok': all(diff <= export.PARITY_TOLERANCE for _, diff in parity),
+        'parity_max_abs_diff': {'x'.join(map(str, r.shape)): r.max_abs_diff for r in parity},
+        'parity_topk_ties_set_aside': {'x'.join(map(str, r.shape)): r.topk_ties for r in parity if r.topk_ties},
+        'parity_ok': all(r.max_abs_diff <= export.PARITY_TOLERANCE for r in parity),
         'min_side': model.min_side,
     }
     return {'record': record, 'net': net, 'path': path, 'channels': channels}

@@ -33,11 +33,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import yaml
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from slkd_basicsr import compat
 
 EXTRA = "slkd-basicsr[export]"
 PARITY_TOLERANCE = 1e-4
+# a top-k whose k-th and (k+1)-th values are this close (relative) may keep either under another float rounding
+TOPK_TIE_GAP = 1e-5
+PARITY_DRAWS = 3
 # ONNX LayerNormalization, which every transformer arch here uses, exists from opset 17
 MIN_OPSET = 17
 DEFAULT_OPSET = 17
@@ -274,12 +278,50 @@ def export_onnx(net: nn.Module, path: str, opset: int = DEFAULT_OPSET) -> Export
     return ExportedModel(path, channels, out_channels, shape, min_side, reason)
 
 
+class TopKGaps(TorchFunctionMode):
+    """While active, records the smallest relative gap between the k-th and (k+1)-th value of every top-k taken.
+
+    Top-k is discontinuous: where those two values differ by float rounding only, another runtime's rounding may
+    keep the other one, and the outputs then differ for reasons that have nothing to do with the export.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.smallest = float('inf')
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.topk, torch.Tensor.topk):
+            self._record(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    def _record(self, values: torch.Tensor, k: int, dim: int = -1, largest: bool = True, **_: Any) -> None:
+        if 0 < k < values.shape[dim]:
+            top = values.topk(k + 1, dim=dim, largest=largest).values
+            kth, after = top.select(dim, k - 1), top.select(dim, k)
+            self.smallest = min(self.smallest, float(((kth - after).abs() / (kth.abs() + 1)).min()))
+
+
+@dataclass
+class ParityResult:
+    """One parity size: the max |onnx - torch| of the input kept, and (relative top-k gap, max |onnx - torch|) of
+    each input drawn before it and set aside for a top-k near-tie."""
+    shape: Tuple[int, int, int, int]
+    max_abs_diff: float
+    topk_ties: List[Tuple[float, float]]
+
+
 def check_parity(net: nn.Module, path: str, shapes: Sequence[Tuple[int, int, int, int]],
-                 seed: int = 0) -> List[Tuple[Tuple[int, int, int, int], float]]:
-    """Max absolute difference between onnxruntime (CPU) and PyTorch outputs on the same random inputs.
+                 seed: int = 0) -> List[ParityResult]:
+    """Max absolute difference between onnxruntime (CPU) and PyTorch outputs on the same random inputs in [0, 1].
+
+    An input whose difference is above :data:`PARITY_TOLERANCE` while PyTorch's forward took a top-k with a
+    near-tie (relative gap below :data:`TOPK_TIE_GAP`) is set aside and another is drawn, up to
+    :data:`PARITY_DRAWS` inputs per size: the exported graph is judged away from the discontinuity. An export
+    error shows up on every draw; the inputs set aside are reported.
 
     Returns:
-        ``(shape, max |onnx - torch|)`` per input shape; ``inf`` where the output shapes differ.
+        One :class:`ParityResult` per shape; ``inf`` where the output shapes differ.
     """
     import onnxruntime as ort
 
@@ -287,12 +329,18 @@ def check_parity(net: nn.Module, path: str, shapes: Sequence[Tuple[int, int, int
     generator = torch.Generator().manual_seed(seed)
     results = []
     for shape in shapes:
-        x = torch.rand(*shape, generator=generator)
-        with torch.no_grad():
-            expected = net(x).numpy()
-        got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
-        diff = float(abs(got - expected).max()) if got.shape == expected.shape else float('inf')
-        results.append((tuple(shape), diff))
+        ties = []
+        for _ in range(PARITY_DRAWS):
+            x = torch.rand(*shape, generator=generator)
+            gaps = TopKGaps()
+            with torch.no_grad(), gaps:
+                expected = net(x).numpy()
+            got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+            diff = float(abs(got - expected).max()) if got.shape == expected.shape else float('inf')
+            if diff <= PARITY_TOLERANCE or gaps.smallest >= TOPK_TIE_GAP:
+                break
+            ties.append((gaps.smallest, diff))
+        results.append(ParityResult(tuple(shape), diff, ties))
     return results
 
 
@@ -425,11 +473,14 @@ def run(args: argparse.Namespace) -> int:
             print(f'slkd-export: parity check failed: onnxruntime: {str(err).splitlines()[0]}; '
                   f'the exported file is kept for inspection: {out}', file=sys.stderr)
             return 1
-        for shape, diff in results:
-            print(f'  {_shape_str(shape):>14}  max |onnx - torch| = {diff:.3g}')
-        worst_shape, worst = max(results, key=lambda r: r[1])
-        if not worst <= PARITY_TOLERANCE:
-            print(f'slkd-export: parity check failed: max |onnx - torch| = {worst:.3g} at {_shape_str(worst_shape)} '
+        for result in results:
+            print(f'  {_shape_str(result.shape):>14}  max |onnx - torch| = {result.max_abs_diff:.3g}'
+                  + ''.join(f'  (an input set aside before: top-k near-tie, relative gap {gap:.1g}, '
+                            f'max |onnx - torch| {diff:.3g} there)' for gap, diff in result.topk_ties))
+        worst = max(results, key=lambda r: r.max_abs_diff)
+        if not worst.max_abs_diff <= PARITY_TOLERANCE:
+            print(f'slkd-export: parity check failed: max |onnx - torch| = {worst.max_abs_diff:.3g} at '
+                  f'{_shape_str(worst.shape)} '
                   f'is above {PARITY_TOLERANCE:g}; the exported file is kept for inspection: {out}', file=sys.stderr)
             return 1
         print('parity ok')
