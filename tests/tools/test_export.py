@@ -239,3 +239,43 @@ def test_module_entry_point_exports_and_times(tmp_path):
                        r'onnxruntime ([\d.]+) ms', proc.stdout)
     assert timing and all(float(ms) > 0 for ms in timing.groups())
     assert out.is_file()
+
+
+class Identity(torch.nn.Module):
+    """B x C x H x W -> the same; with ``topk_tie`` it also takes a top-1 of two equal values (a tie)."""
+
+    def __init__(self, topk_tie):
+        super().__init__()
+        self.topk_tie = topk_tie
+
+    def forward(self, x):
+        if self.topk_tie:
+            x = x + 0 * torch.ones(2).topk(1).values
+        return x
+
+
+@pytest.mark.parametrize('topk_tie, wrong_runs, expected_ties, passes', [
+    (True, 1, 1, True),  # the first input is set aside, the second matches
+    (True, 5, 3, False),  # wrong on every draw: an export error, not a tie
+    (False, 1, 0, False),  # no top-k: a difference is never set aside
+])
+def test_parity_sets_aside_only_inputs_at_a_topk_near_tie(monkeypatch, topk_tie, wrong_runs, expected_ties, passes):
+    import onnxruntime
+
+    runs = []
+
+    class Session:
+        """onnxruntime stand-in: the identity, off by 1e-3 on its first ``wrong_runs`` runs."""
+
+        def __init__(self, path, providers):
+            pass
+
+        def run(self, names, feed):
+            runs.append(1)
+            return [feed['input'] + (1e-3 if len(runs) <= wrong_runs else 0)]
+
+    monkeypatch.setattr(onnxruntime, 'InferenceSession', Session)
+    [result] = export.check_parity(Identity(topk_tie), 'model.onnx', [(1, 3, 5, 7)])
+    assert len(result.topk_ties) == expected_ties
+    assert all(gap == 0 and diff == pytest.approx(1e-3, rel=1e-2) for gap, diff in result.topk_ties)
+    assert (result.max_abs_diff <= export.PARITY_TOLERANCE) == passes
