@@ -39,13 +39,18 @@ setup(
         'scikit-image>=0.19',
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
+    extras_require={
+        'test': ['pytest>=7'],
+        # slkd-export: the TorchScript ONNX exporter needs onnx; the parity check and --bench need onnxruntime
+        'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+    },
     entry_points={
         'console_scripts': [
             'slkd-train=slkd_basicsr.train:main',
             'slkd-test=slkd_basicsr.test:main',
             'slkd-make-lmdb=slkd_basicsr.tools.make_lmdb:main',
             'slkd-demo=slkd_basicsr.demo:main',
+            'slkd-export=slkd_basicsr.tools.export:main',
         ],
     },
     zip_safe=False,

@@ -1,0 +1,216 @@
+"""Deployment table: each teacher (official configuration) and its SLKD student, in PyTorch and ONNX Runtime.
+
+Run from the repository root (a few minutes on two CPU threads: the DRSformer teacher takes tens of seconds a
+pass)::
+
+    PYTHONPATH=. python bench/deploy.py                    # all entries, 256 x 256, 2 threads, 3 repeats
+    PYTHONPATH=. python bench/deploy.py --only NAFNet --repeats 5
+
+For every entry, the teacher is ``network_teacher_a`` and the student ``network_g`` of one recipe in
+``options/`` (random weights: latency does not depend on them). Each network is exported with
+``slkd-export``'s code path (TorchScript exporter, dynamic batch/height/width), checked against PyTorch with
+onnxruntime at its three parity sizes, and timed at batch 1 on the CPU: PyTorch eager and onnxruntime, teacher
+and student taking turns (median of ``--repeats`` after one warm-up each), so the speed-ups come from one run
+under the same load. FLOPs are counted by ``mmengine.analysis.FlopAnalyzer`` (one multiply-add = one FLOP).
+Writes ``bench/results/deploy.json`` and ``bench/results/deploy.png``.
+"""
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from os import path as osp
+from typing import Any, Dict, List
+
+# Set before torch loads OpenMP: busy-waiting threads on a shared CPU make 2-thread timings swing 5-10x;
+# slkd-export makes onnxruntime follow the same policy.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# name, and the recipe (relative to the root) whose network_teacher_a and network_g are the pair
+ENTRIES = [
+    ('Restormer (deraining)', 'options/slkd_derain.yml'),
+    ('NAFNet-w32 (SIDD)', 'options/slkd_denoise_nafnet.yml'),
+    ('NAFNet-w64 (GoPro)', 'options/slkd_deblur_nafnet.yml'),
+    ('DRSformer (deraining)', 'options/slkd_derain_drsformer.yml'),
+    ('Uformer-B (GoPro)', 'options/slkd_deblur_uformer.yml'),
+]
+
+
+def network_pair(recipe: str) -> Dict[str, Dict[str, Any]]:
+    """``{'teacher': network_teacher_a, 'student': network_g}`` of a recipe in ``options/``."""
+    with open(osp.join(ROOT, recipe)) as f:
+        opt = yaml.safe_load(f)
+    return {'teacher': dict(opt['network_teacher_a']), 'student': dict(opt['network_g'])}
+
+
+def prepare(network_opt: Dict[str, Any], folder: str, label: str, size: int) -> Dict[str, Any]:
+    """Build with random weights, count, export and check one network; returns its record and live objects."""
+    from basicsr.archs import build_network
+
+    from slkd_basicsr.complexity import count_flops, count_params
+    from slkd_basicsr.tools import export
+
+    torch.manual_seed(0)
+    net = build_network(copy.deepcopy(network_opt)).eval()
+    channels = export.input_channels(net)
+    path = osp.join(folder, f'{label}.onnx')
+    start = time.perf_counter()
+    model = export.export_onnx(net, path)
+    export_s = time.perf_counter() - start
+    parity = export.check_parity(net, path, export.parity_shapes(channels, export.pad_multiple(net)))
+    record = {
+        'network_g': network_opt,
+        'params': count_params(net),
+        'flops': count_flops(net, (channels, size, size)),
+        'export_s': round(export_s, 1),
+        'onnx_mb': round(osp.getsize(path) / 2**20, 1),
+        'parity_max_abs_diff': {'x'.join(map(str, r.shape)): r.max_abs_diff for r in parity},
+        'parity_topk_ties_set_aside': {'x'.join(map(str, r.shape)): r.topk_ties for r in parity if r.topk_ties},
+        'parity_ok': all(r.max_abs_diff <= export.PARITY_TOLERANCE for r in parity),
+        'min_side': model.min_side,
+    }
+    return {'record': record, 'net': net, 'path': path, 'channels': channels}
+
+
+def measure(name: str, recipe: str, size: int, threads: int, repeats: int) -> Dict[str, Any]:
+    """One row: teacher and student prepared, then timed in both runtimes, all four taking turns."""
+    from slkd_basicsr.tools import export
+
+    with tempfile.TemporaryDirectory() as folder:
+        nets = {label: prepare(opt, folder, label, size) for label, opt in network_pair(recipe).items()}
+        calls = {}
+        for label, item in nets.items():
+            shape = (1, item['channels'], size, size)
+            for runtime, call in export.runtime_calls(item['net'], item['path'], shape, threads).items():
+                calls[f'{label}/{runtime}'] = call
+        runs = export.time_in_turns(calls, repeats)
+    row = {'name': name, 'recipe': recipe}
+    for label, item in nets.items():
+        record = item['record']
+        for runtime in ('pytorch', 'onnxruntime'):
+            record[f'{runtime}_ms'] = statistics.median(runs[f'{label}/{runtime}'])
+            record[f'{runtime}_runs_ms'] = [round(t, 1) for t in runs[f'{label}/{runtime}']]
+        row[label] = record
+    teacher, student = row['teacher'], row['student']
+    row.update({
+        'params_ratio': student['params'] / teacher['params'],
+        'flops_ratio': student['flops'] / teacher['flops'],
+        'speedup_pytorch': teacher['pytorch_ms'] / student['pytorch_ms'],
+        'speedup_onnxruntime': teacher['onnxruntime_ms'] / student['onnxruntime_ms'],
+    })
+    return row
+
+
+def table(rows: List[Dict[str, Any]], size: int, threads: int) -> str:
+    """The Markdown table of the README and docs/export.md."""
+    lines = [
+        '| pair | params T / S (M) | GFLOPs T / S | PyTorch ms T / S | onnxruntime ms T / S '
+        '| speed-up PyTorch | speed-up onnxruntime |', '|---|---|---|---|---|---|---|'
+    ]
+    for row in rows:
+        t, s = row['teacher'], row['student']
+        lines.append(f'| {row["name"]} | {t["params"] / 1e6:.2f} / {s["params"] / 1e6:.2f} '
+                     f'| {t["flops"] / 1e9:.1f} / {s["flops"] / 1e9:.2f} '
+                     f'| {t["pytorch_ms"]:.0f} / {s["pytorch_ms"]:.0f} '
+                     f'| {t["onnxruntime_ms"]:.0f} / {s["onnxruntime_ms"]:.0f} '
+                     f'| {row["speedup_pytorch"]:.1f}x | {row["speedup_onnxruntime"]:.1f}x |')
+    lines.append(f'\nBatch 1, {size}x{size}, CPU, {threads} threads per runtime; T = teacher, S = student.')
+    return '\n'.join(lines)
+
+
+def plot(rows: List[Dict[str, Any]], path: str, size: int, threads: int) -> None:
+    """Teacher vs student bars (log scale): params, FLOPs, PyTorch and onnxruntime latency."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    panels = [('params', 1e6, 'parameters (M)', None), ('flops', 1e9, f'GFLOPs at {size}x{size}', None),
+              ('pytorch_ms', 1, f'PyTorch eager ms ({threads} threads)', 'speedup_pytorch'),
+              ('onnxruntime_ms', 1, f'onnxruntime ms ({threads} threads)', 'speedup_onnxruntime')]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5))
+    positions = range(len(rows))
+    for ax, (key, scale, title, speedup) in zip(axes, panels):
+        teacher = [row['teacher'][key] / scale for row in rows]
+        student = [row['student'][key] / scale for row in rows]
+        ax.bar([p - 0.2 for p in positions], teacher, width=0.4, label='teacher (official config)', color='#4c72b0')
+        bars = ax.bar([p + 0.2 for p in positions], student, width=0.4, label='SLKD student', color='#dd8452')
+        for bar, row, t, s in zip(bars, rows, teacher, student):
+            text = f'{row[speedup]:.1f}x' if speedup else f'{s / t:.0%}'
+            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha='center', va='bottom',
+                        fontsize=8)
+        ax.set_yscale('log')
+        ax.set_ylim(bottom=0.5 * min(student))
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(list(positions))
+        ax.set_xticklabels([row['name'] for row in rows], rotation=25, ha='right', fontsize=8)
+    axes[0].legend(fontsize=8)
+    fig.suptitle('Teachers vs SLKD students on the CPU (student/teacher ratio or speed-up above each student bar)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--size', type=int, default=256, help='input height and width for FLOPs and latency')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads per runtime')
+    parser.add_argument('--repeats', type=int, default=3, help='timed passes per network and runtime (median)')
+    parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
+    parser.add_argument('--out', default=osp.join(ROOT, 'bench', 'results'), help='folder for the json and png')
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, ROOT)
+    import onnx
+    import onnxruntime
+
+    from slkd_basicsr import compat
+
+    compat.apply()
+    entries = [e for e in ENTRIES if args.only is None or any(word in e[0] for word in args.only)]
+    if not entries:
+        parser.error(f'--only {args.only} matches no entry; names: {[name for name, _ in ENTRIES]}')
+    load_before, start = os.getloadavg(), time.perf_counter()
+    rows = []
+    for name, recipe in entries:
+        print(f'{name}: export, parity, FLOPs, latency ...', flush=True)
+        rows.append(measure(name, recipe, args.size, args.threads, args.repeats))
+        print(f'  done after {time.perf_counter() - start:.0f} s', flush=True)
+    print(table(rows, args.size, args.threads))
+
+    os.makedirs(args.out, exist_ok=True)
+    result = {
+        'command': 'PYTHONPATH=. python bench/deploy.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+        'input': [1, 3, args.size, args.size],
+        'threads_per_runtime': args.threads,
+        'repeats': args.repeats,
+        'flops_counter': 'mmengine.analysis.FlopAnalyzer (one multiply-add = one FLOP)',
+        'weights': 'random (torch.manual_seed(0)); latency does not depend on them',
+        'machine': {
+            'cpu': platform.processor() or platform.machine(),
+            'cpu_count': os.cpu_count(),
+            'load_average_before_after': [list(load_before), list(os.getloadavg())],
+            'wall_s': round(time.perf_counter() - start),
+            'torch': torch.__version__,
+            'onnx': onnx.__version__,
+            'onnxruntime': onnxruntime.__version__,
+            'OMP_WAIT_POLICY': os.environ['OMP_WAIT_POLICY'],
+        },
+        'rows': rows,
+    }
+    with open(osp.join(args.out, 'deploy.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    plot(rows, osp.join(args.out, 'deploy.png'), args.size, args.threads)
+    print(f'wrote {args.out}/deploy.json and deploy.png')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,281 @@
+import os
+import re
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import torch
+import yaml
+
+import slkd_basicsr  # noqa: F401  (compat + registries before basicsr)
+from basicsr.archs import build_network
+from slkd_basicsr.tools import export
+
+TINY = {
+    'Restormer': {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1,
+                  'heads': [1, 1, 2, 2], 'ffn_expansion_factor': 2.0},
+    'Restormer-BiasFree': {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1,
+                           'heads': [1, 1, 2, 2], 'LayerNorm_type': 'BiasFree'},
+    'NAFNet': {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]},
+    'DRSformer': {'type': 'DRSformer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'heads': [1, 1, 2, 2]},
+    # windows shift at three levels (2 blocks there), so the shifted-window mask is in the graph
+    'Uformer': {'type': 'Uformer', 'img_size': 32, 'embed_dim': 8, 'win_size': 4, 'modulator': True,
+                'depths': [2, 1, 1, 1, 1, 1, 1, 1, 2], 'num_heads': [1] * 9},
+    'Uformer-mlp-Teacher-B': {'type': 'Uformer', 'img_size': 32, 'embed_dim': 8, 'win_size': 4, 'token_mlp': 'mlp',
+                              'depths': [1] * 9, 'num_heads': [1] * 9, 'global_residual': False},
+}
+
+
+def write_case(folder, network_g, param_key='params', options_param_key='params', state=None):
+    """A checkpoint of ``network_g`` with random weights and a test options file pointing at it."""
+    torch.manual_seed(0)
+    net = build_network(dict(network_g))
+    checkpoint = str(folder / 'net_g.pth')
+    torch.save({param_key: state if state is not None else net.state_dict()}, checkpoint)
+    opt = {'name': 'export_test', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': network_g,
+           'path': {'pretrain_network_g': checkpoint, 'param_key_g': options_param_key, 'strict_load_g': True}}
+    options = folder / 'test.yml'
+    options.write_text(yaml.safe_dump(opt))
+    return net, str(options)
+
+
+def parity_lines(out):
+    return [(line.split()[0], float(line.split('=')[-1])) for line in out.splitlines() if 'max |onnx - torch|' in line]
+
+
+@pytest.fixture
+def no_export_work(monkeypatch):
+    """Fail the test if the exporter is reached."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('the exporter ran although the input was bad')
+
+    monkeypatch.setattr(torch.onnx, 'export', refuse)
+
+
+@pytest.mark.parametrize('family', sorted(TINY))
+def test_every_family_exports_and_matches_pytorch_at_odd_sizes(family, tmp_path, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    net, options = write_case(tmp_path, TINY[family])
+    out = tmp_path / 'model.onnx'
+    assert export.main(['-opt', options, '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = parity_lines(printed)
+    assert len(results) == 3 and 'parity ok' in printed
+    heights_widths = [tuple(int(s) for s in shape.split('x')[2:]) for shape, _ in results]
+    assert any(h % 2 and w % 2 for h, w in heights_widths)
+    assert [b for b, *_ in (shape.split('x') for shape, _ in results)] == ['1', '2', '1']
+    assert all(diff <= 1e-4 for _, diff in results)
+
+    graph = onnx.load(str(out)).graph
+    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (graph.input[0],
+                                                                                         graph.output[0])]
+    assert dims == [['batch', 3, 'height', 'width']] * 2
+    # a size the check did not use, odd and non-square: the graph was not specialised to the checked sizes
+    x = torch.rand(3, 3, 45, 71)
+    with torch.no_grad():
+        expected = net.eval()(x).numpy()
+    got = ort.InferenceSession(str(out), providers=['CPUExecutionProvider']).run(None, {'input': x.numpy()})[0]
+    assert got.shape == (3, 3, 45, 71)
+    assert abs(got - expected).max() <= 1e-4
+
+
+def test_reflect_padding_archs_state_their_smallest_side(tmp_path, capsys):
+    _, options = write_case(tmp_path, TINY['Restormer'])
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'r.onnx'), '--no-check']) == 0
+    assert 'note: height and width must be at least 5: Restormer reflect-pads H and W to a multiple of 8' in \
+        capsys.readouterr().out
+    (tmp_path / 'naf').mkdir()
+    _, options = write_case(tmp_path / 'naf', TINY['NAFNet'])
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'n.onnx'), '--no-check']) == 0
+    printed = capsys.readouterr().out
+    assert 'note:' not in printed and 'parity' not in printed
+
+
+def test_checkpoint_is_loaded_as_basicsr_does(tmp_path):
+    """params_ema missing -> params, and a ``module.`` prefix (a DDP checkpoint) is stripped."""
+    net = build_network(dict(TINY['NAFNet']))
+    for p in net.parameters():
+        torch.nn.init.normal_(p)
+    wrapped = {f'module.{k}': v for k, v in net.state_dict().items()}
+    path = str(tmp_path / 'ddp.pth')
+    torch.save({'params': wrapped}, path)
+    loaded = export.load_network(TINY['NAFNet'], path, param_key='params_ema', strict=True)
+    assert not loaded.training
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_missing_checkpoint_is_refused_before_export(tmp_path, capsys, no_export_work):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    os.remove(tmp_path / 'net_g.pth')
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'm.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'checkpoint not found' in err and 'net_g.pth' in err
+    assert not list(tmp_path.glob('*.onnx'))
+
+
+def test_wrong_param_key_is_refused_before_export(tmp_path, capsys, no_export_work):
+    _, options = write_case(tmp_path, TINY['NAFNet'], param_key='weights', options_param_key='params_ema')
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'm.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert 'params_ema' in err and 'weights' in err  # the key asked for and the keys the file has
+    assert not list(tmp_path.glob('*.onnx'))
+
+
+def test_checkpoint_of_another_network_is_refused(tmp_path, capsys, no_export_work):
+    other = build_network({**TINY['NAFNet'], 'width': 16})
+    _, options = write_case(tmp_path, TINY['NAFNet'], state=other.state_dict())
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'm.onnx')]) == 2
+    assert 'shape mismatch' in capsys.readouterr().err
+
+
+def test_options_without_network_g_are_refused(tmp_path, capsys, no_export_work):
+    options = tmp_path / 'train.yml'
+    options.write_text(yaml.safe_dump({'name': 'x', 'path': {'pretrain_network_g': 'net.pth'}}))
+    assert export.main(['-opt', str(options), '--out', str(tmp_path / 'm.onnx')]) == 2
+    assert 'has no network_g block' in capsys.readouterr().err
+
+
+def test_options_without_checkpoint_are_refused(tmp_path, capsys, no_export_work):
+    options = tmp_path / 'train.yml'
+    options.write_text(yaml.safe_dump({'network_g': TINY['NAFNet'], 'path': {'pretrain_network_g': None}}))
+    assert export.main(['-opt', str(options), '--out', str(tmp_path / 'm.onnx')]) == 2
+    assert 'sets no path.pretrain_network_g' in capsys.readouterr().err
+
+
+def test_missing_output_folder_is_refused(tmp_path, capsys, no_export_work):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'nowhere' / 'm.onnx')]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+
+
+def test_read_only_output_folder_is_refused(tmp_path, capsys, monkeypatch, no_export_work):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    folder = tmp_path / 'ro'
+    folder.mkdir()
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if os.geteuid() == 0:  # permissions do not bind root: refuse the file as the kernel would for a user
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, 'Permission denied')
+
+        monkeypatch.setattr(tempfile, 'TemporaryFile', refuse)
+    try:
+        assert export.main(['-opt', options, '--out', str(folder / 'm.onnx')]) == 2
+    finally:
+        folder.chmod(stat.S_IRWXU)
+    assert 'is not writable (Permission denied)' in capsys.readouterr().err
+    assert not list(folder.iterdir())
+
+
+def test_missing_extra_is_named_in_one_line(tmp_path, capsys, monkeypatch, no_export_work):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import onnxruntime now raises ImportError
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'm.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert err == "slkd-export: error: onnxruntime is not installed: pip install 'slkd-basicsr[export]'\n"
+
+
+def test_opset_below_layer_normalization_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export.parse_args(['-opt', 'x.yml', '--out', 'x.onnx', '--opset', '16'])
+    assert exit_info.value.code == 2
+    assert 'use 17 (LayerNormalization)' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('failure, status', [(RuntimeError('exporter crashed'), 1), (KeyboardInterrupt(), 130)])
+def test_failed_or_interrupted_write_leaves_no_file(tmp_path, capsys, monkeypatch, failure, status):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    out = tmp_path / 'out'
+    out.mkdir()
+    written = []
+
+    def half_write(net, args, path, **kwargs):
+        with open(path, 'wb') as f:
+            f.write(b'\x08\x07partial onnx')
+        written.append(path)
+        raise failure
+
+    monkeypatch.setattr(torch.onnx, 'export', half_write)
+    assert export.main(['-opt', options, '--out', str(out / 'm.onnx')]) == status
+    assert written and os.path.dirname(written[0]) == str(out)  # the exporter did write, next to the target
+    assert not list(out.iterdir())
+    assert ('exporter crashed' if status == 1 else 'interrupted') in capsys.readouterr().err
+
+
+def test_parity_failure_keeps_the_file_and_names_it(tmp_path, capsys, monkeypatch):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    out = tmp_path / 'm.onnx'
+    export_onnx = export.export_onnx
+
+    def export_then_change_weights(net, path, opset):
+        model = export_onnx(net, path, opset)
+        with torch.no_grad():
+            net.ending.bias.add_(1e-3)  # PyTorch now differs from the exported graph by 1e-3
+        return model
+
+    monkeypatch.setattr(export, 'export_onnx', export_then_change_weights)
+    assert export.main(['-opt', options, '--out', str(out)]) == 1
+    err = capsys.readouterr().err
+    assert 'parity check failed' in err and 'above 0.0001' in err and str(out) in err
+    assert out.is_file()
+
+
+def test_module_entry_point_exports_and_times(tmp_path):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    out = tmp_path / 'm.onnx'
+    proc = subprocess.run([
+        sys.executable, '-m', 'slkd_basicsr.export', '-opt', options, '--out', str(out), '--bench',
+        '--bench-size', '32', '--threads', '1', '--repeats', '2'
+    ], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert 'parity ok' in proc.stdout
+    timing = re.search(r'latency at 1x3x32x32, 1 threads, median of 2: PyTorch eager ([\d.]+) ms, '
+                       r'onnxruntime ([\d.]+) ms', proc.stdout)
+    assert timing and all(float(ms) > 0 for ms in timing.groups())
+    assert out.is_file()
+
+
+class Identity(torch.nn.Module):
+    """B x C x H x W -> the same; with ``topk_tie`` it also takes a top-1 of two equal values (a tie)."""
+
+    def __init__(self, topk_tie):
+        super().__init__()
+        self.topk_tie = topk_tie
+
+    def forward(self, x):
+        if self.topk_tie:
+            x = x + 0 * torch.ones(2).topk(1).values
+        return x
+
+
+@pytest.mark.parametrize('topk_tie, wrong_runs, expected_ties, passes', [
+    (True, 1, 1, True),  # the first input is set aside, the second matches
+    (True, 5, 3, False),  # wrong on every draw: an export error, not a tie
+    (False, 1, 0, False),  # no top-k: a difference is never set aside
+])
+def test_parity_sets_aside_only_inputs_at_a_topk_near_tie(monkeypatch, topk_tie, wrong_runs, expected_ties, passes):
+    import onnxruntime
+
+    runs = []
+
+    class Session:
+        """onnxruntime stand-in: the identity, off by 1e-3 on its first ``wrong_runs`` runs."""
+
+        def __init__(self, path, providers):
+            pass
+
+        def run(self, names, feed):
+            runs.append(1)
+            return [feed['input'] + (1e-3 if len(runs) <= wrong_runs else 0)]
+
+    monkeypatch.setattr(onnxruntime, 'InferenceSession', Session)
+    [result] = export.check_parity(Identity(topk_tie), 'model.onnx', [(1, 3, 5, 7)])
+    assert len(result.topk_ties) == expected_ties
+    assert all(gap == 0 and diff == pytest.approx(1e-3, rel=1e-2) for gap, diff in result.topk_ties)
+    assert (result.max_abs_diff <= export.PARITY_TOLERANCE) == passes
