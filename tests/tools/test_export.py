@@ -25,6 +25,12 @@ TINY = {
                 'depths': [2, 1, 1, 1, 1, 1, 1, 1, 2], 'num_heads': [1] * 9},
     'Uformer-mlp-Teacher-B': {'type': 'Uformer', 'img_size': 32, 'embed_dim': 8, 'win_size': 4, 'token_mlp': 'mlp',
                               'depths': [1] * 9, 'num_heads': [1] * 9, 'global_residual': False},
+    # the registered students, shrunk through their keyword overrides
+    'ResSL': {'type': 'ResSL', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'heads': [1, 1, 2, 2]},
+    'NAFSL': {'type': 'NAFSL', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]},
+    'DRSSL': {'type': 'DRSSL', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'heads': [1, 1, 2, 2]},
+    'UforSL': {'type': 'UforSL', 'img_size': 32, 'embed_dim': 8, 'win_size': 4, 'depths': [1] * 9,
+               'num_heads': [1] * 9},
 }
 
 
