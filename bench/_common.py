@@ -14,38 +14,15 @@ module, which imports torch.
 """
 import os
 import platform
-import time
 from os import path as osp
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from slkd_basicsr.complexity import interleaved_times  # noqa: F401  (the one timing helper, re-exported)
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RESULTS = osp.join(ROOT, 'bench', 'results')
-
-
-def interleaved_times(steps: Dict[Hashable, Callable[[], Any]], repeats: int,
-                      device: Optional[torch.device] = None) -> Dict[Hashable, List[float]]:
-    """Wall time in seconds of each of ``repeats`` calls of every step, after one warm-up round.
-
-    The steps take turns (a, b, c, a, b, c, ...), so all of them see the same background load and their ratios
-    are steadier than those of separate runs on a shared machine. On a CUDA ``device`` the clock waits for the
-    GPU before and after each call.
-    """
-    def synchronise() -> None:
-        if device is not None and device.type == 'cuda':
-            torch.cuda.synchronize(device)
-
-    times: Dict[Hashable, List[float]] = {name: [] for name in steps}
-    for round_index in range(repeats + 1):
-        for name, step in steps.items():
-            synchronise()
-            start = time.perf_counter()
-            step()
-            synchronise()
-            if round_index:  # the first round warms up: first-call allocations and kernel selection
-                times[name].append(time.perf_counter() - start)
-    return times
 
 
 def machine_record(load_before: Sequence[float], device: Optional[torch.device] = None) -> Dict[str, Any]:

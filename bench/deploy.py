@@ -3,8 +3,8 @@
 Run from the repository root (a few minutes on two CPU threads: the DRSformer teacher takes tens of seconds a
 pass)::
 
-    PYTHONPATH=. python bench/deploy.py                    # all entries, 256 x 256, 2 threads, 3 repeats
-    PYTHONPATH=. python bench/deploy.py --only NAFNet --repeats 5
+    python bench/deploy.py                    # all entries, 256 x 256, 2 threads, 3 repeats
+    python bench/deploy.py --only NAFNet --repeats 5
 
 For every entry, the teacher is ``network_teacher_a`` and the student ``network_g`` of one recipe in
 ``options/`` (random weights: latency does not depend on them). Each network is exported with
@@ -18,7 +18,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _common import RESULTS, ROOT, interleaved_times, machine_record  # noqa: E402
 
 # name, and the recipe (relative to the root) whose network_teacher_a and network_g are the pair
 ENTRIES = [
@@ -92,7 +91,7 @@ def measure(name: str, recipe: str, size: int, threads: int, repeats: int) -> Di
             shape = (1, item['channels'], size, size)
             for runtime, call in export.runtime_calls(item['net'], item['path'], shape, threads).items():
                 calls[f'{label}/{runtime}'] = call
-        runs = export.time_in_turns(calls, repeats)
+        runs = {name: [1e3 * t for t in times] for name, times in interleaved_times(calls, repeats).items()}
     row = {'name': name, 'recipe': recipe}
     for label, item in nets.items():
         record = item['record']
@@ -165,10 +164,9 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--threads', type=int, default=2, help='CPU threads per runtime')
     parser.add_argument('--repeats', type=int, default=3, help='timed passes per network and runtime (median)')
     parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
-    parser.add_argument('--out', default=osp.join(ROOT, 'bench', 'results'), help='folder for the json and png')
+    parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, ROOT)
     import onnx
     import onnxruntime
 
@@ -188,22 +186,14 @@ def main(argv: List[str] = None) -> None:
 
     os.makedirs(args.out, exist_ok=True)
     result = {
-        'command': 'PYTHONPATH=. python bench/deploy.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+        'command': 'python bench/deploy.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
         'input': [1, 3, args.size, args.size],
         'threads_per_runtime': args.threads,
         'repeats': args.repeats,
         'flops_counter': 'mmengine.analysis.FlopAnalyzer (one multiply-add = one FLOP)',
         'weights': 'random (torch.manual_seed(0)); latency does not depend on them',
-        'machine': {
-            'cpu': platform.processor() or platform.machine(),
-            'cpu_count': os.cpu_count(),
-            'load_average_before_after': [list(load_before), list(os.getloadavg())],
-            'wall_s': round(time.perf_counter() - start),
-            'torch': torch.__version__,
-            'onnx': onnx.__version__,
-            'onnxruntime': onnxruntime.__version__,
-            'OMP_WAIT_POLICY': os.environ['OMP_WAIT_POLICY'],
-        },
+        'wall_s': round(time.perf_counter() - start),
+        'machine': {**machine_record(load_before), 'onnx': onnx.__version__, 'onnxruntime': onnxruntime.__version__},
         'rows': rows,
     }
     with open(osp.join(args.out, 'deploy.json'), 'w') as f:

@@ -1,5 +1,6 @@
-"""Parameter and FLOP counts, shared by the training log and the benchmarks."""
-from typing import List, Sequence, Tuple
+"""Parameter and FLOP counts and interleaved timing, shared by the training log, ``slkd-export`` and the benchmarks."""
+import time
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.analysis import FlopAnalyzer
@@ -50,3 +51,27 @@ def complexity_table(rows: Sequence[Tuple[str, nn.Module]], input_shape: Tuple[i
         lines.append(f'{name:<12}{params / 1e6:>12.3f}{flops / 1e9:>10.3f}'
                      f'{100 * (1 - params / ref_params):>11.1f}{100 * (1 - flops / max(ref_flops, 1)):>10.1f}')
     return '\n'.join(lines)
+
+
+def interleaved_times(steps: Dict[Hashable, Callable[[], Any]], repeats: int,
+                      device: Optional[torch.device] = None) -> Dict[Hashable, List[float]]:
+    """Wall time in seconds of each of ``repeats`` calls of every step, after one warm-up round.
+
+    The steps take turns (a, b, c, a, b, c, ...), so all of them see the same background load and their ratios
+    are steadier than those of separate runs on a shared machine. On a CUDA ``device`` the clock waits for the
+    GPU before and after each call.
+    """
+    def synchronise() -> None:
+        if device is not None and device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    times: Dict[Hashable, List[float]] = {name: [] for name in steps}
+    for round_index in range(repeats + 1):
+        for name, step in steps.items():
+            synchronise()
+            start = time.perf_counter()
+            step()
+            synchronise()
+            if round_index:  # the first round warms up: first-call allocations and kernel selection
+                times[name].append(time.perf_counter() - start)
+    return times

@@ -1,4 +1,4 @@
-"""bench/_common.py (timing, machine record) and where bench/complexity.py takes its networks from."""
+"""bench/_common.py (machine record) and where bench/complexity.py takes its networks from."""
 import os
 
 import pytest
@@ -9,15 +9,6 @@ from helpers import load_bench_script
 @pytest.fixture(scope='module')
 def common():
     return load_bench_script('_common')
-
-
-def test_interleaved_times_alternate_steps_after_a_warm_up_round(common):
-    calls = []
-    steps = {name: (lambda name=name: calls.append(name)) for name in ('a', 'b', 'c')}
-    times = common.interleaved_times(steps, repeats=3)
-    assert calls == ['a', 'b', 'c'] * 4  # one warm-up round, then three timed ones, always in turn
-    assert {name: len(values) for name, values in times.items()} == {'a': 3, 'b': 3, 'c': 3}
-    assert all(t >= 0 for values in times.values() for t in values)
 
 
 def test_machine_record_says_load_before_and_after(common):

@@ -1,7 +1,7 @@
-"""slkd_basicsr.complexity: the counts the training log and bench/complexity.py print."""
+"""slkd_basicsr.complexity: the counts the training log and bench/complexity.py print, and the one timing helper."""
 from torch import nn
 
-from slkd_basicsr.complexity import count_flops, count_params, flop_analysis
+from slkd_basicsr.complexity import count_flops, count_params, flop_analysis, interleaved_times
 
 
 def test_flops_are_multiply_adds_and_uncounted_ops_are_named():
@@ -12,3 +12,12 @@ def test_flops_are_multiply_adds_and_uncounted_ops_are_named():
     assert count_flops(net, (3, 8, 8)) == flops
     assert net.training  # the mode it came in
     assert count_params(net) == 4 * 3 * 9 + 4
+
+
+def test_interleaved_times_alternate_steps_after_a_warm_up_round():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ('a', 'b', 'c')}
+    times = interleaved_times(steps, repeats=3)
+    assert calls == ['a', 'b', 'c'] * 4  # one warm-up round, then three timed ones, always in turn
+    assert {name: len(values) for name, values in times.items()} == {'a': 3, 'b': 3, 'c': 3}
+    assert all(t >= 0 for values in times.values() for t in values)

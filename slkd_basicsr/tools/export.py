@@ -24,7 +24,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from os import path as osp
@@ -36,6 +35,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from slkd_basicsr import compat
+from slkd_basicsr.complexity import interleaved_times
 
 EXTRA = "slkd-basicsr[export]"
 PARITY_TOLERANCE = 1e-4
@@ -379,28 +379,11 @@ def runtime_calls(net: nn.Module, path: str, shape: Tuple[int, int, int, int],
     return {'pytorch': pytorch, 'onnxruntime': lambda: session.run([OUTPUT], feed)}
 
 
-def time_in_turns(calls: Dict[str, Callable[[], Any]], repeats: int) -> Dict[str, List[float]]:
-    """Wall-clock ms of ``repeats`` runs of each call, the calls taking turns after one untimed warm-up each.
-
-    Taking turns exposes every call to the same background load, so their ratios are steadier than those of
-    separate runs on a shared machine.
-    """
-    for call in calls.values():
-        call()
-    runs: Dict[str, List[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            runs[name].append(1e3 * (time.perf_counter() - start))
-    return runs
-
-
 def measure_latency(net: nn.Module, path: str, shape: Tuple[int, int, int, int], threads: int,
                     repeats: int) -> Dict[str, float]:
     """Median ms of one forward pass in PyTorch eager and in onnxruntime: ``{'pytorch_ms', 'onnxruntime_ms'}``."""
-    runs = time_in_turns(runtime_calls(net, path, shape, threads), repeats)
-    return {f'{name}_ms': statistics.median(times) for name, times in runs.items()}
+    runs = interleaved_times(runtime_calls(net, path, shape, threads), repeats)
+    return {f'{name}_ms': 1e3 * statistics.median(times) for name, times in runs.items()}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
