@@ -1,5 +1,7 @@
 """Resume takes the newest complete state; a run killed and resumed ends where an uninterrupted run ends."""
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,3 +58,58 @@ def test_sigkill_then_auto_resume_matches_uninterrupted_run(image_pairs, teacher
     expected, resumed = _weights(straight), _weights(killed)
     for name in expected:
         assert all(torch.equal(expected[name][k], resumed[name][k]) for k in expected[name]), name
+
+
+def _log_lines(proc, needle):
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if needle in line]
+
+
+def test_nonfinite_advice_works_and_unreadable_newest_state_is_skipped(image_pairs, teachers, tmp_path, monkeypatch):
+    """NonFiniteLossError's advice followed end to end: a huge lr stops the run, the last checkpoint is intact, a
+    lower lr and a moved milestone in the options file are applied on --auto_resume (logged), training goes on.
+    Meanwhile the newest state is truncated: auto-resume warns, takes the previous one and finishes."""
+    opt = slkd_options(image_pairs, teachers)
+    opt['train'].update(total_iter=6, max_nonfinite_steps=2)
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
+    opt['val']['val_freq'] = 100
+    opt_path = str(tmp_path / 'slkd.yml')
+    experiment = tmp_path / 'experiments' / 'tiny_slkd'
+    states = experiment / 'training_states'
+    os.umask(0o022)  # the subprocesses inherit it; restored below
+    monkeypatch.setattr(os, 'umask', os.umask)
+
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for path in (experiment / 'models' / 'net_g_6.pth', experiment / 'models' / 'net_g_latest.pth', states / '6.state'):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+    # the lr raised far too high: applied on resume, the run diverges and stops before its next save
+    opt['train']['optim_g']['lr'] = 1e30
+    opt['train']['total_iter'] = 12
+    saved = (states / '6.state').read_bytes()
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
+    assert proc.returncode != 0
+    assert _log_lines(proc, 'Resume: train.optim_g.lr 0.002 -> 1e+30 (options file).')
+    assert _log_lines(proc, 'Resume: the current lr of train.optim_g.lr becomes 1e+30 (was 0.002)')
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        'slkd_basicsr.models.slkd_model.NonFiniteLossError: 2 steps in a row had a non-finite loss')
+    assert (states / '6.state').read_bytes() == saved and not (states / '9.state').exists()
+
+    # the newest state is damaged meanwhile; the advice: lower lr (and a milestone moved), --auto_resume
+    (states / '6.state').write_bytes(saved[:len(saved) // 2])
+    opt['train']['optim_g']['lr'] = 1e-3
+    opt['train']['scheduler']['milestones'] = [8]
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _log_lines(proc, f"Resume: skipping the unreadable training state '{states / '6.state'}'")
+    assert _log_lines(proc, 'Resuming training from epoch: 0, iter: 3.')
+    assert _log_lines(proc, 'Resume: train.optim_g.lr 0.002 -> 0.001 (options file).')
+    assert _log_lines(proc, 'Resume: train.lr_scm (unset: train.optim_g.lr) 0.002 -> 0.001 (options file).')
+    assert _log_lines(proc, 'Resume: train.scheduler.milestones [20] -> [8] (options file).')
+    log = proc.stdout + proc.stderr
+    lrs = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r'iter:\s*(\d+), lr:\(([0-9.e+-]+),', log)}
+    # as in a run started with these options: BasicSR steps the scheduler from iter 2, milestone 8 acts at iter 9
+    assert lrs == {**{it: 1e-3 for it in range(4, 9)}, **{it: 5e-4 for it in range(9, 13)}}
+    losses = [float(v) for v in re.findall(r'l_total: (\S+)', log)]
+    assert len(losses) == 9 and all(math.isfinite(v) for v in losses), log[-3000:]
+    assert (states / '12.state').exists() and (experiment / 'models' / 'net_g_latest.pth').exists()
