@@ -294,8 +294,9 @@ class SLKDModel(SRModel):
             raise NonFiniteLossError(
                 f'{self.nonfinite_in_row} steps in a row had a non-finite loss or gradient '
                 f'(train.max_nonfinite_steps = {self.max_nonfinite_steps}). The last saved checkpoint is intact: '
-                'lower the learning rate, enable train.use_grad_clip, or check the data, then resume with '
-                '--auto_resume.')
+                'lower the learning rate (train.optim_g.lr) in the options file, enable train.use_grad_clip, or '
+                'check the data, then resume with --auto_resume, which applies the options file\'s learning rates '
+                'and scheduler settings.')
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         """BasicSR's training state (as ``compat`` writes it) plus the SCM weights.

@@ -165,6 +165,19 @@ def test_teacher_without_checkpoint_is_a_clear_error(image_pairs, teachers):
         build_model(opt)
 
 
+def test_teacher_checkpoint_with_non_finite_values_is_refused(image_pairs, teachers, tmp_path):
+    from slkd_basicsr.compat import CheckpointError
+
+    params = torch.load(teachers['a'], weights_only=True)['params']
+    params['encoder_level1.0.attn.qkv.weight'].view(-1)[:3] = float('nan')
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['path']['pretrain_network_teacher_a'] = str(tmp_path / 'diverged.pth')
+    torch.save({'params': params}, opt['path']['pretrain_network_teacher_a'])
+    with pytest.raises(CheckpointError, match=r"teacher A \(path.pretrain_network_teacher_a\): Restormer checkpoint "
+                       r"'.*diverged.pth' has non-finite values in 'encoder_level1.0.attn.qkv.weight' \(3 NaN, 0 inf"):
+        build_model(opt)
+
+
 def test_non_finite_steps_are_skipped_then_stop_the_run(image_pairs, teachers):
     from slkd_basicsr.models.slkd_model import NonFiniteLossError
 
