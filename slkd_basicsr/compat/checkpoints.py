@@ -8,10 +8,12 @@ leaves a truncated ``net_g_*.pth``. :func:`install` replaces both methods: loadi
 through :func:`atomic_torch_save` (temporary file, ``fsync``, rename) by rank 0 alone.
 """
 import collections
+import errno
 import os
-import tempfile
+import pickle
+import secrets
 from os import path as osp
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -36,37 +38,73 @@ def safe_load(path: str, map_location: Any = 'cpu', what: str = 'checkpoint') ->
         The loaded object (dicts, lists, tensors, numbers, strings, ``collections.Counter``).
 
     Raises:
-        CheckpointError: The file is missing, truncated, or carries objects other than tensors and plain
-            containers (for example a pickled class or function), with what to do about it.
+        CheckpointError: The file is missing, empty, truncated or otherwise damaged, or carries objects other than
+            tensors and plain containers (for example a pickled class or function), with what to do about it.
     """
     if not osp.isfile(path):
         raise CheckpointError(f'{what} not found: {path!r}. Check the path in the options file.')
+    if osp.getsize(path) == 0:
+        raise CheckpointError(f'Cannot read {what} {path!r}: the file is empty (0 bytes), e.g. from an interrupted '
+                              'save or copy. Use another checkpoint.')
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        raise CheckpointError(
-            f'Cannot read {what} {path!r} safely: {type(err).__name__}: {str(err).splitlines()[0]}\n'
-            'Checkpoints are loaded with weights_only=True, so files that carry pickled code (or are truncated) '
-            'are refused. If the file is yours and trusted, convert it once with:\n'
-            '  python -c "import torch; sd = torch.load(\'IN.pth\', weights_only=False); '
-            "torch.save({k: v for k, v in sd.items()}, 'OUT.pth')\"\n"
-            'and point the options file at OUT.pth.') from err
+        reason = f'{type(err).__name__}: {first_line(err)}'
+        if isinstance(err, pickle.UnpicklingError) and 'weights only' in str(err).lower():
+            raise CheckpointError(
+                f'Cannot read {what} {path!r} safely: {reason}\n'
+                'Checkpoints are loaded with weights_only=True, so files that carry pickled code are refused. '
+                'If the file is yours and trusted, convert it once with:\n'
+                '  python -c "import torch; sd = torch.load(\'IN.pth\', weights_only=False); '
+                "torch.save({k: v for k, v in sd.items()}, 'OUT.pth')\"\n"
+                'and point the options file at OUT.pth.') from err
+        raise CheckpointError(f'Cannot read {what} {path!r}: the file is damaged or truncated ({reason}), e.g. from '
+                              'an interrupted save or copy. Use another checkpoint.') from err
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message ('' for an empty one)."""
+    return next(iter(str(err).splitlines()), '')
+
+
+def _save_failure(err: BaseException) -> str:
+    """What went wrong in a failed save: the OSError behind it (torch chains it under its own error), if any."""
+    seen = set()
+    cause: Optional[BaseException] = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return f'{os.strerror(cause.errno)} ({errno.errorcode.get(cause.errno, cause.errno)})'
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return f'{type(err).__name__}: {first_line(err)}'
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    """``torch.save`` to ``path`` through a temporary file in the same folder and an atomic rename.
+
+    The file gets the mode the umask gives (0644 under umask 022), as a plain ``open`` would.
+
+    Raises:
+        CheckpointError: The file could not be written (disk full, permission denied, ...), naming the file and
+            the reason; the temporary file is removed and an existing ``path`` is left as it was.
+    """
     folder = osp.dirname(osp.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    tmp_path = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
     try:
+        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
+    except BaseException as err:
+        if osp.lexists(tmp_path):
             os.remove(tmp_path)
+        if isinstance(err, Exception):
+            raise CheckpointError(f'Cannot save {path!r}: {_save_failure(err)}. No temporary file is left and an '
+                                  'earlier file of that name is unchanged; free space or fix the folder\'s '
+                                  'permissions, then resume with --auto_resume.') from err
         raise
 
 
@@ -90,30 +128,66 @@ def _strip_module_prefix(state_dict: Dict[str, Any]) -> Dict[str, Any]:
     return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
 
 
+def check_finite(net: torch.nn.Module, state_dict: Dict[str, Any], load_path: str) -> None:
+    """Raise one :class:`CheckpointError` naming the file and its first parameter with NaN or inf values, if any.
+
+    Only the network's parameters are checked: buffers may hold infinities on purpose (attention masks).
+    """
+    params = dict(net.named_parameters())
+    bad = [k for k, v in state_dict.items() if k in params and isinstance(v, torch.Tensor)
+           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if not bad:
+        return
+    values = state_dict[bad[0]]
+    counts = f'{int(torch.isnan(values).sum())} NaN, {int(torch.isinf(values).sum())} inf of {values.numel()}'
+    more = f' and {len(bad) - 1} more parameters' if len(bad) > 1 else ''
+    raise CheckpointError(f'{type(net).__name__} checkpoint {load_path!r} has non-finite values in {bad[0]!r} '
+                          f'({counts}){more}. It comes from a diverged run or is damaged; use an earlier '
+                          'checkpoint of that network.')
+
+
+def _state_dict_in(load_net: Any, load_path: str, param_key: Optional[str], net_name: str) -> Dict[str, Any]:
+    """The state dict inside a loaded checkpoint, or a :class:`CheckpointError` saying what the file holds instead."""
+    def holds(obj: Any) -> str:
+        return f'a {type(obj).__name__}' + (f' of shape {tuple(obj.shape)}' if isinstance(obj, torch.Tensor) else '')
+
+    if not isinstance(load_net, dict):
+        raise CheckpointError(f'{net_name} checkpoint {load_path!r} holds {holds(load_net)}, not a dict of tensors '
+                              "(BasicSR's format is {'params': state_dict}). Save net.state_dict() in that format.")
+    if param_key is None:
+        return load_net
+    if param_key not in load_net:
+        raise CheckpointError(f'{load_path!r} has no key {param_key!r} (it has {sorted(map(str, load_net))[:8]}). '
+                              'Set the matching param_key_* option in the path section.')
+    state_dict = load_net[param_key]
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f'{net_name} checkpoint {load_path!r}: {param_key!r} holds {holds(state_dict)}, not '
+                              'a state dict (a dict of tensors).')
+    return state_dict
+
+
 def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
     """``BaseModel.load_network`` through :func:`safe_load`, with a :class:`CheckpointError` for what does not fit.
 
     Behaves like BasicSR's: falls back from ``params_ema`` to ``params``, strips a ``module.`` prefix,
-    logs differing keys; ``param_key: ~`` takes the whole file as the state dict.
+    logs differing keys; ``param_key: ~`` takes the whole file as the state dict. Refuses files that hold no dict
+    of tensors and parameters with NaN or inf values (:func:`check_finite`).
     """
     from basicsr.utils import get_root_logger
 
     logger = get_root_logger()
     net = self.get_bare_model(net)
-    load_net = safe_load(load_path, what=f'{net.__class__.__name__} checkpoint')
-    if param_key is not None:
-        if param_key not in load_net and 'params' in load_net:
-            logger.info(f'Loading: {param_key} does not exist, use params.')
-            param_key = 'params'
-        if param_key not in load_net:
-            raise CheckpointError(f'{load_path!r} has no key {param_key!r} (it has {sorted(load_net)[:8]}). '
-                                  'Set the matching param_key_* option in the path section.')
-        load_net = load_net[param_key]
-    logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-    load_net = _strip_module_prefix(load_net)
+    net_name = net.__class__.__name__
+    load_net = safe_load(load_path, what=f'{net_name} checkpoint')
+    if isinstance(load_net, dict) and param_key is not None and param_key not in load_net and 'params' in load_net:
+        logger.info(f'Loading: {param_key} does not exist, use params.')
+        param_key = 'params'
+    load_net = _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name))
+    logger.info(f'Loading {net_name} model from {load_path}, with param key: [{param_key}].')
     self._print_different_keys_loading(net, load_net, strict)
     if strict:
         check_state_dict(net, load_net, load_path)
+    check_finite(net, load_net, load_path)
     net.load_state_dict(load_net, strict=strict)
 
 

@@ -4,26 +4,39 @@ BasicSR 1.4.2 looks for training states relative to the working directory, loads
 pickle default, writes them straight into the final path, and restarts the current epoch from its first batch
 with fresh random states. :func:`install` replaces:
 
-- ``basicsr.train.load_resume_state``: the newest complete state in the experiment's ``training_states/``,
-  mapped to the run's device and read by :func:`~slkd_basicsr.compat.checkpoints.safe_load`; frozen teachers
-  (``network_teacher_*``) keep their configured checkpoints, as they are never saved in the experiment;
+- ``basicsr.train.load_resume_state``: the newest readable state in the experiment's ``training_states/``
+  (an unreadable one, e.g. truncated, is skipped with a warning naming it), mapped to the run's device and read by
+  :func:`~slkd_basicsr.compat.checkpoints.safe_load`; frozen teachers (``network_teacher_*``) keep their
+  configured checkpoints, as they are never saved in the experiment;
 - ``BaseModel.save_training_state``: :func:`save_training_state` (random states added, atomic, rank 0 only);
+- ``BaseModel.resume_training``: :func:`resume_training`, which applies the options file's learning rates,
+  optimiser and scheduler settings where they differ from the state's, logging each change;
 - ``basicsr.train.create_train_val_dataloader`` and ``EnlargedSampler.__iter__``: once after resume, the
   sampler skips the samples of the current epoch already consumed and restores the saved random states.
 
 With ``num_worker_per_gpu: 0`` in one process a resumed run is then bit-identical to an uninterrupted one on the
 CPU; with loader workers the data order is right but augmentation randomness is drawn afresh.
 """
+import collections
 import os
 import random
-from dataclasses import dataclass
+import sys
+import warnings
+from dataclasses import dataclass, field
 from os import path as osp
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from .checkpoints import atomic_torch_save, safe_load
+from .checkpoints import CheckpointError, atomic_torch_save, first_line, safe_load
+
+# Entries of a scheduler's state that say where it stands, not how it is configured (base_lrs follow the optimiser's
+# initial_lr, cumulative_period follows periods).
+SCHEDULER_POSITION = {'last_epoch', '_step_count', '_is_initial', '_get_lr_called_within_step', '_last_lr',
+                      'base_lrs', 'cumulative_period', 'verbose', '_initial_step'}
+# Entries of an optimiser's param group that are not settings of the options file (initial_lr is its lr).
+GROUP_POSITION = {'params', 'lr', 'initial_lr'}
 
 
 def resume_device(opt: Dict[str, Any]) -> torch.device:
@@ -33,15 +46,33 @@ def resume_device(opt: Dict[str, Any]) -> torch.device:
     return torch.device('cpu')
 
 
-def latest_training_state(state_dir: str) -> Optional[str]:
-    """Path of the newest ``<iter>.state`` in ``state_dir`` (temporary files ignored), or None."""
+def training_states(state_dir: str) -> List[str]:
+    """Paths of the ``<iter>.state`` files in ``state_dir``, newest first (temporary files ignored)."""
     if not osp.isdir(state_dir):
-        return None
+        return []
     iters = [int(name[:-len('.state')]) for name in os.listdir(state_dir)
              if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    if not iters:
-        return None
-    return osp.join(state_dir, f'{max(iters)}.state')
+    return [osp.join(state_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
+
+
+def latest_training_state(state_dir: str) -> Optional[str]:
+    """Path of the newest ``<iter>.state`` in ``state_dir`` (temporary files ignored), or None."""
+    return next(iter(training_states(state_dir)), None)
+
+
+def read_training_state(path: str, opt: Dict[str, Any]) -> Dict[str, Any]:
+    """A training state, mapped to the run's device.
+
+    Raises:
+        CheckpointError: The file cannot be read safely or is no training state.
+    """
+    state = safe_load(path, map_location=resume_device(opt), what='training state')
+    missing = [key for key in ('epoch', 'iter', 'optimizers', 'schedulers')
+               if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f'{path!r} is no training state: it lacks {", ".join(missing)} (it holds a '
+                              f'{type(state).__name__}).')
+    return state
 
 
 @dataclass
@@ -50,6 +81,7 @@ class ResumePosition:
     epoch: int
     iter: int
     rng: Optional[Dict[str, Any]]
+    notes: List[str] = field(default_factory=list)  # warnings from finding the state, for the run's log
 
     def __str__(self) -> str:  # BasicSR logs the whole options dict; keep the random states out of it
         return f'epoch {self.epoch}, iter {self.iter}'
@@ -90,26 +122,179 @@ def save_training_state(self, epoch: int, current_iter: int, **extra: Any) -> No
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
 
-def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """``basicsr.train.load_resume_state`` that finds, maps and safely reads the state, and remembers the position."""
-    from basicsr.utils import check_resume
+def newest_readable_state(opt: Dict[str, Any]) -> Tuple[Optional[str], Optional[Dict[str, Any]], List[str]]:
+    """For ``--auto_resume``: the newest training state that reads, the state, and a warning per one skipped.
 
+    Raises:
+        CheckpointError: There are states, but none reads.
+    """
+    notes = []
+    paths = training_states(opt['path']['training_states'])
+    for path in paths:
+        try:
+            return path, read_training_state(path, opt), notes
+        except CheckpointError as err:
+            notes.append(f'Resume: skipping the unreadable training state {path!r} ({first_line(err)}); '
+                         'trying the previous one.')
+            if opt.get('rank', 0) == 0:  # the logger does not exist yet; BasicSR prints here too
+                print(notes[-1], file=sys.stderr, flush=True)
+    if paths:
+        raise CheckpointError(f'--auto_resume: none of the {len(paths)} training states in '
+                              f'{opt["path"]["training_states"]!r} can be read:\n' + '\n'.join(notes) +
+                              '\nRemove them to start afresh, or set path.resume_state to a good copy.')
+    return None, None, notes
+
+
+def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``basicsr.train.load_resume_state`` that finds, maps and safely reads the state, and remembers the position.
+
+    With ``--auto_resume`` the newest readable state in the experiment is taken (:func:`newest_readable_state`);
+    otherwise ``path.resume_state``, which must read. What a resumed run needs beyond the state happens in
+    :func:`resume_from`.
+    """
+    notes = []
     if opt['auto_resume']:
-        resume_state_path = latest_training_state(opt['path']['training_states'])
-        if resume_state_path is not None:
-            opt['path']['resume_state'] = resume_state_path
+        resume_state_path, resume_state, notes = newest_readable_state(opt)
     else:
         resume_state_path = opt['path'].get('resume_state')
-    if resume_state_path is None:
+        resume_state = None if resume_state_path is None else read_training_state(resume_state_path, opt)
+    if resume_state is None:
         return None
+    opt['path']['resume_state'] = resume_state_path
+    resume_from(opt, resume_state, notes)
+    return resume_state
 
-    resume_state = safe_load(resume_state_path, map_location=resume_device(opt), what='resume state')
+
+def resume_from(opt: Dict[str, Any], resume_state: Dict[str, Any], notes: List[str]) -> None:
+    """Set up the options for resuming from ``resume_state`` (read from ``opt['path']['resume_state']``).
+
+    Networks are reloaded from the experiment's ``models/`` at the state's iteration, except the frozen teachers;
+    ``opt['resume_position']`` tells the data loader where the state stood.
+    """
+    from basicsr.utils import check_resume
+
     teachers = [key for key in opt if key.startswith('network_teacher')]
     ignored = list(opt['path'].get('ignore_resume_networks') or [])
     opt['path']['ignore_resume_networks'] = ignored + [key for key in teachers if key not in ignored]
     check_resume(opt, resume_state['iter'])
-    opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], resume_state.get('rng'))
-    return resume_state
+    opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], resume_state.get('rng'),
+                                            notes)
+
+
+def _plain(value: Any) -> Any:
+    """A setting in comparable, printable form (Counters as sorted lists, tuples as lists, floats as %g)."""
+    if isinstance(value, collections.Counter):
+        return sorted(value.elements())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _plain(value.tolist())
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f'{value:g}'
+    if isinstance(value, list):
+        return '[' + ', '.join(_fmt(v) for v in value) + ']'
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def optimizer_keys(model: Any) -> List[str]:
+    """The options key of each optimiser: ``train.optim_<x>`` for the model's ``optimizer_<x>`` attribute."""
+    names = {id(value): name for name, value in vars(model).items() if name.startswith('optimizer_')}
+    return [f"train.optim_{names[id(o)][len('optimizer_'):]}" if id(o) in names else f'optimizers[{i}]'
+            for i, o in enumerate(model.optimizers)]
+
+
+def lr_keys(model: Any) -> List[List[str]]:
+    """The options key of each param group's learning rate, per optimiser.
+
+    A model whose groups take their lr from different options lists them in ``lr_option_keys`` (as SLKDModel
+    does); otherwise every group has ``train.optim_<x>.lr``.
+    """
+    keys = getattr(model, 'lr_option_keys', None)
+    if keys is not None:
+        return keys
+    return [[f'{prefix}.lr' + (f' (param group {j})' if len(o.param_groups) > 1 else '')
+             for j in range(len(o.param_groups))] for prefix, o in zip(optimizer_keys(model), model.optimizers)]
+
+
+def changed_settings(model: Any, saved_optimizers: List[Dict[str, Any]],
+                     saved_schedulers: List[Dict[str, Any]]) -> List[Tuple[str, Any, Any]]:
+    """(options key, saved value, options value) of every setting the freshly built optimisers and schedulers
+    (from the options file) have differently from the saved state: base learning rates, other optimiser settings,
+    scheduler settings (milestones, gamma, restarts, restart_weights, periods, eta_min, ...)."""
+    changes = []
+    for prefix, labels, optimizer, saved in zip(optimizer_keys(model), lr_keys(model), model.optimizers,
+                                                saved_optimizers):
+        for label, group, saved_group in zip(labels, optimizer.param_groups, saved['param_groups']):
+            for key, value in group.items():
+                if key in GROUP_POSITION - {'initial_lr'} or key not in saved_group:
+                    continue
+                change = (label if key == 'initial_lr' else f'{prefix}.{key}', _plain(saved_group[key]), _plain(value))
+                if change[1] != change[2] and change not in changes:
+                    changes.append(change)
+    for scheduler, saved in zip(model.schedulers, saved_schedulers):
+        for key, value in scheduler.state_dict().items():
+            change = (f'train.scheduler.{key}', _plain(saved.get(key)), _plain(value))
+            if key not in SCHEDULER_POSITION and change[1] != change[2] and change not in changes:
+                changes.append(change)
+    return changes
+
+
+def replay_schedule(model: Any, current_iter: int) -> None:
+    """Step the model's (fresh) schedulers as a run does from iteration 1 to ``current_iter``, warm-up included."""
+    warmup_iter = model.opt['train'].get('warmup_iter', -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torch warns of scheduler steps without optimiser steps
+        for it in range(1, current_iter + 1):
+            model.update_learning_rate(it, warmup_iter=warmup_iter)
+
+
+def resume_training(self, resume_state: Dict[str, Any]) -> None:
+    """``BaseModel.resume_training`` that applies the options file's settings where they differ from the state's.
+
+    The optimisers' states (moments, step counts) always come from the resume state. When the options file's
+    learning rates, other optimiser settings (betas, weight_decay, ...) or scheduler settings differ from those
+    saved, the run continues as if it had been started with the options file and had reached the state's
+    iteration: the freshly built schedulers are stepped through iterations 1 to ``iter`` (warm-up included) and
+    kept, and each param group takes their ``lr`` and ``initial_lr`` and the options' settings. So a new base lr
+    scales the current one by new/old (for the restart and multi-step schedules, and for cosine annealing with
+    ``eta_min: 0``), new milestones or periods take effect as if they had been there from the start (a milestone
+    already passed is applied at once, one moved later is undone), and each change is logged on one line, then
+    the resulting current lr of each param group that changed. ``warmup_iter`` is not in the state, so a change of
+    it cannot be seen; it is applied in the replay. With the same settings the saved scheduler states are loaded
+    unchanged, as BasicSR does.
+    """
+    from basicsr.utils import get_root_logger
+
+    saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
+    if len(saved_optimizers) != len(self.optimizers) or len(saved_schedulers) != len(self.schedulers):
+        raise CheckpointError(f"the resume state has {len(saved_optimizers)} optimisers and {len(saved_schedulers)} "
+                              f'schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: it was '
+                              'written by another model type; start a new run.')
+    changes = changed_settings(self, saved_optimizers, saved_schedulers)
+    if changes:
+        replay_schedule(self, resume_state['iter'])
+    replayed = [[{k: v for k, v in g.items() if k != 'params'} for g in o.param_groups] for o in self.optimizers]
+    for optimizer, saved in zip(self.optimizers, saved_optimizers):
+        optimizer.load_state_dict(saved)
+    if not changes:
+        for scheduler, saved in zip(self.schedulers, saved_schedulers):
+            scheduler.load_state_dict(saved)
+        return
+
+    logger = get_root_logger()
+    for key, old, new in changes:
+        logger.info(f'Resume: {key} {_fmt(old)} -> {_fmt(new)} (options file).')
+    for labels, optimizer, groups in zip(lr_keys(self), self.optimizers, replayed):
+        for label, group, settings in zip(labels, optimizer.param_groups, groups):
+            old_lr = group['lr']
+            group.update(settings)
+            if group['lr'] != old_lr:
+                logger.info(f"Resume: the current lr of {label} becomes {group['lr']:g} (was {old_lr:g}), as in a "
+                            f"run started with the options file, at iter {resume_state['iter']}.")
 
 
 def _resumable_loaders(create_train_val_dataloader: Callable) -> Callable:
@@ -119,6 +304,8 @@ def _resumable_loaders(create_train_val_dataloader: Callable) -> Callable:
         result = create_train_val_dataloader(opt, logger)
         train_loader, train_sampler = result[0], result[1]
         position = opt.get('resume_position')
+        for note in position.notes if position is not None else []:
+            logger.warning(note)
         if position is not None and position.rng is not None:
             consumed = position.iter - position.epoch * len(train_loader)
             train_sampler.resume = {'skip': consumed * train_loader.batch_size, 'rng': position.rng}
@@ -150,12 +337,13 @@ def _resumable_sampler_iter(sampler_iter: Callable) -> Callable:
 
 
 def install() -> None:
-    """Replace BasicSR's resume state loading and saving and make its train sampler resumable mid-epoch."""
+    """Replace BasicSR's resume state loading, saving and restoring; make its train sampler resumable mid-epoch."""
     import basicsr.train
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
 
     basicsr.train.load_resume_state = load_resume_state
+    BaseModel.resume_training = resume_training
     basicsr.train.create_train_val_dataloader = _resumable_loaders(basicsr.train.create_train_val_dataloader)
     EnlargedSampler.__iter__ = _resumable_sampler_iter(EnlargedSampler.__iter__)
     BaseModel.save_training_state = save_training_state

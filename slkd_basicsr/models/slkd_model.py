@@ -12,7 +12,7 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
-from slkd_basicsr.compat import resume
+from slkd_basicsr.compat import CheckpointError, resume
 from slkd_basicsr.complexity import complexity_table
 from .feature_taps import FeatureTaps, TapError
 from .scm import ScaleConversionModule
@@ -158,8 +158,11 @@ class SLKDModel(SRModel):
         if load_path is None:
             raise ValueError(f'path.{path_key} is not set: teacher {which.upper()} needs a trained checkpoint.')
         teacher = build_network(self.opt[key]).to(self.device)
-        self.load_network(teacher, load_path, self.opt['path'].get(f'strict_load_teacher_{which}', True),
-                          self.opt['path'].get(f'param_key_teacher_{which}', 'params'))
+        try:
+            self.load_network(teacher, load_path, self.opt['path'].get(f'strict_load_teacher_{which}', True),
+                              self.opt['path'].get(f'param_key_teacher_{which}', 'params'))
+        except CheckpointError as err:  # the same message with the teacher's role, chained to what caused it
+            raise CheckpointError(f'teacher {which.upper()} (path.{path_key}): {err}') from err.__cause__
         teacher.eval()
         teacher.requires_grad_(False)
         return teacher
@@ -217,11 +220,13 @@ class SLKDModel(SRModel):
         optim_type = optim_opt.pop('type')
         params = [p for p in self.net_g.parameters() if p.requires_grad]
         groups = [{'params': params}]
+        self.lr_option_keys = [['train.optim_g.lr']]  # where each group's lr comes from, for resume's log
         if self.net_scm is not None:
             group = {'params': list(self.net_scm.parameters())}
             if train_opt.get('lr_scm') is not None:
                 group['lr'] = train_opt['lr_scm']
             groups.append(group)
+            self.lr_option_keys[0].append('train.lr_scm' if 'lr' in group else 'train.lr_scm (unset: train.optim_g.lr)')
         self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
@@ -289,8 +294,9 @@ class SLKDModel(SRModel):
             raise NonFiniteLossError(
                 f'{self.nonfinite_in_row} steps in a row had a non-finite loss or gradient '
                 f'(train.max_nonfinite_steps = {self.max_nonfinite_steps}). The last saved checkpoint is intact: '
-                'lower the learning rate, enable train.use_grad_clip, or check the data, then resume with '
-                '--auto_resume.')
+                'lower the learning rate (train.optim_g.lr) in the options file, enable train.use_grad_clip, or '
+                'check the data, then resume with --auto_resume, which applies the options file\'s learning rates '
+                'and scheduler settings.')
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         """BasicSR's training state (as ``compat`` writes it) plus the SCM weights.

@@ -42,7 +42,7 @@ print(json.dumps({'before': before, 'after': after, 'again': ours()}))
 PATCHED_METHODS = {
     'basicsr.models.base_model.BaseModel.' + name
     for name in ('load_network', 'save_network', 'save_training_state', 'model_to_device', 'get_optimizer',
-                 'setup_schedulers')
+                 'setup_schedulers', 'resume_training')
 } | {
     'basicsr.utils.registry.Registry.get',
     'basicsr.utils.file_client.FileClient.get',

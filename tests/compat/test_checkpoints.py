@@ -1,7 +1,9 @@
 """Checkpoints: read without running pickled code, with clear errors; written atomically."""
 import collections
+import errno
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -80,4 +82,93 @@ def test_strict_load_mismatch_names_file_and_keys(image_pairs, tmp_path):
     torch.save({'params': state}, path)
     with pytest.raises(checkpoints.CheckpointError, match=r"other.pth.*missing in the file \(1\): output.weight.*"
                        r"shape mismatch \(1\): patch_embed.proj.weight"):
+        model.load_network(model.net_g, path, True, 'params')
+
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o027, 0o640)])
+def test_atomic_save_gives_the_mode_the_umask_gives(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        checkpoints.atomic_torch_save({'a': torch.ones(2)}, str(tmp_path / 'x.pth'))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / 'x.pth').stat().st_mode & 0o777 == mode
+
+
+class _FullDisk:
+    """A file object whose writes fail with ENOSPC after the first 100 bytes."""
+
+    def __init__(self, f):
+        self.f, self.written = f, 0
+
+    def write(self, data):
+        self.written += len(data)
+        if self.written > 100:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def _no_permission(*args, **kwargs):
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+
+@pytest.mark.parametrize('failure, reason', [('disk full', r'No space left on device \(ENOSPC\)'),
+                                             ('permission', r'Permission denied \(EACCES\)')])
+def test_failed_save_names_file_and_reason_and_leaves_no_temporary_file(tmp_path, monkeypatch, failure, reason):
+    path = tmp_path / 'net_g_6.pth'
+    checkpoints.atomic_torch_save({'a': torch.ones(2)}, str(path))
+    before = path.read_bytes()
+    if failure == 'disk full':
+        fdopen = os.fdopen
+        monkeypatch.setattr(os, 'fdopen', lambda *args, **kwargs: _FullDisk(fdopen(*args, **kwargs)))
+    else:
+        monkeypatch.setattr(os, 'open', _no_permission)
+    with pytest.raises(checkpoints.CheckpointError) as info:
+        checkpoints.atomic_torch_save({'a': torch.rand(1000)}, str(path))
+    assert re.match(rf"Cannot save '{re.escape(str(path))}': {reason}\. No temporary file is left", str(info.value))
+    assert os.listdir(tmp_path) == ['net_g_6.pth'] and path.read_bytes() == before
+
+
+def test_empty_truncated_and_non_dict_checkpoints_get_checkpoint_errors(image_pairs, tmp_path):
+    opt = sr_options(image_pairs)
+    opt.update(is_train=False, dist=False, rank=0)
+    model = build_model(opt)
+    path = str(tmp_path / 'net.pth')
+    torch.save({'params': model.net_g.state_dict()}, path)
+    data = open(path, 'rb').read()
+    cases = [(b'', r"'.*net.pth': the file is empty \(0 bytes\)"),
+             (data[:len(data) // 2], r"'.*net.pth': the file is damaged or truncated \(RuntimeError: "),
+             (torch.zeros(3, 4), r"net.pth' holds a Tensor of shape \(3, 4\), not a dict of tensors"),
+             ([1, 2], r"net.pth' holds a list, not a dict of tensors"),
+             ({'params': torch.zeros(2)}, r"net.pth': 'params' holds a Tensor of shape \(2,\), not a state dict")]
+    for content, message in cases:
+        if isinstance(content, bytes):
+            open(path, 'wb').write(content)
+        else:
+            torch.save(content, path)
+        with pytest.raises(checkpoints.CheckpointError, match=message):
+            model.load_network(model.net_g, path, True, 'params')
+
+
+def test_non_finite_parameters_are_refused_naming_the_first(image_pairs, tmp_path):
+    opt = sr_options(image_pairs)
+    opt.update(is_train=False, dist=False, rank=0)
+    model = build_model(opt)
+    state = model.net_g.state_dict()
+    first, second = list(state)[1], list(state)[4]
+    state[first].view(-1)[:3] = float('nan')
+    state[second].view(-1)[0] = float('inf')
+    path = str(tmp_path / 'diverged.pth')
+    torch.save({'params': state}, path)
+    with pytest.raises(checkpoints.CheckpointError, match=rf"Restormer checkpoint '.*diverged.pth' has non-finite "
+                       rf"values in '{re.escape(first)}' \(3 NaN, 0 inf of \d+\) and 1 more parameters"):
         model.load_network(model.net_g, path, True, 'params')

@@ -7,7 +7,7 @@ import torch
 
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from basicsr.utils import check_resume
+from basicsr.utils import check_resume, set_random_seed
 from basicsr.utils.registry import ARCH_REGISTRY
 from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
 from slkd_basicsr.models.feature_taps import TapError
@@ -21,6 +21,7 @@ def _state(net):
 
 
 def test_slkd_trains_with_frozen_teachers(image_pairs, teachers):
+    set_random_seed(0)  # initial weights and crops independent of the tests run before (the loss drop varies)
     opt = in_process(slkd_options(image_pairs, teachers))
     model = build_model(opt)
     assert type(model).__name__ == 'SLKDModel'
@@ -162,6 +163,19 @@ def test_teacher_without_checkpoint_is_a_clear_error(image_pairs, teachers):
     opt = in_process(slkd_options(image_pairs, teachers))
     del opt['path']['pretrain_network_teacher_b']
     with pytest.raises(ValueError, match='path.pretrain_network_teacher_b is not set'):
+        build_model(opt)
+
+
+def test_teacher_checkpoint_with_non_finite_values_is_refused(image_pairs, teachers, tmp_path):
+    from slkd_basicsr.compat import CheckpointError
+
+    params = torch.load(teachers['a'], weights_only=True)['params']
+    params['encoder_level1.0.attn.qkv.weight'].view(-1)[:3] = float('nan')
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['path']['pretrain_network_teacher_a'] = str(tmp_path / 'diverged.pth')
+    torch.save({'params': params}, opt['path']['pretrain_network_teacher_a'])
+    with pytest.raises(CheckpointError, match=r"teacher A \(path.pretrain_network_teacher_a\): Restormer checkpoint "
+                       r"'.*diverged.pth' has non-finite values in 'encoder_level1.0.attn.qkv.weight' \(3 NaN, 0 inf"):
         build_model(opt)
 
 
