@@ -15,6 +15,8 @@ def get_long_description() -> str:
         return f.read()
 
 
+EXPORT_REQUIRES = ['onnx>=1.14', 'onnxruntime>=1.16']
+
 setup(
     name='slkd-basicsr',
     version=get_version(),
@@ -40,9 +42,10 @@ setup(
         'tqdm',
     ],
     extras_require={
-        'test': ['pytest>=7'],
         # slkd-export: the TorchScript ONNX exporter needs onnx; the parity check and --bench need onnxruntime
-        'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        'export': EXPORT_REQUIRES,
+        # the test suite exercises slkd-export, so it needs the export extra as well
+        'test': ['pytest>=7'] + EXPORT_REQUIRES,
     },
     entry_points={
         'console_scripts': [
