@@ -158,7 +158,7 @@ def slkd_options(image_pairs: Dict[str, Dict[str, str]], teachers: Dict[str, str
                network_teacher_b=tiny_teacher(False))
     opt['path'].update(pretrain_network_teacher_a=teachers['a'], pretrain_network_teacher_b=teachers['b'])
     opt['train'].update(
-        kd_opt={'type': 'ImageKLLoss', 'loss_weight': 0.5, 'temperature': 1.0},
+        kd_opt={'type': 'ImageKLLoss', 'loss_weight': 0.5},
         nc_opt={'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
         et_opt={'type': 'PIQEFeatureLoss', 'loss_weight': 0.1})
     opt['distill'] = {'log_complexity': False}

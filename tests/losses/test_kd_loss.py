@@ -27,3 +27,20 @@ def test_image_kl_rejects_bad_options_and_shapes():
         build_loss({'type': 'ImageKLLoss', 'temperature': 0})
     with pytest.raises(ValueError, match='same size'):
         build_loss({'type': 'ImageKLLoss'})(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 4, 4))
+
+
+@pytest.mark.parametrize('size', [32, 64, 128])
+def test_image_kl_carries_a_fifth_of_the_pixel_gradient_at_any_size(size):
+    """At the published weight 0.5 and the default temperature, L_KL's gradient on the student output is at
+    least 20% of the weight-1 L1 pixel loss's when student and teacher differ by N(0, 0.02^2) noise."""
+    generator = torch.Generator().manual_seed(size)
+    teacher = torch.rand(2, 3, size, size, generator=generator)
+    student = (teacher + 0.02 * torch.randn(teacher.shape, generator=generator)).requires_grad_()
+
+    def grad_norm(loss: torch.nn.Module) -> float:
+        (grad, ) = torch.autograd.grad(loss(student, teacher), student)
+        return grad.norm().item()
+
+    kl = grad_norm(build_loss({'type': 'ImageKLLoss', 'loss_weight': 0.5}))
+    pixel = grad_norm(build_loss({'type': 'L1Loss', 'loss_weight': 1.0}))
+    assert 0.2 <= kl / pixel <= 1.0
