@@ -44,7 +44,8 @@ BASICSR_OTHER_TRAIN = {'optim_d', 'gan_opt', 'net_d_iters', 'net_d_init_iters', 
                        'dcn_lr_mul', 'flow_lr_mul', 'fix_flow', 'lr_flow', 'tsa_iter', 'mixing_prob',
                        'net_d_reg_every', 'net_g_reg_every', 'path_reg_weight', 'r1_reg_weight', 'path_batch_shrink'}
 
-DISTILL_KEYS = {'encoder_taps', 'decoder_taps', 'scm_resize_mode', 'probe_size', 'probe_channels', 'log_complexity'}
+DISTILL_KEYS = {'encoder_taps', 'decoder_taps', 'scm_resize_mode', 'probe_size', 'probe_channels', 'log_complexity',
+                'check_teachers', 'min_teacher_b_psnr', 'log_grad_shares'}
 SCM_RESIZE_MODES = ('nearest', 'nearest-exact', 'bilinear', 'bicubic', 'area')
 
 # path keys parse_options sets, BasicSR reads, or this plugin reads (per-network keys are added per network_*)
@@ -495,8 +496,11 @@ def _check_distill(report: _Report, opt: Dict[str, Any], is_slkd: bool, model: A
     for key in ('probe_size', 'probe_channels'):
         if distill.get(key) is not None:
             _number(report, f'distill.{key}', distill[key], 1, integer=True)
-    if 'log_complexity' in distill:
-        _bool(report, 'distill.log_complexity', distill['log_complexity'])
+    for key in ('log_complexity', 'check_teachers', 'log_grad_shares'):
+        if key in distill:
+            _bool(report, f'distill.{key}', distill[key])
+    if 'min_teacher_b_psnr' in distill:
+        _number(report, 'distill.min_teacher_b_psnr', distill['min_teacher_b_psnr'])
 
 
 def _check_taps(report: _Report, taps: Any, dotted: str, used: bool) -> None:

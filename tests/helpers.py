@@ -161,7 +161,7 @@ def slkd_options(image_pairs: Dict[str, Dict[str, str]], teachers: Dict[str, str
         kd_opt={'type': 'ImageKLLoss', 'loss_weight': 0.5},
         nc_opt={'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
         et_opt={'type': 'PIQEFeatureLoss', 'loss_weight': 0.1})
-    opt['distill'] = {'log_complexity': False}
+    opt['distill'] = {'log_complexity': False, 'check_teachers': False}  # random-weight teachers
     return opt
 
 

@@ -31,17 +31,20 @@ class FeatureListLoss(nn.Module):
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.sample_channels = sample_channels
+        self.generator: Optional[torch.Generator] = None
 
     def sample(self, student: torch.Tensor, teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The same ``sample_channels`` channels of both maps, drawn uniformly without replacement.
 
         The loss is a mean over channels, so a random subset estimates it (and its gradient) without bias, at a
-        cost that no longer grows with the teacher's width; the draw uses torch's global generator, which
-        BasicSR seeds and the training state saves, so runs stay reproducible and resumable.
+        cost that no longer grows with the teacher's width. The draw is made on the CPU with ``self.generator``
+        (``SLKDModel`` gives each loss its own, seeded from ``manual_seed`` and the rank and kept in the training
+        state), so it neither shifts the global random stream that data and initialisation use nor depends on
+        the device; None (a loss used on its own) draws from torch's global CPU generator.
         """
         if not self.sample_channels or student.shape[1] <= self.sample_channels:
             return student, teacher
-        index = torch.randperm(student.shape[1], device=student.device)[:self.sample_channels]
+        index = torch.randperm(student.shape[1], generator=self.generator)[:self.sample_channels].to(student.device)
         return student.index_select(1, index), teacher.index_select(1, index)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,11 @@
 """SLKDModel: dual-teacher Simultaneous Learning Knowledge Distillation as a BasicSR model type."""
 import math
 from collections import OrderedDict
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
+import torch.distributed as dist
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
@@ -14,8 +16,11 @@ from torch import nn
 
 from slkd_basicsr.compat import CheckpointError, resume
 from slkd_basicsr.complexity import complexity_table
+from . import teacher_checks
 from .feature_taps import FeatureTaps, TapError
+from .grad_shares import gradient_shares
 from .scm import ScaleConversionModule
+from .teacher_checks import TeacherCheckError
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,10 +109,30 @@ class SLKDModel(SRModel):
     (each optional); ``train.lr_scm`` (default: the student's lr); ``train.use_grad_clip`` and
     ``train.grad_clip_norm`` (default 0.01); ``train.max_nonfinite_steps`` (default 10); ``distill``:
     ``encoder_taps``, ``decoder_taps`` (default: the archs' ``default_taps``, see :func:`resolve_taps`),
-    ``scm_resize_mode``, ``probe_size``, ``probe_channels``, ``log_complexity``.
+    ``scm_resize_mode``, ``probe_size``, ``probe_channels``, ``log_complexity``, ``check_teachers`` (default
+    True) and ``min_teacher_b_psnr`` (default 30, see :mod:`.teacher_checks`), ``log_grad_shares`` (default False:
+    at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s).
+
+    Everything the distillation adds (teachers, SCM, probes, teacher checks) is built with the global random
+    state forked, and the feature losses draw their channels from ``channel_rng``, a CPU generator of their own
+    seeded from ``manual_seed`` and the rank: an SLKD run and a student-alone run with the same seed see the
+    same data, degradations and student initialisation.
     """
 
     def init_training_settings(self):
+        devices = [self.device] if self.device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=devices):
+            self._init_distillation()
+        self.use_grad_clip = self.opt['train'].get('use_grad_clip', False)
+        self.grad_clip_norm = self.opt['train'].get('grad_clip_norm', 0.01)
+        self.max_nonfinite_steps = self.opt['train'].get('max_nonfinite_steps', 10)
+        self.nonfinite_in_row = 0
+        self.nonfinite_total = 0
+        self.teacher_scores_logged = set()
+        super().init_training_settings()
+
+    def _init_distillation(self) -> None:
+        """Losses, frozen teachers, taps, SCM, channel generator; teacher checks on the first validation set."""
         train_opt = self.opt['train']
         distill_opt = self.opt.get('distill') or {}
         logger = get_root_logger()
@@ -139,13 +164,41 @@ class SLKDModel(SRModel):
         if distill_opt.get('log_complexity', True):
             self._log_complexity(distill_opt)
 
-        self.use_grad_clip = train_opt.get('use_grad_clip', False)
-        self.grad_clip_norm = train_opt.get('grad_clip_norm', 0.01)
-        self.max_nonfinite_steps = train_opt.get('max_nonfinite_steps', 10)
-        self.nonfinite_in_row = 0
-        self.nonfinite_total = 0
-        self.teacher_scores_logged = set()
-        super().init_training_settings()
+        self.channel_rng = torch.Generator().manual_seed(self._channel_seed())
+        for cri in (self.cri_nc, self.cri_et):
+            if cri is not None and hasattr(cri, 'generator'):
+                cri.generator = self.channel_rng
+        self.log_grad_shares = distill_opt.get('log_grad_shares', False)
+        no_teachers = self.teacher_a is None and self.teacher_b is None
+        self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
+        if not self.teachers_checked:
+            batch = teacher_checks.check_batch(self.opt)
+            if batch is not None:
+                self._check_teachers(*batch)
+
+    def _channel_seed(self) -> int:
+        """A seed per (manual_seed, rank), independent of the global random state."""
+        seed = self.opt.get('manual_seed')
+        entropy = [0 if seed is None else int(seed), self.opt.get('rank', 0)]
+        return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+
+    @torch.no_grad()
+    def _check_teachers(self, lq: torch.Tensor, gt: torch.Tensor, source: str) -> None:
+        """Log each teacher's PSNR on (lq, gt); raise :class:`TeacherCheckError` if one is useless."""
+        self.teachers_checked = True
+        scores = teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq.to(self.device),
+                                                 gt.to(self.device))
+        self._clear_taps()
+        self.teacher_scores = scores
+        if self.opt.get('rank', 0) == 0:
+            for line in teacher_checks.report_lines(scores, source):
+                get_root_logger().info(line)
+        min_b = (self.opt.get('distill') or {}).get('min_teacher_b_psnr',
+                                                     teacher_checks.DEFAULT_MIN_TEACHER_B_PSNR)
+        found = teacher_checks.problems(scores, min_b)
+        if found:
+            raise TeacherCheckError('SLKD teacher check failed (set distill.check_teachers: false to skip it, e.g. '
+                                    'for random-weight smoke tests):\n  ' + '\n  '.join(found))
 
     def _build_teacher(self, which: str) -> nn.Module:
         """Build ``network_teacher_<which>``, load its checkpoint, freeze it."""
@@ -231,6 +284,8 @@ class SLKDModel(SRModel):
         self.optimizers.append(self.optimizer_g)
 
     def optimize_parameters(self, current_iter):
+        if not self.teachers_checked:  # no validation set with clean images: the first training batch
+            self._check_teachers(self.lq, self.gt, 'the first training batch')
         self.optimizer_g.zero_grad(set_to_none=True)
         # Teachers first: their transient activations are freed before the student's graph exists, so the peak
         # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
@@ -264,11 +319,15 @@ class SLKDModel(SRModel):
                 losses.append(('l_et', self.cri_et(converted[n:], teacher_feats[n:])))
 
         l_total = sum(value for _, value in losses)
+        shares = {}
+        if self.log_grad_shares and current_iter % self.opt['logger']['print_freq'] == 0:
+            shares = gradient_shares(losses, [p for p in self.net_g.parameters() if p.requires_grad])
         l_total.backward()
         self._step_if_finite(l_total)
         self._clear_taps()
 
         loss_dict.update(losses)
+        loss_dict.update(shares)
         loss_dict['l_total'] = l_total.detach()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         self.log_dict['nonfinite_steps'] = self.nonfinite_total
@@ -303,8 +362,19 @@ class SLKDModel(SRModel):
 
         The SCM has no ``network_*`` option, so BasicSR's resume cannot reload it from ``models/``.
         """
-        extra = {} if self.net_scm is None else {'scm': self.get_bare_model(self.net_scm).state_dict()}
+        extra = {'channel_rng': self._gather_channel_rng()}
+        if self.net_scm is not None:
+            extra['scm'] = self.get_bare_model(self.net_scm).state_dict()
         resume.save_training_state(self, epoch, current_iter, **extra)
+
+    def _gather_channel_rng(self) -> List[torch.Tensor]:
+        """Every rank's ``channel_rng`` state, in rank order (a collective: all ranks call it)."""
+        state = self.channel_rng.get_state()
+        if not (dist.is_available() and dist.is_initialized()):
+            return [state]
+        states: List[Optional[torch.Tensor]] = [None] * dist.get_world_size()
+        dist.all_gather_object(states, state)
+        return states
 
     def resume_training(self, resume_state: Dict[str, Any]) -> None:
         super().resume_training(resume_state)
@@ -313,6 +383,10 @@ class SLKDModel(SRModel):
                 raise KeyError('the resume state has no SCM weights (it was not written by SLKDModel with the same '
                                'distillation losses); start a new run or enable the same losses.')
             self.get_bare_model(self.net_scm).load_state_dict(resume_state['scm'])
+        states = resume_state.get('channel_rng')
+        rank = self.opt.get('rank', 0)
+        if states is not None and rank < len(states):
+            self.channel_rng.set_state(states[rank])
 
     def save(self, epoch, current_iter):
         super().save(epoch, current_iter)
