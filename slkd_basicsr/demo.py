@@ -1,13 +1,14 @@
 """``slkd-demo``: the whole SLKD pipeline on scikit-image's photos, with no data and no downloads.
 
-1. Teacher A, a small Restormer deraining teacher, is the checkpoint shipped in ``slkd_basicsr/assets``
-   (``slkd-demo --train-teacher-a ITERS --save-asset`` is how it was trained; ``--train-teacher-a``
-   alone retrains it for this run).
-2. Teacher B: the same arch without the global residual, initialised from Teacher A and fine-tuned on
-   clean->clean pairs.
-3. SLKD: a Res-SL-like student distilled from both teachers through BasicSR's trainer (``SLKDModel``).
-4. A table (teacher vs student PSNR/SSIM/PIQE on held-out photos, params, FLOPs, CPU latency) and a PNG
-   grid (degraded | student | teacher | clean) under ``<workdir>/results/``.
+1. Teacher A, a small Restormer deraining teacher, and Teacher B, the same arch without the global residual
+   trained on clean->clean pairs, are the checkpoints shipped in ``slkd_basicsr/assets``
+   (``--train-teacher-a ITERS`` / ``--train-teacher-b ITERS`` retrain them for this run, ``--save-asset``
+   replaces the shipped ones).
+2. SLKD: a student with 12% of the teacher's parameters distilled from both teachers through BasicSR's trainer
+   (``SLKDModel``), and the same student trained alone with the same seed, data and budget.
+3. A table (teachers and both students: PSNR/SSIM/PIQE on held-out photos, params, FLOPs, CPU latency) ending
+   with the paired gain of SLKD over the student alone, and a PNG grid (degraded | student alone | student
+   (SLKD) | teacher A | clean, 256 px panels) under ``<workdir>/results/``.
 
 Every training step runs ``python -m slkd_basicsr.train -opt <yml>`` in ``<workdir>``: the option files
 it writes to ``<workdir>/options/`` are ordinary BasicSR options. The networks, data and option builders are
@@ -28,21 +29,35 @@ from slkd_basicsr import compat  # before basicsr: its import needs our torchvis
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 from slkd_basicsr.complexity import count_flops, count_params
-from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_ITERS, RAIN, STUDENT, TEACHER,
-                                              dataset_options, slkd_options, teacher_a_options, teacher_b_options)
+from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_ITERS, ASSET_TEACHER_B,
+                                              ASSET_TEACHER_B_ITERS, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER,
+                                              TEACHER_B, dataset_options, slkd_options, student_alone_options,
+                                              teacher_a_options, teacher_b_options)
 from slkd_basicsr.recipes.evaluation import cpu_latency_ms, load_net, restoration_scores
 from slkd_basicsr.recipes.runs import train
 from slkd_basicsr.utils import flush_denormals
 
 
+GRID_PANEL = 256  # px: large enough to see the rain streaks
+GRID_SCALE = 0.7  # of the held-out photo 'coffee' (400 x 600), so that a 256 px crop shows a good part of it
+STUDENT_ROWS = ('student alone', 'student (SLKD)')
+
+
 @torch.no_grad()
 def evaluate(nets: Dict[str, torch.nn.Module]) -> Dict[str, Dict[str, float]]:
-    """Mean PSNR/SSIM/PIQE of each network on the held-out rainy photos, plus params, FLOPs and latency."""
+    """Mean PSNR/SSIM/PIQE of each network on the held-out rainy photos (Teacher B: on the clean photos, as it
+    is used), plus params, FLOPs and latency."""
     return {
-        name: {**restoration_scores(net, RAIN), 'params_M': count_params(net) / 1e6,
+        name: {**restoration_scores(net, [] if name == 'teacher B' else RAIN), 'params_M': count_params(net) / 1e6,
                'GFLOPs_256': count_flops(net, (3, 256, 256)) / 1e9, 'cpu_ms_256': cpu_latency_ms(net)}
         for name, net in nets.items()
     }
+
+
+def paired_gain_line(rows: Dict[str, Dict[str, float]]) -> str:
+    """The PSNR difference of the two students, trained with the same seed, data and budget."""
+    gain = rows['student (SLKD)']['psnr'] - rows['student alone']['psnr']
+    return f'paired gain (SLKD - student alone): {gain:+.2f} dB PSNR'
 
 
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:
@@ -58,10 +73,13 @@ def format_table(rows: Dict[str, Dict[str, float]]) -> str:
 
 @torch.no_grad()
 def save_grid(nets: Dict[str, torch.nn.Module], path: str) -> None:
-    """One held-out photo: degraded | student | teacher | clean, labelled, as a PNG."""
-    item = build_dataset({**dataset_options('val', RAIN), 'phase': 'val'})[0]
-    panels = [('degraded', item['lq']), ('student (SLKD)', nets['student (SLKD)'](item['lq'][None])[0]),
-              ('teacher A', nets['teacher A'](item['lq'][None])[0]), ('clean', item['gt'])]
+    """A 256 px crop of a held-out photo: degraded | student alone | student (SLKD) | teacher A | clean, labelled."""
+    opt = {**dataset_options('val', RAIN), 'skimage_images': ['coffee'], 'skimage_scale': GRID_SCALE, 'draws': 1}
+    item = build_dataset({**opt, 'phase': 'val'})[0]
+    top, left = [(side - GRID_PANEL) // 2 for side in item['lq'].shape[-2:]]
+    lq, gt = (item[key][:, top:top + GRID_PANEL, left:left + GRID_PANEL] for key in ('lq', 'gt'))
+    panels = [('degraded', lq)] + [(name, nets[name](lq[None])[0]) for name in STUDENT_ROWS + ('teacher A', )]
+    panels.append(('clean', gt))
     images = []
     for label, tensor in panels:
         img = np.ascontiguousarray(tensor2img([tensor]))
@@ -73,12 +91,29 @@ def save_grid(nets: Dict[str, torch.nn.Module], path: str) -> None:
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='slkd-demo', description=__doc__.splitlines()[0])
     parser.add_argument('--workdir', default='slkd_demo', help='where experiments/ and results/ go')
-    parser.add_argument('--teacher-b-iters', type=int, default=100, help='clean->clean fine-tuning of Teacher B')
-    parser.add_argument('--student-iters', type=int, default=500, help='SLKD iterations of the student')
+    parser.add_argument('--student-iters', type=int, default=500,
+                        help='iterations of each student (SLKD and alone)')
+    parser.add_argument('--seed', type=int, default=0, help='manual_seed of both student runs')
     parser.add_argument('--train-teacher-a', type=int, metavar='ITERS', default=0,
                         help='train Teacher A for ITERS iterations instead of using the shipped checkpoint')
-    parser.add_argument('--save-asset', action='store_true', help='with --train-teacher-a: replace the shipped one')
+    parser.add_argument('--train-teacher-b', type=int, metavar='ITERS', default=0,
+                        help='train Teacher B for ITERS iterations instead of using the shipped checkpoint')
+    parser.add_argument('--save-asset', action='store_true',
+                        help='with --train-teacher-a/-b: replace the shipped checkpoints')
     return parser.parse_args(argv)
+
+
+def teacher(shipped: str, iters: int, options, retrain_iters: int, save: bool, workdir: str, flag: str) -> str:
+    """The shipped checkpoint, or one trained for ``iters`` iterations (copied over the shipped one if ``save``)."""
+    if iters:
+        path = train(options(iters), workdir)
+        if save:
+            shutil.copyfile(path, shipped)
+        return path
+    if not osp.isfile(shipped):
+        raise FileNotFoundError(f'the shipped checkpoint {shipped} is missing; reinstall the package or run '
+                                f'slkd-demo {flag} {retrain_iters}.')
+    return shipped
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -89,27 +124,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(2)
     flush_denormals()  # the evaluation and latency below run here, as slkd-train/slkd-test do
 
-    teacher_a = ASSET_TEACHER_A
-    if args.train_teacher_a:
-        teacher_a = train(teacher_a_options(args.train_teacher_a), workdir)
-        if args.save_asset:
-            shutil.copyfile(teacher_a, ASSET_TEACHER_A)
-    elif not osp.isfile(teacher_a):
-        raise FileNotFoundError(f'the shipped Teacher A {teacher_a} is missing; reinstall the package or run '
-                                f'slkd-demo --train-teacher-a {ASSET_TEACHER_A_ITERS}.')
+    teacher_a = teacher(ASSET_TEACHER_A, args.train_teacher_a, teacher_a_options, ASSET_TEACHER_A_ITERS,
+                        args.save_asset, workdir, '--train-teacher-a')
+    teacher_b = teacher(ASSET_TEACHER_B, args.train_teacher_b, teacher_b_options, ASSET_TEACHER_B_ITERS,
+                        args.save_asset, workdir, '--train-teacher-b')
+    alone = train(student_alone_options(args.student_iters, seed=args.seed), workdir)
+    student = train(slkd_options(args.student_iters, teacher_a, teacher_b, seed=args.seed), workdir)
 
-    teacher_b = train(teacher_b_options(args.teacher_b_iters, teacher_a), workdir)
-    student = train(slkd_options(args.student_iters, teacher_a, teacher_b), workdir)
-
-    nets = {'teacher A': load_net(TEACHER, teacher_a), 'student (SLKD)': load_net(STUDENT, student)}
+    nets = {'teacher A': load_net(TEACHER, teacher_a), 'teacher B': load_net(TEACHER_B, teacher_b),
+            'student alone': load_net(STUDENT, alone), 'student (SLKD)': load_net(STUDENT, student)}
     rows = evaluate(nets)
-    table = format_table(rows)
+    table = format_table(rows) + '\n\n' + paired_gain_line(rows)
     save_grid(nets, osp.join(workdir, 'results', 'slkd_demo_grid.png'))
     with open(osp.join(workdir, 'results', 'slkd_demo_table.json'), 'w') as f:
         json.dump(rows, f, indent=2)
     with open(osp.join(workdir, 'results', 'slkd_demo_table.md'), 'w') as f:
         f.write(table + '\n')
-    print('\nHeld-out rainy scikit-image photos (coffee, camera); latency: 1 x 3 x 256 x 256, 2 CPU threads.')
+    print(f'\nHeld-out scikit-image photos (coffee, camera; {HELD_OUT_DRAWS} rain draws each; teacher B on the clean '
+          f"photos: {rows['teacher B']['psnr']:.2f} dB clean->clean); both students: seed {args.seed}, "
+          f'{args.student_iters} iterations; latency: 1 x 3 x 256 x 256, 2 CPU threads.')
     print(table)
     print(f"\nGrid: {osp.join(workdir, 'results', 'slkd_demo_grid.png')}")
 

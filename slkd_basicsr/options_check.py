@@ -63,7 +63,7 @@ DATASET_KEYS = {
                       'use_hflip', 'use_rot', 'mean', 'std', 'color'},
     'SyntheticDegradationDataset':
     DATASET_COMMON | {'degradations', 'source', 'dataroot_gt', 'io_backend', 'meta_info_file', 'skimage_images',
-                      'skimage_scale', 'gt_size', 'use_hflip', 'use_rot', 'seed', 'mean', 'std'},
+                      'skimage_scale', 'gt_size', 'use_hflip', 'use_rot', 'seed', 'draws', 'mean', 'std'},
 }
 DATASET_TRAIN_REQUIRED = {'PairedImageDataset': ('gt_size', 'use_hflip', 'use_rot', 'io_backend'),
                           'SyntheticDegradationDataset': ('gt_size', 'degradations')}

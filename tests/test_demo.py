@@ -1,4 +1,4 @@
-"""The main job in a reduced form: shipped Teacher A, Teacher B, SLKD, table and grid."""
+"""The main job in a reduced form: shipped teachers, the student alone and with SLKD, table and grid."""
 import json
 
 import cv2
@@ -7,14 +7,23 @@ from slkd_basicsr import demo
 
 
 def test_demo_writes_table_and_grid(tmp_path, capsys):
-    demo.main(['--workdir', str(tmp_path), '--teacher-b-iters', '2', '--student-iters', '4'])
+    demo.main(['--workdir', str(tmp_path), '--student-iters', '4', '--seed', '3'])
     results = tmp_path / 'results'
     rows = json.loads((results / 'slkd_demo_table.json').read_text())
-    assert set(rows) == {'teacher A', 'student (SLKD)'}
+    assert set(rows) == {'teacher A', 'teacher B', 'student alone', 'student (SLKD)'}
     for row in rows.values():
         assert {'psnr', 'ssim', 'piqe', 'params_M', 'GFLOPs_256', 'cpu_ms_256'} <= set(row)
-    assert rows['student (SLKD)']['params_M'] < 0.3 * rows['teacher A']['params_M']
+    assert rows['student (SLKD)']['params_M'] < 0.15 * rows['teacher A']['params_M']
+    assert rows['student alone']['params_M'] == rows['student (SLKD)']['params_M']
     assert rows['teacher A']['psnr'] > 25  # the shipped teacher restores the held-out rainy photos
+    assert rows['teacher B']['psnr'] > 38  # and the shipped Teacher B reconstructs the clean ones
     grid = cv2.imread(str(results / 'slkd_demo_grid.png'))
-    assert grid is not None and grid.shape[1] > 3 * grid.shape[0]  # four panels side by side
-    assert '| student (SLKD) |' in capsys.readouterr().out
+    assert grid is not None and grid.shape == (256, 5 * 256, 3)  # five 256 px panels side by side
+    out = capsys.readouterr().out
+    assert '| student alone |' in out and '| student (SLKD) |' in out and 'seed 3' in out
+    gain = rows['student (SLKD)']['psnr'] - rows['student alone']['psnr']
+    assert out.rstrip().splitlines()[-3] == f'paired gain (SLKD - student alone): {gain:+.2f} dB PSNR'
+    for name in ('demo_student_alone', 'demo_slkd_student'):  # both students ran with the requested seed
+        assert 'manual_seed: 3' in (tmp_path / 'options' / f'{name}.yml').read_text()
+    log = next((tmp_path / 'experiments' / 'demo_slkd_student').glob('train_*.log')).read_text()
+    assert 'Teacher check: teacher B (clean -> clean) PSNR' in log

@@ -31,7 +31,9 @@ class SyntheticDegradationDataset(data.Dataset):
     degradations are applied to that patch with fresh randomness per sample (drawn from torch's RNG, which
     BasicSR seeds and the DataLoader reseeds per worker and epoch), so every epoch sees new degradations.
     In other phases the whole image is degraded with a generator seeded from ``(seed, index)``: the same
-    index always gives the same LQ.
+    index always gives the same LQ. ``draws: K`` there gives K independently degraded copies of every image
+    (K x as many items, ``lq_path`` suffixed ``_draw<k>``): more held-out samples from few photos, so that small
+    differences between networks are resolvable.
 
     ``degradations: []`` gives clean->clean pairs (LQ equals GT), e.g. to train Teacher B on the GT images
     of a dataset without copying them.
@@ -49,6 +51,7 @@ class SyntheticDegradationDataset(data.Dataset):
             gt_size (int): Training patch size (train phase).
             use_hflip (bool), use_rot (bool): Flips / 90-degree rotations (train phase; default False).
             seed (int): Base seed of the validation degradations (default 0).
+            draws (int): Degraded copies per image outside the train phase (default 1).
             mean, std (list[float]): Optional normalisation applied to both images, as in BasicSR.
 
     Returns (per item):
@@ -68,6 +71,12 @@ class SyntheticDegradationDataset(data.Dataset):
         if opt.get('scale', 1) != 1:
             raise DataError(f"Dataset {opt.get('name')!r}: scale must be 1 (LQ and GT have the same size).")
         self.seed = opt.get('seed', 0)
+        self.draws = opt.get('draws', 1)
+        if not isinstance(self.draws, int) or isinstance(self.draws, bool) or self.draws < 1:
+            raise DataError(f"Dataset {opt.get('name')!r}: draws must be a positive integer, got {self.draws!r}.")
+        if self.phase == 'train' and self.draws != 1:
+            raise DataError(f"Dataset {opt.get('name')!r}: draws applies to validation and test sets; training "
+                            'draws new degradations for every sample anyway. Remove it from the train set.')
         self.mean, self.std = opt.get('mean'), opt.get('std')
         self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
         self.file_client = None
@@ -112,12 +121,13 @@ class SyntheticDegradationDataset(data.Dataset):
         where = source_name(self.file_client, self.paths[index], 'gt')
         return decode(read_bytes(self.file_client.get, self.paths[index], 'gt', where), where)
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, draw: int) -> np.random.Generator:
         if self.phase == 'train':
             return np.random.default_rng(int(torch.randint(0, 2**62, ())))
-        return np.random.default_rng([self.seed, index])
+        return np.random.default_rng([self.seed, index] if self.draws == 1 else [self.seed, index, draw])
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
+        index, draw = divmod(index, self.draws)
         gt_path = self.paths[index]
         img_gt = self._load_gt(index)
         if self.phase == 'train':
@@ -129,12 +139,13 @@ class SyntheticDegradationDataset(data.Dataset):
             img_gt, _ = paired_random_crop(img_gt, img_gt, gt_size, 1, gt_path)
             img_gt = augment(img_gt, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
             img_gt = np.ascontiguousarray(img_gt)
-        img_lq = apply_degradations(img_gt, self.degradations, self._rng(index))
+        img_lq = apply_degradations(img_gt, self.degradations, self._rng(index, draw))
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         if self.mean is not None or self.std is not None:
             normalize(img_lq, self.mean, self.std, inplace=True)
             normalize(img_gt, self.mean, self.std, inplace=True)
-        return {'lq': img_lq, 'gt': img_gt, 'lq_path': gt_path, 'gt_path': gt_path}
+        lq_path = gt_path if self.draws == 1 else f'{osp.splitext(gt_path)[0]}_draw{draw}{osp.splitext(gt_path)[1]}'
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * self.draws

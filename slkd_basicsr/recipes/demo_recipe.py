@@ -8,16 +8,27 @@ from typing import Any, Dict, List
 
 from .tiny_nets import tiny_restormer
 
-ASSET_TEACHER_A = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'assets', 'demo_teacher_a.pth')
+ASSETS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'assets')
+ASSET_TEACHER_A = osp.join(ASSETS, 'demo_teacher_a.pth')
+ASSET_TEACHER_A_DENOISE = osp.join(ASSETS, 'demo_teacher_a_denoise.pth')
+ASSET_TEACHER_B = osp.join(ASSETS, 'demo_teacher_b.pth')
 
 TEACHER = tiny_restormer(dim=10, num_blocks=[1, 2, 2, 2], heads=[1, 2, 4, 8], ffn_expansion_factor=2.66)
-STUDENT = tiny_restormer(dim=6, ffn_expansion_factor=2.66)
+TEACHER_B = {**TEACHER, 'global_residual': False}
+# dim 4: 12% of the teacher's parameters, as the presets are (at most 15%)
+STUDENT = tiny_restormer(dim=4, ffn_expansion_factor=2.66)
 
 TRAIN_IMAGES = ['astronaut', 'chelsea', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'moon']
 VAL_IMAGES = ['coffee', 'camera']
+# the held-out set: both photos at half size, each degraded HELD_OUT_DRAWS times (8 scored images)
+VAL_SCALE = 0.5
+HELD_OUT_DRAWS = 4
 RAIN = [{'type': 'rain', 'density': [0.01, 0.03], 'length': [10, 25], 'angle': [-15, 15], 'brightness': [0.5, 0.8]}]
-# the recipe of the shipped Teacher A (demo_teacher_a.pth): teacher_a_options(ASSET_TEACHER_A_ITERS) on RAIN
+NOISE = [{'type': 'noise', 'sigma': [10, 40]}]
+# the recipes of the shipped teachers: teacher_a_options(ASSET_TEACHER_A_ITERS) on RAIN (demo_teacher_a.pth) and
+# on NOISE (demo_teacher_a_denoise.pth); teacher_b_options(ASSET_TEACHER_B_ITERS) (demo_teacher_b.pth)
 ASSET_TEACHER_A_ITERS = 2000
+ASSET_TEACHER_B_ITERS = 1000
 SLKD_LOSSES = {
     'kd_opt': {'type': 'ImageKLLoss', 'loss_weight': 0.5},
     'nc_opt': {'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
@@ -31,7 +42,8 @@ METRICS = {
 
 
 def dataset_options(phase: str, degradations: List[Dict[str, Any]], patch: int = 64) -> Dict[str, Any]:
-    """A SyntheticDegradationDataset over scikit-image photos: 8 for training, 2 held out.
+    """A SyntheticDegradationDataset over scikit-image photos: 8 for training, 2 held out (``HELD_OUT_DRAWS``
+    degradations of each, at ``VAL_SCALE``).
 
     The name says the degradations (``skimage_rain_train``; ``skimage_clean_train`` for clean->clean pairs).
     """
@@ -41,7 +53,7 @@ def dataset_options(phase: str, degradations: List[Dict[str, Any]], patch: int =
         'type': 'SyntheticDegradationDataset',
         'source': 'skimage',
         'skimage_images': TRAIN_IMAGES if phase == 'train' else VAL_IMAGES,
-        'skimage_scale': 0.5 if phase == 'train' else 0.3,
+        'skimage_scale': 0.5 if phase == 'train' else VAL_SCALE,
         'degradations': degradations,
         'io_backend': {'type': 'disk'},
     }
@@ -49,19 +61,19 @@ def dataset_options(phase: str, degradations: List[Dict[str, Any]], patch: int =
         opt.update(gt_size=patch, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=4,
                    dataset_enlarge_ratio=50, prefetch_mode=None)
     else:
-        opt['seed'] = 0
+        opt.update(seed=0, draws=HELD_OUT_DRAWS if degradations else 1)
     return opt
 
 
 def run_options(name: str, network_g: Dict[str, Any], iters: int, train_degradations: List[Dict[str, Any]],
-                lr: float) -> Dict[str, Any]:
+                lr: float, seed: int = 0) -> Dict[str, Any]:
     """BasicSR options for one demo training run (SRModel; :func:`slkd_options` turns it into SLKD)."""
     return {
         'name': name,
         'model_type': 'SRModel',
         'scale': 1,
         'num_gpu': 0,
-        'manual_seed': 0,
+        'manual_seed': seed,
         'datasets': {
             'train': dataset_options('train', train_degradations),
             'val': dataset_options('val', train_degradations),
@@ -88,19 +100,31 @@ def teacher_a_options(iters: int, degradations: List[Dict[str, Any]] = RAIN,
     return run_options(name, TEACHER, iters, degradations, lr=2e-3)
 
 
-def teacher_b_options(iters: int, teacher_a: str, name: str = 'demo_teacher_b') -> Dict[str, Any]:
-    """Teacher B: Teacher A's arch without the global residual, initialised from it, fine-tuned clean->clean."""
-    opt = run_options(name, {**TEACHER, 'global_residual': False}, iters, [], lr=5e-4)
-    opt['path']['pretrain_network_g'] = teacher_a
-    return opt
+def teacher_b_options(iters: int, name: str = 'demo_teacher_b') -> Dict[str, Any]:
+    """Teacher B: Teacher A's arch without the global residual, trained from scratch on clean->clean pairs.
+
+    Our choice, measured on the held-out photos (clean->clean PSNR): from scratch at lr 2e-3 it reads 34.5 dB
+    after 250 iterations, 38.2 after 500 and 40.1 after 1000; initialised from Teacher A instead (whose body
+    predicts a residual, so without the global residual its output starts near zero) it reads 31.7 after 250
+    and 34.7 after 500. One Teacher B serves every task: it only ever sees clean images.
+    """
+    return run_options(name, TEACHER_B, iters, [], lr=2e-3)
+
+
+def student_alone_options(iters: int, degradations: List[Dict[str, Any]] = RAIN, seed: int = 0,
+                          name: str = 'demo_student_alone') -> Dict[str, Any]:
+    """The student trained alone (L1 to the clean image), with the SLKD run's data, schedule and seed."""
+    return run_options(name, STUDENT, iters, degradations, lr=2e-3, seed=seed)
 
 
 def slkd_options(iters: int, teacher_a: str, teacher_b: str, degradations: List[Dict[str, Any]] = RAIN,
-                 name: str = 'demo_slkd_student') -> Dict[str, Any]:
-    """The SLKD run: published loss weights 1 / 0.5 / 0.1 / 0.1 (``SLKD_LOSSES``), Restormer default taps."""
-    opt = run_options(name, STUDENT, iters, degradations, lr=2e-3)
-    opt.update(model_type='SLKDModel', network_teacher_a=TEACHER, network_teacher_b={**TEACHER,
-                                                                                     'global_residual': False})
+                 seed: int = 0, name: str = 'demo_slkd_student') -> Dict[str, Any]:
+    """The SLKD run: published loss weights 1 / 0.5 / 0.1 / 0.1 (``SLKD_LOSSES``), Restormer default taps,
+    gradient shares logged. With the same ``seed`` it sees the data, degradations and student initialisation of
+    :func:`student_alone_options`."""
+    opt = student_alone_options(iters, degradations, seed, name)
+    opt.update(model_type='SLKDModel', network_teacher_a=TEACHER, network_teacher_b=TEACHER_B,
+               distill={'log_grad_shares': True})
     opt['path'].update(pretrain_network_teacher_a=teacher_a, pretrain_network_teacher_b=teacher_b)
     opt['train'].update(copy.deepcopy(SLKD_LOSSES))
     return opt

@@ -55,6 +55,21 @@ def test_validation_is_deterministic_per_index_and_seed(gt_folder):
     assert not torch.equal(dataset[0]['lq'], other_seed[0]['lq'])
 
 
+def test_draws_give_independent_copies_of_each_image(gt_folder):
+    single = build_dataset(options(dataroot_gt=str(gt_folder)))
+    dataset = build_dataset(options(dataroot_gt=str(gt_folder), draws=3))
+    assert len(dataset) == 3 * len(single)
+    items = [dataset[i] for i in range(3)]  # the three draws of a.png
+    assert all(torch.equal(item['gt'], single[0]['gt']) for item in items)
+    assert not torch.equal(items[0]['lq'], items[1]['lq']) and not torch.equal(items[1]['lq'], items[2]['lq'])
+    assert [item['lq_path'] for item in items] == [str(gt_folder / f'a_draw{k}.png') for k in range(3)]
+    assert torch.equal(dataset[4]['lq'], build_dataset(options(dataroot_gt=str(gt_folder), draws=3))[4]['lq'])
+    with pytest.raises(DataError, match='draws must be a positive integer'):
+        build_dataset(options(dataroot_gt=str(gt_folder), draws=0))
+    with pytest.raises(DataError, match='draws applies to validation'):
+        build_dataset(options('train', dataroot_gt=str(gt_folder), draws=2))
+
+
 def test_training_varies_per_draw_and_follows_the_torch_seed(tmp_path, write_images):
     folder = write_images(tmp_path / 'gt', NAMES, shape=(32, 32))  # gt_size 32: the crop is the whole image
     dataset = build_dataset(options('train', dataroot_gt=str(folder)))
