@@ -1,39 +1,50 @@
-"""Controlled distillation study: SLKD, its ablations and two baselines on synthetic deraining and denoising.
+"""Paired distillation study: SLKD, its ablations, output-only KD and the student alone, derain and denoise.
 
 Run from a clone with the package installed::
 
-    python bench/study.py           # 2 tasks x 7 student configurations x 3 seeds: ~47 min, idle 2-core CPU
-    python bench/study.py --quick   # 40 iterations, one seed, weaker teachers: a smoke run, a few minutes
+    python bench/study.py                 # the whole study, resumable: about 1 h on 2 idle cores (--jobs 2)
+    python bench/study.py --max-runs 10   # at most 10 new runs now, then the summary of every finished run
+    python bench/study.py --quick         # 40 iterations, one seed, main arms: a smoke run under 10 minutes
 
-Every run trains through BasicSR's pipeline (``python -m slkd_basicsr.train -opt <yml>``, one subprocess each)
-with the pieces of ``slkd-demo`` (:mod:`slkd_basicsr.recipes`): the tiny Restormer teacher and student, scikit-image
-photos degraded on the fly (8 for training, 64 px patches, batch 4; coffee and camera held out, degraded the
-same way in every run), Adam at 2e-3 with cosine decay over the same fixed number of iterations for every arm.
+Every run trains through BasicSR's pipeline (``python -m slkd_basicsr.train -opt <yml>``, one single-thread
+subprocess each, ``--jobs`` at a time) with the pieces of ``slkd-demo`` (:mod:`slkd_basicsr.recipes`): the tiny
+Restormer teachers and the student with 12% of their parameters, 8 scikit-image photos degraded on the fly (64 px
+patches, batch 4), Adam at 2e-3 with cosine decay over the same number of iterations for every arm.
 
-Per task, Teacher A (degraded -> clean) is trained once and shared by all arms; the shipped demo Teacher A is
-reused for deraining when the study asks for exactly its recipe (``--teacher-iters 2000``). Teacher B is
-fine-tuned clean -> clean from Teacher A, as in the demo. The student arms (``ARMS``) differ only in the
-distillation losses of ``SLKDModel``.
-PSNR/SSIM (RGB, no border crop) of every run on the held-out photos are summarised as mean and sample standard
-deviation over seeds. Writes ``study.json``, ``study.png`` and ``study_logs/`` (BasicSR's train log of each run
-without its option and network dumps) to ``--out`` (``bench/results``; with ``--quick``, ``<workdir>/results``
-so that a smoke run never replaces the recorded study).
+**Paired by seed.** All arms of one seed start from the same student weights and see the same batches and the
+same degradations (``SLKDModel`` builds its teachers and SCM with the global random state forked and draws its
+feature channels from a generator of its own), so arm - student differences per seed remove most of the
+seed-to-seed variance; they are summarised as a mean with a 95% t confidence interval over seeds.
+
+**Learning curve in one run.** Each run saves the student every ``--val-every`` iterations; every checkpoint is
+scored on the held-out set (coffee and camera at half size, 4 degradation draws each, the same in every run).
+
+**Teachers** are the shipped assets (``slkd_basicsr/assets``: Teacher A per task trained 2000 iterations from
+scratch, Teacher B 1000 iterations clean->clean from scratch; ``slkd-demo --train-teacher-a/-b`` shows the
+recipes); their held-out PSNRs are recorded.
+
+**Resumable.** Each finished run writes ``study_runs/<run>.json`` (scores per budget, gradient shares, teacher
+checks, wall time, a digest of its options) and ``study_logs/<run>.log`` under ``--out`` at once; a rerun skips
+runs whose record is there with the same digest, so a study is completed over several sessions. The summary
+(``study.json``, ``study.png``) is rewritten from every finished run after each invocation.
 """
 import argparse
+import copy
+import hashlib
 import json
+import math
 import os
 import re
-import shutil
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 from os import path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-# One thread per run (set before torch loads OpenMP; the training subprocesses inherit it). Measured on 2 cores per
-# iteration of all six arms: 1.4 s with one thread, 1.0 s with two when the machine is idle, but 2.8 s vs 10.4 s
-# when two other busy processes share it (spinning OpenMP threads; passive waiting was slower in both cases).
+# One thread per run (set before torch loads OpenMP; the training subprocesses inherit it): two single-thread
+# runs side by side use both cores of the 2-core machine without oversubscribing them.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import torch  # noqa: E402
@@ -45,15 +56,11 @@ from slkd_basicsr.recipes import runs  # noqa: E402
 from slkd_basicsr.recipes.evaluation import load_net, restoration_scores  # noqa: E402
 from slkd_basicsr.utils import flush_denormals  # noqa: E402
 
-TASKS = {
-    'derain': recipe.RAIN,
-    'denoise': [{'type': 'noise', 'sigma': [10, 40]}],
-}
+TASKS = {'derain': recipe.RAIN, 'denoise': recipe.NOISE}
+TEACHER_A = {'derain': recipe.ASSET_TEACHER_A, 'denoise': recipe.ASSET_TEACHER_A_DENOISE}
 METRICS = {name: recipe.METRICS[name] for name in ('psnr', 'ssim')}
 # output-only distillation: BasicSR's L1Loss(pred, target) as the KD term, at SLKD's output-term weight
 OUTPUT_KD = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 0.5, 'reduction': 'mean'}}
-
-
 # the ablations of an extractor keep its taps, SCM and weight but compare the raw maps
 PLAIN_FEATURES = {'type': 'FeatureL1Loss', 'loss_weight': 0.1}
 
@@ -73,14 +80,20 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
 }
+MAIN_ARMS = ['student', 'output_kd', 'slkd']
+ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et']
 PROFILES = {
-    'full': {'iters': 200, 'seeds': [0, 1, 2], 'teacher_iters': recipe.ASSET_TEACHER_A_ITERS, 'teacher_b_iters': 100},
-    'quick': {'iters': 40, 'seeds': [0], 'teacher_iters': 150, 'teacher_b_iters': 20},
+    'full': {'iters': 1000, 'val_every': 250, 'seeds': [0, 1, 2, 3, 4], 'ablation_seeds': [0, 1, 2],
+             'tasks': list(TASKS), 'ablation_tasks': ['derain']},
+    'quick': {'iters': 40, 'val_every': 20, 'seeds': [0], 'ablation_seeds': [], 'tasks': list(TASKS),
+              'ablation_tasks': []},
 }
 # records of a BasicSR log whose continuation lines are kept; other records keep their first line only, which
 # drops the environment, option and network dumps
 KEEP_BODY = ('Training statistics', 'Validation')
 RECORD_START = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ')
+SHARE = re.compile(r'(share_l_\w+): ([-+0-9.e]+)')
+TEACHER_CHECK = re.compile(r'Teacher check: (teacher [AB]) .*?PSNR ([-0-9.]+) dB')
 
 
 def summarise_log(log: str) -> str:
@@ -97,208 +110,290 @@ def summarise_log(log: str) -> str:
     return '\n'.join(kept) + '\n'
 
 
-def train(opt: Dict[str, Any], workdir: str, logs: str) -> Tuple[str, Dict[str, Any]]:
-    """Train ``opt`` (quietly), keep its log summary in ``logs``; return net_g_latest and the run's record."""
-    start = time.perf_counter()
-    net_path = runs.train(opt, workdir, quiet=True)
-    train_s = time.perf_counter() - start
-    experiment = osp.dirname(osp.dirname(net_path))  # <experiment>/models/net_g_latest.pth
-    with open(sorted(glob(osp.join(experiment, 'train_*.log')))[-1]) as f:
-        summary = summarise_log(f.read())
-    log_name = f"{opt['name']}.log"
-    with open(osp.join(logs, log_name), 'w') as f:
-        f.write(summary)
-    return net_path, {'iters': opt['train']['total_iter'], 'train_s': round(train_s, 1),
-                      'log': f'{osp.basename(logs)}/{log_name}'}
+def parse_log(log: str) -> Dict[str, Any]:
+    """Mean gradient share of each term over the logged iterations, and the teacher checks' PSNRs."""
+    shares: Dict[str, List[float]] = {}
+    for name, value in SHARE.findall(log):
+        shares.setdefault(name[len('share_'):], []).append(float(value))
+    return {'grad_shares': {name: statistics.mean(values) for name, values in shares.items()},
+            'teacher_checks': {who: float(psnr) for who, psnr in TEACHER_CHECK.findall(log)}}
 
 
-def teachers(task: str, profile: Dict[str, Any], need_b: bool, workdir: str,
-             logs: str) -> Tuple[Dict[str, Optional[str]], Dict[str, Any]]:
-    """Teacher A (shipped or trained) and, if an arm needs it, Teacher B of ``task``: checkpoints and records."""
-    if TASKS[task] == recipe.RAIN and profile['teacher_iters'] == recipe.ASSET_TEACHER_A_ITERS:
-        path_a = recipe.ASSET_TEACHER_A
-        record_a = {'iters': profile['teacher_iters'], 'source': 'shipped slkd_basicsr/assets/demo_teacher_a.pth '
-                    f'(slkd-demo --train-teacher-a {recipe.ASSET_TEACHER_A_ITERS}: the same recipe)'}
-    else:
-        opt = recipe.teacher_a_options(profile['teacher_iters'], TASKS[task], name=f'study_{task}_teacher_a')
-        path_a, record_a = train(opt, workdir, logs)
-    paths = {'teacher_a': path_a, 'teacher_b': None}
-    records = {'teacher_a': record_a}
-    if need_b:
-        opt = recipe.teacher_b_options(profile['teacher_b_iters'], path_a, name=f'study_{task}_teacher_b')
-        paths['teacher_b'], records['teacher_b'] = train(opt, workdir, logs)
-    return paths, records
+def run_name(task: str, arm: str, seed: int) -> str:
+    return f'study_{task}_{arm}_s{seed}'
 
 
-def student_options(task: str, arm: str, seed: int, iters: int, paths: Dict[str, Optional[str]]) -> Dict[str, Any]:
-    """The demo's SLKD options with the arm's distillation losses and the seed."""
-    opt = recipe.slkd_options(iters, paths['teacher_a'], paths['teacher_b'], TASKS[task],
-                              name=f'study_{task}_{arm}_s{seed}')
+def student_options(task: str, arm: str, seed: int, profile: Dict[str, Any]) -> Dict[str, Any]:
+    """The demo's SLKD options with the arm's distillation losses, the seed and a checkpoint per budget."""
+    opt = recipe.slkd_options(profile['iters'], TEACHER_A[task], recipe.ASSET_TEACHER_B, TASKS[task], seed,
+                              name=run_name(task, arm, seed))
     for key in recipe.SLKD_LOSSES:
         opt['train'].pop(key)
-    opt['train'].update(ARMS[arm][1])
-    opt['manual_seed'] = seed
-    opt['distill'] = {'log_complexity': False}  # the study compares quality; complexity is bench/complexity.py's
+    opt['train'].update(copy.deepcopy(ARMS[arm][1]))
+    # the study compares quality (complexity is bench/complexity.py's); shares on for every arm with a teacher
+    opt['distill'] = {'log_complexity': False, 'log_grad_shares': True}
+    opt['logger'].update(print_freq=profile['val_every'] // 2, save_checkpoint_freq=profile['val_every'])
     return opt
 
 
-def scores(net: torch.nn.Module, task: str) -> Dict[str, float]:
-    """PSNR/SSIM of ``net`` on the held-out photos with the task's (fixed) degradations."""
-    return restoration_scores(net, TASKS[task], METRICS)
+def digest(opt: Dict[str, Any]) -> str:
+    """What identifies a run's result: its options (the teachers' checkpoints by content, not by path)."""
+    ident = json.loads(json.dumps(opt))
+    for key in ('pretrain_network_teacher_a', 'pretrain_network_teacher_b'):
+        path = ident['path'].get(key)
+        if path:
+            with open(path, 'rb') as f:
+                ident['path'][key] = hashlib.sha256(f.read()).hexdigest()
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def mean_std(values: List[float]) -> Dict[str, Optional[float]]:
-    """Mean and sample standard deviation (None with fewer than two values)."""
-    return {'mean': statistics.mean(values), 'std': statistics.stdev(values) if len(values) > 1 else None}
+def scores(net: torch.nn.Module, degradations: List[Dict[str, Any]]) -> Dict[str, float]:
+    """PSNR/SSIM of ``net`` on the held-out photos with ``degradations`` (the same draws on every call)."""
+    return restoration_scores(net, degradations, METRICS)
 
 
-def run_task(task: str, arms: Sequence[str], profile: Dict[str, Any], workdir: str, logs: str,
-             progress: List[int]) -> Dict[str, Any]:
-    """Teachers, references and every arm x seed of one task; ``progress`` is [runs done, runs in all]."""
-    need_b = any('et_opt' in ARMS[arm][1] for arm in arms)
-    paths, teacher_records = teachers(task, profile, need_b, workdir, logs)
-    record: Dict[str, Any] = {
-        'train_dataset': recipe.dataset_options('train', TASKS[task]),
-        'held_out_dataset': recipe.dataset_options('val', TASKS[task]),
-        'teachers': teacher_records,
-        'references': {'degraded input': scores(torch.nn.Identity(), task),
-                       'teacher A': scores(load_net(recipe.TEACHER, paths['teacher_a']), task)},
-        'arms': {},
+def train_run(task: str, arm: str, seed: int, profile: Dict[str, Any], workdir: str, out: str) -> Dict[str, Any]:
+    """Train one run, score each of its checkpoints, write its record and log summary; return the record."""
+    opt = student_options(task, arm, seed, profile)
+    start = time.perf_counter()
+    latest = runs.train(opt, workdir, quiet=True)
+    train_s = time.perf_counter() - start
+    experiment = osp.dirname(osp.dirname(latest))  # <experiment>/models/net_g_latest.pth
+    with open(sorted(glob(osp.join(experiment, 'train_*.log')))[-1]) as f:
+        log = f.read()
+    budgets = list(range(profile['val_every'], profile['iters'] + 1, profile['val_every']))
+    curve = {str(it): scores(load_net(recipe.STUDENT, osp.join(experiment, 'models', f'net_g_{it}.pth')),
+                             TASKS[task]) for it in budgets}
+    record = {'task': task, 'arm': arm, 'seed': seed, 'iters': profile['iters'], 'digest': digest(opt),
+              'curve': curve, **parse_log(log), 'train_s': round(train_s, 1),
+              'log': f'study_logs/{opt["name"]}.log'}
+    with open(osp.join(out, record['log']), 'w') as f:
+        f.write(summarise_log(log))
+    path = osp.join(out, 'study_runs', f"{opt['name']}.json")
+    with open(path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=2)
+    os.replace(path + '.tmp', path)
+    return record
+
+
+def planned_runs(profile: Dict[str, Any], tasks: Sequence[str], arms: Sequence[str]) -> List[Tuple[str, str, int]]:
+    """(task, arm, seed) in the order that completes whole seeds first: main arms, then the ablations."""
+    plan = [(task, arm, seed) for seed in profile['seeds'] for task in tasks for arm in arms if arm in MAIN_ARMS]
+    plan += [(task, arm, seed) for seed in profile['ablation_seeds'] for task in tasks
+             if task in profile['ablation_tasks'] for arm in arms if arm in ABLATION_ARMS]
+    return plan
+
+
+def cached(task: str, arm: str, seed: int, profile: Dict[str, Any], out: str) -> Optional[Dict[str, Any]]:
+    """The record of a finished run with exactly these options, or None."""
+    path = osp.join(out, 'study_runs', f'{run_name(task, arm, seed)}.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    return record if record.get('digest') == digest(student_options(task, arm, seed, profile)) else None
+
+
+def t_interval(diffs: List[float]) -> Optional[List[float]]:
+    """95% t confidence interval of the mean of ``diffs`` (None with fewer than two)."""
+    if len(diffs) < 2:
+        return None
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    mean = statistics.mean(diffs)
+    return [round(mean - half, 3), round(mean + half, 3)]
+
+
+def paired(records: Dict[Tuple[str, str, int], Dict[str, Any]], task: str, arm: str, vs: str,
+           iters: str) -> Optional[Dict[str, Any]]:
+    """PSNR of ``arm`` minus ``vs`` per seed at ``iters``, over the seeds both have finished."""
+    seeds = sorted(seed for (t, a, seed) in records if t == task and a == arm and (task, vs, seed) in records)
+    diffs = [records[task, arm, s]['curve'][iters]['psnr'] - records[task, vs, s]['curve'][iters]['psnr']
+             for s in seeds]
+    if not diffs:
+        return None
+    return {'vs': vs, 'metric': 'psnr', 'iters': int(iters), 'mean_db': round(statistics.mean(diffs), 3),
+            'ci95': t_interval(diffs), 'n_seeds': len(diffs), 'per_seed_db': [round(d, 3) for d in diffs]}
+
+
+def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict[str, Any],
+              teachers: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Per task: teachers, each arm's curve (mean over seeds), grad shares; paired differences vs the student."""
+    budgets = [str(it) for it in range(profile['val_every'], profile['iters'] + 1, profile['val_every'])]
+    last = budgets[-1]
+    result: Dict[str, Any] = {'tasks': {}, 'paired': {}, 'paired_by_iters': {}, 'slkd_vs_output_kd': {}}
+    for task in teachers:
+        arms = {}
+        for arm in ARMS:
+            runs_ = [r for (t, a, _), r in sorted(records.items()) if t == task and a == arm]
+            if not runs_:
+                continue
+            shares = {name: statistics.mean(r['grad_shares'][name] for r in runs_)
+                      for name in runs_[0]['grad_shares']}
+            arms[arm] = {'label': ARMS[arm][0], 'losses': ARMS[arm][1], 'seeds': [r['seed'] for r in runs_],
+                         'curve': {it: {m: statistics.mean(r['curve'][it][m] for r in runs_) for m in METRICS}
+                                   for it in budgets},
+                         'grad_shares': shares, 'train_s': [r['train_s'] for r in runs_]}
+        result['tasks'][task] = {'teachers': teachers[task], 'arms': arms}
+        for key, vs, arm_list in (('paired', 'student', ARMS), ('slkd_vs_output_kd', 'output_kd', ['slkd'])):
+            for arm in arm_list:
+                if arm == vs:
+                    continue
+                entry = paired(records, task, arm, vs, last)
+                if entry:
+                    result[key].setdefault(task, {})[arm] = entry
+                if key == 'paired':
+                    by_iters = {it: paired(records, task, arm, vs, it) for it in budgets}
+                    if any(by_iters.values()):
+                        result['paired_by_iters'].setdefault(task, {})[arm] = by_iters
+    return result
+
+
+def teacher_record(task: str) -> Dict[str, Any]:
+    """Held-out PSNR/SSIM of the task's input, Teacher A and (clean->clean) Teacher B."""
+    return {
+        'degraded input': scores(torch.nn.Identity(), TASKS[task]),
+        'teacher A': {**scores(load_net(recipe.TEACHER, TEACHER_A[task]), TASKS[task]),
+                      'checkpoint': osp.relpath(TEACHER_A[task], osp.dirname(osp.dirname(recipe.ASSETS))),
+                      'iters': recipe.ASSET_TEACHER_A_ITERS},
+        'teacher B (clean->clean)': {**scores(load_net(recipe.TEACHER_B, recipe.ASSET_TEACHER_B), []),
+                                     'checkpoint': osp.relpath(recipe.ASSET_TEACHER_B,
+                                                               osp.dirname(osp.dirname(recipe.ASSETS))),
+                                     'iters': recipe.ASSET_TEACHER_B_ITERS},
     }
-    for seed in profile['seeds']:
-        for arm in arms:
-            net_path, run = train(student_options(task, arm, seed, profile['iters'], paths), workdir, logs)
-            run.update(seed=seed, **scores(load_net(recipe.STUDENT, net_path), task))
-            progress[0] += 1
-            print(f"[{progress[0]}/{progress[1]}] {task} {arm} seed {seed}: PSNR {run['psnr']:.2f} "
-                  f"SSIM {run['ssim']:.4f} (trained in {run['train_s']:.0f} s)", flush=True)
-            label, losses = ARMS[arm]
-            entry = record['arms'].setdefault(arm, {'label': label, 'losses': losses, 'runs': []})
-            entry['runs'].append(run)
-    for entry in record['arms'].values():
-        entry.update({metric: mean_std([run[metric] for run in entry['runs']]) for metric in METRICS})
-    return {**record, 'arms': {arm: record['arms'][arm] for arm in arms}}
 
 
-def cell(summary: Dict[str, Optional[float]], digits: int) -> str:
-    """``mean ± std``, or the mean alone without a std."""
-    std = summary['std']
-    return f"{summary['mean']:.{digits}f}" + (f' ± {std:.{digits}f}' if std is not None else '')
-
-
-def format_table(tasks: Dict[str, Dict[str, Any]]) -> str:
-    """Markdown table: one row per reference and arm, PSNR and SSIM (mean ± std over seeds) per task."""
-    names = list(tasks)
-    lines = ['| arm | ' + ' | '.join(f'{task} PSNR | {task} SSIM' for task in names) + ' |',
-             '|---|' + '---|' * (2 * len(names))]
-    first = tasks[names[0]]
-    for ref in first['references']:
-        row = [cell({'mean': tasks[task]['references'][ref][m], 'std': None}, d) for task in names
-               for m, d in (('psnr', 2), ('ssim', 4))]
-        lines.append(f'| {ref} | ' + ' | '.join(row) + ' |')
-    for arm, entry in first['arms'].items():
-        row = [cell(tasks[task]['arms'][arm][m], d) for task in names for m, d in (('psnr', 2), ('ssim', 4))]
-        lines.append(f'| {entry["label"]} | ' + ' | '.join(row) + ' |')
+def format_table(summary: Dict[str, Any]) -> str:
+    """Markdown: per task, each arm's paired PSNR difference vs the student alone at the largest budget."""
+    lines = ['| arm | ' + ' | '.join(f'{task}: Δ PSNR vs student alone (dB, 95% CI, seeds)'
+                                      for task in summary['tasks']) + ' |',
+             '|---|' + '---|' * len(summary['tasks'])]
+    for arm in ARMS:
+        cells = []
+        for task in summary['tasks']:
+            entry = summary['paired'].get(task, {}).get(arm)
+            if arm == 'student' and arm in summary['tasks'][task]['arms']:
+                curve = summary['tasks'][task]['arms'][arm]['curve']
+                cells.append(f"{curve[max(curve, key=int)]['psnr']:.2f} dB (reference)")
+            elif entry is None:
+                cells.append('-')
+            else:
+                ci = entry['ci95']
+                ci_text = f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else ''
+                cells.append(f"{entry['mean_db']:+.2f}{ci_text}, n={entry['n_seeds']}")
+        if any(c != '-' for c in cells):
+            lines.append(f'| {ARMS[arm][0]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
-def plot(tasks: Dict[str, Dict[str, Any]], path: str, title: str) -> None:
-    """One panel per task and metric: a bar per arm (mean, std as error bar), Teacher A as a dashed line."""
+def plot(summary: Dict[str, Any], path: str, title: str) -> None:
+    """Per task: the learning curve of each arm (mean PSNR over seeds) with Teacher A, and the paired gains."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    metrics = (('psnr', 'PSNR (dB)', '.2f'), ('ssim', 'SSIM', '.3f'))
-    fig, axes = plt.subplots(len(metrics), len(tasks), figsize=(6 * len(tasks), 8), squeeze=False)
+    tasks = summary['tasks']
+    fig, axes = plt.subplots(2, len(tasks), figsize=(6.5 * len(tasks), 9), squeeze=False)
     for col, (task, record) in enumerate(tasks.items()):
-        arms = list(record['arms'].values())
-        for row, (metric, name, fmt) in enumerate(metrics):
-            ax = axes[row][col]
-            means = [arm[metric]['mean'] for arm in arms]
-            stds = [arm[metric]['std'] or 0.0 for arm in arms]
-            ax.bar(range(len(arms)), means, yerr=stds, capsize=3, color='#dd8452')
-            for x, (mean, std) in enumerate(zip(means, stds)):
-                ax.annotate(format(mean, fmt), (x, mean + std), xytext=(0, 2), textcoords='offset points',
-                            ha='center', va='bottom', fontsize=7)
-            teacher = record['references']['teacher A'][metric]
-            ax.axhline(teacher, color='#4c72b0', linestyle='--', label=f'teacher A ({teacher:{fmt}})')
-            low = min(m - s for m, s in zip(means, stds))
-            high = max(teacher, *(m + s for m, s in zip(means, stds)))
-            ax.set_ylim(low - 0.3 * (high - low), high + 0.15 * (high - low))
-            ax.set_xticks(range(len(arms)))
-            ax.set_xticklabels([arm['label'] for arm in arms], rotation=25, ha='right', fontsize=8)
-            ax.set_title(f'{task}: {name}')
-            ax.legend(fontsize=8, loc='lower right')
+        ax = axes[0][col]
+        for arm, entry in record['arms'].items():
+            its = sorted(entry['curve'], key=int)
+            ax.plot([int(i) for i in its], [entry['curve'][i]['psnr'] for i in its], marker='o',
+                    linestyle='-' if arm in MAIN_ARMS else ':', label=f"{entry['label']} (n={len(entry['seeds'])})")
+        teacher = record['teachers']['teacher A']['psnr']
+        ax.axhline(teacher, color='black', linestyle='--', label=f'teacher A ({teacher:.2f})')
+        ax.set_title(f'{task}: held-out PSNR (dB), mean over seeds')
+        ax.set_xlabel('iterations')
+        ax.legend(fontsize=7)
+        ax = axes[1][col]
+        entries = summary['paired'].get(task, {})
+        names = list(entries)
+        means = [entries[a]['mean_db'] for a in names]
+        errors = [[m - (entries[a]['ci95'] or [m, m])[0] for a, m in zip(names, means)],
+                  [(entries[a]['ci95'] or [m, m])[1] - m for a, m in zip(names, means)]]
+        ax.bar(range(len(names)), means, yerr=errors, capsize=3, color='#dd8452')
+        ax.axhline(0, color='black', linewidth=0.8)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels([ARMS[a][0] for a in names], rotation=25, ha='right', fontsize=8)
+        ax.set_title(f'{task}: paired PSNR gain vs student alone (95% CI)')
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def defaults(key: str) -> str:
-    return f"default {PROFILES['full'][key]}; --quick: {PROFILES['quick'][key]}"
-
-
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='smoke run (the --quick defaults below)')
-    parser.add_argument('--seeds', type=int, nargs='+', help=f"training seeds ({defaults('seeds')})")
-    parser.add_argument('--iters', type=int, help=f"iterations of every student run ({defaults('iters')})")
-    parser.add_argument('--teacher-iters', type=int,
-                        help=f"iterations of Teacher A ({defaults('teacher_iters')}); with "
-                        f'{recipe.ASSET_TEACHER_A_ITERS} the shipped deraining teacher is reused')
-    parser.add_argument('--teacher-b-iters', type=int,
-                        help=f"clean->clean fine-tuning of Teacher B ({defaults('teacher_b_iters')})")
-    parser.add_argument('--tasks', nargs='+', choices=list(TASKS), default=list(TASKS))
+    parser.add_argument('--quick', action='store_true', help='smoke run: 40 iterations, seed 0, main arms')
+    parser.add_argument('--tasks', nargs='+', choices=list(TASKS), help='default: both')
     parser.add_argument('--arms', nargs='+', choices=list(ARMS), default=list(ARMS))
+    parser.add_argument('--seeds', type=int, nargs='+', help='seeds of the main arms (default 0-4)')
+    parser.add_argument('--ablation-seeds', type=int, nargs='+', help='seeds of the ablations (default 0-2)')
+    parser.add_argument('--iters', type=int, help='iterations of every run (default 1000)')
+    parser.add_argument('--val-every', type=int, help='budgets scored along each run (default every 250)')
+    parser.add_argument('--jobs', type=int, default=2, help='runs side by side, one thread each (default 2)')
+    parser.add_argument('--max-runs', type=int, help='train at most this many new runs, then summarise')
     parser.add_argument('--workdir', default=osp.join(RESULTS, 'tmp', 'study'),
                         help='option files and BasicSR experiments (default: git-ignored bench/results/tmp/study)')
-    parser.add_argument('--out', help='folder for study.json, study.png, study_logs/ (default: bench/results; '
-                        'with --quick: <workdir>/results)')
+    parser.add_argument('--out', help='folder for study.json, study.png, study_runs/, study_logs/ (default: '
+                        'bench/results; with --quick: <workdir>/results)')
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     compat.apply()
     flush_denormals()  # the held-out scoring runs in this process, as slkd-train's runs flush theirs
+    torch.set_num_threads(1)
     profile = dict(PROFILES['quick' if args.quick else 'full'])
-    profile.update({key: getattr(args, key) for key in profile if getattr(args, key) is not None})
+    for key in ('tasks', 'seeds', 'ablation_seeds', 'iters', 'val_every'):
+        if getattr(args, key) is not None:
+            profile[key] = getattr(args, key)
     workdir = osp.abspath(args.workdir)
     out = osp.abspath(args.out or (osp.join(workdir, 'results') if args.quick else RESULTS))
-    logs = osp.join(out, 'study_logs')
-    shutil.rmtree(logs, ignore_errors=True)  # the logs always belong to the study.json beside them
-    os.makedirs(logs)
+    for folder in ('study_runs', 'study_logs'):
+        os.makedirs(osp.join(out, folder), exist_ok=True)
 
+    plan = planned_runs(profile, profile['tasks'], args.arms)
+    records = {key: cached(*key, profile, out) for key in plan}
+    todo = [key for key in plan if records[key] is None][:args.max_runs]
+    print(f'{len(plan)} runs planned, {len(plan) - sum(r is None for r in records.values())} finished before, '
+          f'{len(todo)} to train now', flush=True)
     load_before = os.getloadavg()
     start = time.perf_counter()
-    progress = [0, len(args.tasks) * len(args.arms) * len(profile['seeds'])]
-    tasks = {task: run_task(task, args.arms, profile, workdir, logs, progress) for task in args.tasks}
-    wall_s = time.perf_counter() - start
-    no_teachers = {'teacher_a': None, 'teacher_b': None}  # only the training schedule is read
-    student_train = student_options(args.tasks[0], args.arms[0], 0, profile['iters'], no_teachers)['train']
 
+    def one(key: Tuple[str, str, int]) -> None:
+        records[key] = train_run(*key, profile, workdir, out)
+        done = sum(r is not None for r in records.values())
+        last = records[key]['curve'][str(profile['iters'])]
+        print(f'[{done}/{len(plan)}] {key[0]} {key[1]} seed {key[2]}: PSNR {last["psnr"]:.2f} '
+              f"(trained in {records[key]['train_s']:.0f} s)", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(one, todo))
+    finished = {key: record for key, record in records.items() if record is not None}
+    summary = summarise(finished, profile, {task: teacher_record(task) for task in profile['tasks']})
     result = {
         'command': 'python bench/study.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
         'profile': profile,
-        'setup': {
-            'teacher': recipe.TEACHER, 'student': recipe.STUDENT,
-            'student_train': {key: student_train[key] for key in ('total_iter', 'optim_g', 'scheduler', 'pixel_opt')},
-            'metrics': METRICS, 'std': 'sample standard deviation over seeds (null with one seed)',
-        },
-        'tasks': tasks,
-        'wall_s': round(wall_s, 1),
+        'setup': {'teacher': recipe.TEACHER, 'teacher_b': recipe.TEACHER_B, 'student': recipe.STUDENT,
+                  'held_out': recipe.dataset_options('val', recipe.RAIN), 'metrics': METRICS,
+                  'paired': 'arm minus student alone, same seed; mean and 95% t interval over seeds'},
+        'runs_planned': len(plan), 'runs_finished': len(finished),
+        **summary,
+        'train_s_all_runs': round(sum(r['train_s'] for r in finished.values()), 1),
+        'wall_s_this_invocation': round(time.perf_counter() - start, 1),
         'machine': machine_record(load_before),
     }
     with open(osp.join(out, 'study.json'), 'w') as f:
         json.dump(result, f, indent=2)
-    seeds = ('seeds ' if len(profile['seeds']) > 1 else 'seed ') + ', '.join(map(str, profile['seeds']))
-    plot(tasks, osp.join(out, 'study.png'), f"{profile['iters']} iterations per student run, {seeds}; "
-         'held-out coffee and camera')
-    print(f"\nHeld-out photos (coffee, camera); {profile['iters']} iterations per student run; mean ± std over "
-          f'{seeds}; {wall_s / 60:.1f} min in all.')
-    print(format_table(tasks))
-    print(f'\nwrote {out}/study.json, study.png and study_logs/')
+    plot(summary, osp.join(out, 'study.png'), f"{profile['iters']} iterations per run; {len(finished)} of "
+         f'{len(plan)} runs; held-out coffee and camera, {recipe.HELD_OUT_DRAWS} draws each')
+    print(f"\nPaired PSNR differences at {profile['iters']} iterations ({len(finished)}/{len(plan)} runs):")
+    print(format_table(summary))
+    print(f'\nwrote {out}/study.json, study.png, study_runs/ and study_logs/')
+    return result
 
 
 if __name__ == '__main__':

@@ -1,9 +1,12 @@
-"""bench/study.py: the arms it compares, and the record a tiny study writes."""
+"""bench/study.py: arms that differ only in their losses, paired statistics, and a resumable tiny study."""
 import json
 
 import pytest
 
 from helpers import load_bench_script
+
+PROFILE = {'iters': 4, 'val_every': 2, 'seeds': [0], 'ablation_seeds': [], 'tasks': ['derain'],
+           'ablation_tasks': []}
 
 
 @pytest.fixture(scope='module')
@@ -12,8 +15,7 @@ def study():
 
 
 def test_arms_differ_only_in_distillation_losses(study):
-    paths = {'teacher_a': 'a.pth', 'teacher_b': 'b.pth'}
-    train = {arm: study.student_options('denoise', arm, 3, 10, paths)['train'] for arm in study.ARMS}
+    train = {arm: study.student_options('denoise', arm, 3, PROFILE)['train'] for arm in study.ARMS}
     losses = {arm: {key: opt['type'] for key, opt in train[arm].items() if key.endswith('_opt')} for arm in train}
     assert losses['student'] == {'pixel_opt': 'L1Loss'}  # nothing else: exactly an SRModel run
     assert losses['output_kd'] == {'pixel_opt': 'L1Loss', 'kd_opt': 'L1Loss'}
@@ -24,26 +26,72 @@ def test_arms_differ_only_in_distillation_losses(study):
     assert losses['no_nc'] == {**losses['slkd'], 'nc_opt': 'FeatureL1Loss'}
     assert losses['no_et'] == {**losses['slkd'], 'et_opt': 'FeatureL1Loss'}
     assert len({json.dumps(losses[arm], sort_keys=True) for arm in losses}) == len(study.ARMS)  # all distinct
-    for arm, opt in train.items():  # the same schedule and seed everywhere
-        assert {key: opt[key] for key in ('total_iter', 'optim_g', 'scheduler')} == \
+    options = {arm: study.student_options('denoise', arm, 3, PROFILE) for arm in study.ARMS}
+    for arm, opt in options.items():  # the same schedule, data and seed everywhere: the arms are paired
+        assert opt['manual_seed'] == 3 and opt['datasets'] == options['student']['datasets']
+        assert {key: opt['train'][key] for key in ('total_iter', 'optim_g', 'scheduler')} == \
             {key: train['student'][key] for key in ('total_iter', 'optim_g', 'scheduler')}
+    assert options['slkd']['path']['pretrain_network_teacher_a'].endswith('demo_teacher_a_denoise.pth')
 
 
-def test_tiny_study_writes_record_plot_and_small_logs(study, tmp_path, capsys):
+def test_digest_follows_the_options(study):
+    opt = study.student_options('derain', 'slkd', 0, PROFILE)
+    assert study.digest(opt) == study.digest(study.student_options('derain', 'slkd', 0, PROFILE))
+    opt['train']['kd_opt']['loss_weight'] = 0.4
+    assert study.digest(opt) != study.digest(study.student_options('derain', 'slkd', 0, PROFILE))
+
+
+def _record(psnr):
+    return {'curve': {'2': {'psnr': psnr - 1, 'ssim': 0.5}, '4': {'psnr': psnr, 'ssim': 0.5}},
+            'grad_shares': {}, 'seed': 0, 'train_s': 1.0}
+
+
+def test_paired_differences_and_their_interval(study):
+    records = {}
+    for seed, (alone, slkd) in enumerate([(25.0, 25.3), (26.0, 26.1), (24.0, 24.5)]):
+        records['derain', 'student', seed] = _record(alone)
+        records['derain', 'slkd', seed] = _record(slkd)
+    records['derain', 'slkd', 3] = _record(30.0)  # no student run of seed 3: not paired
+    entry = study.paired(records, 'derain', 'slkd', 'student', '4')
+    assert entry['n_seeds'] == 3 and entry['per_seed_db'] == [0.3, 0.1, 0.5]
+    assert entry['mean_db'] == pytest.approx(0.3)
+    low, high = entry['ci95']  # t(0.975, 2) = 4.303, sd 0.2: 0.3 +- 0.497
+    assert low == pytest.approx(-0.197, abs=1e-3) and high == pytest.approx(0.797, abs=1e-3)
+    assert study.t_interval([0.2]) is None
+
+
+def test_log_parsing_reads_shares_and_teacher_checks(study):
+    log = ('2026-12-03 08:18:05,237 INFO: [x][epoch:  0, iter:  50] l_pix: 4.9e-02 share_l_kd: 6.0e-01 '
+           'share_l_et: 2.0e-01\n2026-12-03 08:18:15,213 INFO: [x][epoch:  0, iter: 100] share_l_kd: 2.0e-01\n'
+           "2026-12-03 08:17:52,150 INFO: Teacher check: teacher A (degraded -> clean) PSNR 27.21 dB vs the "
+           "degraded input's own 20.84 dB, on 4 images of v.\n"
+           '2026-12-03 08:17:52,152 INFO: Teacher check: teacher B (clean -> clean) PSNR 38.49 dB, on 4 images.\n')
+    parsed = study.parse_log(log)
+    assert parsed['grad_shares'] == {'l_kd': pytest.approx(0.4), 'l_et': pytest.approx(0.2)}
+    assert parsed['teacher_checks'] == {'teacher A': 27.21, 'teacher B': 38.49}
+
+
+def test_tiny_study_writes_records_and_resumes(study, tmp_path, capsys):
     out = tmp_path / 'out'
-    study.main(['--tasks', 'derain', '--arms', 'output_kd', '--seeds', '0', '--iters', '2', '--workdir',
-                str(tmp_path / 'work'), '--out', str(out)])
-    record = json.loads((out / 'study.json').read_text())
-    assert {'command', 'profile', 'setup', 'tasks', 'wall_s', 'machine'} <= set(record)
-    task = record['tasks']['derain']
-    assert 'shipped' in task['teachers']['teacher_a']['source'] and 'teacher_b' not in task['teachers']
-    assert task['references']['teacher A']['psnr'] > 25 > task['references']['degraded input']['psnr']
-    arm = task['arms']['output_kd']
-    assert arm['losses'] == {'kd_opt': {'type': 'L1Loss', 'loss_weight': 0.5, 'reduction': 'mean'}}
-    [run] = arm['runs']
-    assert run['seed'] == 0 and run['iters'] == 2 and run['train_s'] > 0
-    assert arm['psnr'] == {'mean': run['psnr'], 'std': None}
-    log = (out / run['log']).read_text()
-    assert 'l_kd' in log and 'Validation' in log and 'Version Information' not in log and len(log) < 4000
+    args = ['--tasks', 'derain', '--arms', 'student', 'slkd', '--seeds', '0', '--iters', '4', '--val-every', '2',
+            '--jobs', '1', '--workdir', str(tmp_path / 'work'), '--out', str(out)]
+    result = study.main(args)
+    assert result['runs_finished'] == result['runs_planned'] == 2
+    slkd = json.loads((out / 'study_runs' / 'study_derain_slkd_s0.json').read_text())
+    assert set(slkd['curve']) == {'2', '4'} and slkd['seed'] == 0
+    assert set(slkd['grad_shares']) == {'l_kd', 'l_nc', 'l_et'}
+    assert slkd['teacher_checks']['teacher B'] > 38 and slkd['teacher_checks']['teacher A'] > 25
+    entry = result['paired']['derain']['slkd']
+    assert entry['vs'] == 'student' and entry['iters'] == 4 and entry['n_seeds'] == 1 and entry['ci95'] is None
+    assert set(result['paired_by_iters']['derain']['slkd']) == {'2', '4'}
+    teachers = result['tasks']['derain']['teachers']
+    assert teachers['teacher A']['psnr'] > teachers['degraded input']['psnr']
+    assert teachers['teacher B (clean->clean)']['psnr'] > 38
+    log = (out / slkd['log']).read_text()
+    assert 'share_l_kd' in log and 'Version Information' not in log and len(log) < 6000
     assert (out / 'study.png').stat().st_size > 0
-    assert '| output KD (L1 to teacher A) |' in capsys.readouterr().out
+    capsys.readouterr()
+
+    again = study.main(args)  # every run is cached: nothing is trained again
+    assert '2 finished before, 0 to train now' in capsys.readouterr().out
+    assert again['paired'] == result['paired']
