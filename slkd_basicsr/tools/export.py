@@ -21,6 +21,7 @@ import argparse
 import copy
 import inspect
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -259,8 +260,10 @@ def export_onnx(net: nn.Module, path: str, opset: int = DEFAULT_OPSET) -> Export
     channels, multiple = input_channels(net), pad_multiple(net)
     shape = parity_shapes(channels, multiple)[0]
     sample = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=osp.dirname(path))
-    os.close(fd)
+    # not tempfile.mkstemp: its 0600 would stay on the renamed file; 0666 gives the umask's mode, as open() does
+    tmp_name = f'.{osp.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
+    tmp_path = osp.join(osp.dirname(osp.abspath(path)), tmp_name)
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         out_channels = _torch_onnx_export(net, sample, tmp_path, opset)
         reflect = _finish_graph(tmp_path, out_channels)

@@ -97,6 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     folders: Dict[str, str] = {k: v for k, v in (('lq', args.lq), ('gt', args.gt)) if v}
     targets = {k: osp.join(args.out, f'{k}.lmdb') for k in folders}
     try:
+        if osp.exists(args.out) and not osp.isdir(args.out):
+            raise DataError(f'--out {args.out!r} is a file, not a folder; give a folder (it is created if needed).')
         existing = [t for t in targets.values() if osp.exists(t)]
         if existing:
             raise DataError(f'{", ".join(existing)} already exist(s); remove it or choose another --out.')

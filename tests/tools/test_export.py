@@ -285,3 +285,22 @@ def test_parity_sets_aside_only_inputs_at_a_topk_near_tie(monkeypatch, topk_tie,
     assert len(result.topk_ties) == expected_ties
     assert all(gap == 0 and diff == pytest.approx(1e-3, rel=1e-2) for gap, diff in result.topk_ties)
     assert (result.max_abs_diff <= export.PARITY_TOLERANCE) == passes
+
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o027, 0o640)])
+def test_exported_file_gets_the_umask_mode(tmp_path, monkeypatch, umask, mode):
+    def write(net, sample, path, opset):
+        with open(path, 'wb') as f:
+            f.write(b'onnx')
+        return 3
+
+    monkeypatch.setattr(export, '_torch_onnx_export', write)
+    monkeypatch.setattr(export, '_finish_graph', lambda path, out_channels: False)
+    net = build_network(dict(TINY['NAFNet']))
+    old = os.umask(umask)
+    try:
+        export.export_onnx(net, str(tmp_path / 'm.onnx'))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'm.onnx').st_mode) == mode  # as the log and opt.yml, not 0600
+    assert os.listdir(tmp_path) == ['m.onnx']

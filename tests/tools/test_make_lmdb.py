@@ -102,3 +102,11 @@ def test_no_folder_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         make_lmdb.main(['--out', str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_out_that_is_a_file_is_one_clear_error(pair, tmp_path, capsys):
+    _, gt = pair
+    (tmp_path / 'db').write_text('not a folder')
+    assert make_lmdb.main(['--gt', str(gt), '--out', str(tmp_path / 'db')]) == 1
+    err = capsys.readouterr().err
+    assert 'is a file, not a folder' in err and 'Traceback' not in err and 'Nothing was written' in err
