@@ -12,7 +12,8 @@ def image_to_gray(img: np.ndarray, name: str) -> torch.Tensor:
     """Validate an image and return its MATLAB-style grayscale as a 1 x 1 x H x W float64 tensor in [0, 255].
 
     Args:
-        img: H x W or H x W x 3 (RGB), uint8 or float in [0, 255].
+        img: H x W or H x W x 3 (RGB), uint8 or float in [0, 255]. A float image whose values all lie in (0, 1]
+            (a [0, 1] image) is refused rather than read as an almost black [0, 255] one.
         name: the function name used in error messages.
     """
     if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
@@ -25,6 +26,10 @@ def image_to_gray(img: np.ndarray, name: str) -> torch.Tensor:
     gray = img.astype(np.float64)
     if not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 255:
         raise ValueError(f'{name}: values must be finite and in [0, 255] (scale [0, 1] images by 255)')
+    if img.dtype != np.uint8 and 0 < gray.max() <= 1:
+        # BasicSR's metrics get [0, 255] images from tensor2img; a [0, 1] float gives other NSS features, silently
+        raise ValueError(f'{name}: a float image with all values in [0, 1] (max {gray.max():g}) looks like a [0, 1] '
+                         'image, but [0, 255] is expected: multiply it by 255 (or pass uint8, as tensor2img gives)')
     if gray.ndim == 3:
         gray = gray @ RGB_TO_GRAY
         if img.dtype == np.uint8:

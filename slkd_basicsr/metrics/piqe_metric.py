@@ -21,7 +21,8 @@ def piqe(img: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     so that its maximum is 255 and rounded; MSCN uses a replicate border and c = 1.
 
     Args:
-        img: H x W or H x W x 3 (RGB), uint8 or float in [0, 255], at least 8x8.
+        img: H x W or H x W x 3 (RGB), uint8 or float in [0, 255], at least 8x8; a float image
+            with every value in [0, 1] is refused (multiply it by 255).
 
     Returns:
         score in [0, 100] (0 best; 100 for a uniform image), and the H x W boolean masks of active blocks,

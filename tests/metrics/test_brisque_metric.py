@@ -31,6 +31,7 @@ def test_features_react_to_degradation(photos):
     (np.full((32, 32), 300.0), r'\[0, 255\]'),
     (np.zeros((4, 32)), 'too small'),
     ([[0.0]], 'numpy array'),
+    (np.random.default_rng(0).uniform(0, 1, (32, 32)), r'looks like a \[0, 1\] image.*multiply it by 255'),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(bad, message):
     with pytest.raises(ValueError, match=message):

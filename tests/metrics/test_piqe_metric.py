@@ -45,3 +45,10 @@ def test_metric_takes_bgr_like_tensor2img(photos):
     assert calculate_metric({'img': rgb[..., ::-1], 'img2': rgb}, opt) == pytest.approx(piqe(rgb[4:-4, 4:-4])[0])
     y_score = calculate_metric({'img': rgb[..., ::-1]}, dict(opt, convert_to='y'))
     assert 0 <= y_score <= 100
+
+
+def test_float_image_in_0_1_is_refused_not_misread():
+    img = np.random.default_rng(0).uniform(0, 1, (32, 32, 3))
+    with pytest.raises(ValueError, match=r'piqe: .*\[0, 1\].*multiply it by 255'):
+        piqe(img)
+    assert piqe(img * 255)[0] == piqe((img * 255).astype(np.float32))[0]  # [0, 255] floats are read as before
