@@ -269,8 +269,8 @@ def test_suggest_ignores_case_and_keeps_compat_style():
 
 def test_a_key_without_close_match_lists_the_known_ones():
     text = message(edited(slkd(), lambda o: o['distill'].update(qqq=1)))
-    assert 'distill.qqq: unknown key. Known keys: decoder_taps, encoder_taps, log_complexity, probe_channels, ' \
-           'probe_size, scm_resize_mode.' in text
+    assert 'distill.qqq: unknown key. Known keys: check_teachers, decoder_taps, encoder_taps, log_complexity, ' \
+           'log_grad_shares, min_teacher_b_psnr, probe_channels, probe_size, scm_resize_mode.' in text
 
 
 def test_synthetic_dataset_options_and_degradation_ranges():

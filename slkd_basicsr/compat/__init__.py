@@ -12,7 +12,7 @@ from . import torchvision_alias
 
 torchvision_alias.install()  # before the modules below import basicsr
 
-from . import checkpoints, data_io, distributed, options, resume  # noqa: E402
+from . import checkpoints, data_io, distributed, options, resume, run_safety  # noqa: E402
 from .checkpoints import CheckpointError, atomic_torch_save, safe_load  # noqa: E402
 from .options import UnknownTypeError, check_option_types  # noqa: E402
 
@@ -30,5 +30,6 @@ def apply() -> None:
     resume.install()
     distributed.install()  # before options, so that num_gpu is settled when the types are checked
     options.install()
+    run_safety.install()  # after options: its parse_options check runs once the types are known to resolve
     data_io.install()
     _applied = True

@@ -52,6 +52,8 @@ PATCHED_FUNCTIONS = {
     'basicsr.train.load_resume_state',
     'basicsr.train.create_train_val_dataloader',
     'basicsr.train.parse_options',
+    'basicsr.train.make_exp_dirs',
+    'basicsr.train.copy_opt_file',
     'basicsr.test.parse_options',
     'basicsr.utils.dist_util.init_dist',
     'basicsr.utils.options.init_dist',

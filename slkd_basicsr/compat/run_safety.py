@@ -1,0 +1,199 @@
+"""Run safety: the whole options file checked, metrics tried and the experiment locked before anything is made.
+
+BasicSR 1.4.2 reads options late and loosely and makes the experiment folder first: a missing section fails with
+a ``KeyError`` after ``experiments/<name>`` exists, a batch larger than the dataset trains for zero iterations
+and saves an untrained network with exit code 0, a metric that cannot run fails at the first validation, hours in,
+and a second run with the same ``name`` renames the live folder of the first. :func:`install` wraps:
+
+- the train and test ``parse_options`` (outermost, after the type check of :mod:`.options`):
+  :func:`~slkd_basicsr.options_check.check_options` on the parsed options, every problem in one
+  :class:`~slkd_basicsr.options_check.OptionsError` naming the file and each option's dotted key (a file that
+  BasicSR's parser itself chokes on, e.g. bad YAML or no ``datasets``, is checked as read, with the same
+  message); then, for training, the train dataset is built once to check that each process gets at least one
+  iteration per epoch; every ``val.metrics`` entry is run once on a small generated image (a metric without its
+  model files, or with a bad option, fails here); rank 0 refuses an experiment folder a live run holds
+  (:mod:`slkd_basicsr.experiment_lock`); ``slkd-test`` gets ``val.suffix: ~`` when it is not set, as
+  ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
+  ``make_exp_dirs`` would make a folder of it. The random states are restored afterwards, so training starts
+  exactly as before;
+- ``basicsr.train.make_exp_dirs`` and ``basicsr.train.copy_opt_file``: the experiment folder is checked again
+  just before BasicSR archives an old one, and locked by rank 0 before the first file is written into it, on a
+  fresh run and on a resumed one (a stale lock of a crashed run is reclaimed, with a message).
+"""
+import argparse
+import sys
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from .. import experiment_lock
+from ..options_check import OptionsError, check_iterations_per_epoch, check_options, options_problems, \
+    read_options_file
+
+METRIC_PROBE_SIZE = 192  # a side BasicSR's NIQE (96 px blocks at two scales) and every metric here accept
+
+
+def options_file_path() -> Optional[str]:
+    """The ``-opt`` argument of this process's command line (None when there is none)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    return parser.parse_known_args()[0].opt
+
+
+def _problems_message(source: str, problems: List[str]) -> str:
+    count = f'{len(problems)} problem' + ('s' if len(problems) > 1 else '')
+    return f'{source} has {count} (nothing was started):\n' + '\n'.join(f'  {line}' for line in problems)
+
+
+def explain_parse_failure(err: BaseException, source: Optional[str], is_train: bool) -> None:
+    """Raise an :class:`OptionsError` for the options file BasicSR's ``parse_options`` failed on, if it has
+    problems (else return, and the original error stands). An unknown ``type`` (:class:`UnknownTypeError`) is
+    listed with the other problems when there are others."""
+    from .options import UnknownTypeError
+
+    if not source:
+        return
+    raw = read_options_file(source)  # raises OptionsError naming the line for bad YAML
+    problems = options_problems(raw, is_train)
+    if problems:
+        if isinstance(err, UnknownTypeError):
+            problems.append(f'(type): {err}')
+        raise OptionsError(_problems_message(source, problems)) from err
+
+
+def _metric_probe() -> np.ndarray:
+    """A smooth, textured uint8 BGR image, as ``tensor2img`` gives the metrics."""
+    yy, xx = np.mgrid[0:METRIC_PROBE_SIZE, 0:METRIC_PROBE_SIZE].astype(np.float64)
+    img = np.stack([128 + 60 * np.sin(xx / 7 + c) * np.cos(yy / 11 - c) for c in range(3)], axis=-1)
+    img += np.random.default_rng(0).normal(0, 8, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def metric_problems(opt: Dict[str, Any]) -> List[str]:
+    """Run every ``val.metrics`` entry once on a generated image as the validation would; a line per failure."""
+    from basicsr.metrics import calculate_metric
+
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    img = _metric_probe()
+    problems = []
+    for name, metric_opt in metrics.items():
+        try:
+            calculate_metric({'img': img, 'img2': img.copy()}, metric_opt)
+        except Exception as err:  # noqa: BLE001  (any failure here would stop the first validation)
+            text = ' '.join(str(err).split()) or type(err).__name__
+            problems.append(f"val.metrics.{name}: {metric_opt.get('type')} cannot run ({type(err).__name__}: {text}); "
+                            'fix its options (see docs/losses_metrics.md) or remove it.')
+    return problems
+
+
+def train_dataset_length(opt: Dict[str, Any]) -> int:
+    """Length of the train dataset, built once as BasicSR will build it (without ``build_dataset``'s log line:
+    the logger must not exist before BasicSR gives it its log file)."""
+    import copy
+
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    dataset_opt = copy.deepcopy(opt['datasets']['train'])
+    return len(DATASET_REGISTRY.get(dataset_opt['type'])(dataset_opt))
+
+
+def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
+    """Everything :func:`install`'s ``parse_options`` checks, on parsed options; raises at the first failed stage."""
+    from .resume import rng_state, set_rng_state
+
+    check_options(opt, is_train, source)
+    state = rng_state()  # building the dataset and running the metrics must not move the seeded random states
+    try:
+        if is_train:
+            check_iterations_per_epoch(opt, train_dataset_length(opt), source)
+        problems = metric_problems(opt)
+    finally:
+        set_rng_state(state)
+    if problems:
+        raise OptionsError(_problems_message(source, problems))
+    if is_train and opt.get('rank', 0) == 0:
+        experiment_lock.check_unlocked(opt['path']['experiments_root'])
+
+
+def _checked_parse(parse_options: Callable) -> Callable:
+    """Wrap ``parse_options``: the options are checked (:func:`check_run`) before it returns."""
+
+    def wrapped(root_path, is_train=True):
+        try:
+            opt, args = parse_options(root_path, is_train)
+        except OptionsError:
+            raise
+        except Exception as err:  # noqa: BLE001  (KeyError, TypeError, ... or yaml's errors: explained if we can)
+            if isinstance(err, (KeyError, TypeError, AttributeError, ValueError, IndexError)) or \
+                    type(err).__module__.split('.')[0] == 'yaml':
+                explain_parse_failure(err, options_file_path(), is_train)
+            raise
+        if not is_train and isinstance(opt.get('val'), dict):
+            opt['val'].setdefault('suffix', None)  # SRModel indexes val['suffix'] when slkd-test saves images
+        check_run(opt, is_train, args.opt)
+        # read by the check only; BasicSR's make_exp_dirs would make a folder of every other path entry
+        opt['path'].pop('allow_random_init', None)
+        return opt, args
+
+    wrapped.__wrapped__ = parse_options
+    return wrapped
+
+
+def _lock(folder: str) -> None:
+    lock = experiment_lock.lock_experiment(folder)
+    if lock.reclaimed:
+        print(f'Experiment folder {folder!r}: took over the stale lock of a run that ended without releasing it '
+              f'({lock.reclaimed}).', flush=True)
+
+
+def _locked_make_exp_dirs(make_exp_dirs: Callable) -> Callable:
+    """Wrap ``make_exp_dirs``: rank 0 checks the lock right before BasicSR archives the folder, then locks it."""
+
+    def wrapped(opt):
+        if not opt.get('is_train') or opt.get('rank', 0) != 0:
+            return make_exp_dirs(opt)
+        folder = opt['path']['experiments_root']
+        experiment_lock.check_unlocked(folder)
+        make_exp_dirs(opt)
+        _lock(folder)
+
+    wrapped.__wrapped__ = make_exp_dirs
+    return wrapped
+
+
+def _locked_copy_opt_file(copy_opt_file: Callable) -> Callable:
+    """Wrap ``copy_opt_file`` (train_pipeline's first write into the folder, resumed or not): rank 0 locks first."""
+
+    def wrapped(opt_file, experiments_root):
+        from basicsr.utils.dist_util import get_dist_info
+
+        if get_dist_info()[0] == 0:
+            _lock(experiments_root)
+        return copy_opt_file(opt_file, experiments_root)
+
+    wrapped.__wrapped__ = copy_opt_file
+    return wrapped
+
+
+def install() -> None:
+    """Wrap the train and test ``parse_options``, and ``make_exp_dirs`` / ``copy_opt_file`` of ``basicsr.train``."""
+    import basicsr.test
+    import basicsr.train
+
+    basicsr.train.parse_options = _checked_parse(basicsr.train.parse_options)
+    basicsr.test.parse_options = _checked_parse(basicsr.test.parse_options)
+    basicsr.train.make_exp_dirs = _locked_make_exp_dirs(basicsr.train.make_exp_dirs)
+    basicsr.train.copy_opt_file = _locked_copy_opt_file(basicsr.train.copy_opt_file)
+
+
+def main_guard(prog: str, main: Callable[[], None]) -> None:
+    """Run an entry point's ``main``; a clear options, lock or data error ends it with its message and exit
+    status 2, without a traceback (the message says what to change)."""
+    from ..data.data_checks import DataError
+    from .options import UnknownTypeError
+
+    try:
+        main()
+    except (OptionsError, experiment_lock.ExperimentLockedError, UnknownTypeError, DataError) as err:
+        print(f'{prog}: {type(err).__module__}.{type(err).__name__}: {err}', file=sys.stderr, flush=True)
+        sys.exit(2)
