@@ -47,6 +47,7 @@ PATCHED_METHODS = {
     'basicsr.utils.registry.Registry.get',
     'basicsr.utils.file_client.FileClient.get',
     'basicsr.data.data_sampler.EnlargedSampler.__iter__',
+    'basicsr.data.paired_image_dataset.PairedImageDataset.__getitem__',
 }
 PATCHED_FUNCTIONS = {
     'basicsr.train.load_resume_state',

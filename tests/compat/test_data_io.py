@@ -81,3 +81,47 @@ def test_lmdbs_with_different_keys_are_listed(tmp_path, write_images):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match="Image file '.*gone.png' not found"):
         FileClient('disk').get(str(tmp_path / 'gone.png'))
+
+
+def _train_dataset(lq, gt, gt_size=16):
+    return build_dataset({'name': 'pairs', 'type': 'PairedImageDataset', 'phase': 'train', 'scale': 1,
+                          'dataroot_lq': str(lq), 'dataroot_gt': str(gt), 'io_backend': {'type': 'disk'},
+                          'gt_size': gt_size, 'use_hflip': False, 'use_rot': False})
+
+
+def _index_of(dataset, name):
+    return next(i for i, p in enumerate(dataset.paths) if p['lq_path'].endswith(name))
+
+
+@pytest.mark.parametrize('phase', ['train', 'val'])
+def test_size_mismatch_names_the_pair(tmp_path, write_images, phase):
+    lq = write_images(tmp_path / 'lq', NAMES, shape=(32, 40), seed=1)
+    gt = write_images(tmp_path / 'gt', ['x1.png'], shape=(32, 40), seed=2)
+    write_images(gt, ['x2.png'], shape=(24, 40), seed=3)  # smaller GT
+    dataset = _train_dataset(lq, gt) if phase == 'train' else paired_dataset(lq, gt)
+    with pytest.raises(DataError, match=r"LQ/GT size mismatch: LQ '.*lq/x2\.png' is 32x40 and GT '.*gt/x2\.png' "
+                       r'is 24x40; they must have the same size'):
+        dataset[_index_of(dataset, 'x2.png')]
+    assert dataset[_index_of(dataset, 'x1.png')]['lq'].shape == ((3, 16, 16) if phase == 'train' else (3, 32, 40))
+
+
+def test_lq_smaller_than_the_patch_names_both_files(pair):
+    lq, gt = pair
+    dataset = _train_dataset(lq, gt, gt_size=64)
+    with pytest.raises(DataError, match=r"smaller than patch size.* Pair: LQ '.*lq/x1\.png', GT '.*gt/x1\.png'"):
+        dataset[_index_of(dataset, 'x1.png')]
+
+
+def test_gray_gt_with_colour_lq_is_said_once(tmp_path, write_images, caplog):
+    lq = write_images(tmp_path / 'lq', NAMES, seed=1)
+    gt = tmp_path / 'gt'
+    gt.mkdir()
+    for name in NAMES:
+        cv2.imwrite(str(gt / name), np.random.default_rng(2).integers(0, 256, (32, 40), dtype=np.uint8))
+    dataset = paired_dataset(lq, gt)
+    with caplog.at_level('WARNING', logger='basicsr'):
+        item = dataset[0]
+        dataset[1]
+    notices = [r.getMessage() for r in caplog.records if 'stored colour and GT' in r.getMessage()]
+    assert len(notices) == 1 and "Dataset 'pairs'" in notices[0] and 'gray' in notices[0]
+    assert item['gt'].shape == item['lq'].shape  # still read as BasicSR reads it (three equal channels)
