@@ -24,7 +24,7 @@ setup(
     long_description=get_long_description(),
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
-    python_requires='>=3.9',
+    python_requires='>=3.10',  # the tests run on 3.11
     packages=find_packages(include=['slkd_basicsr', 'slkd_basicsr.*']),
     include_package_data=True,
     package_data={'slkd_basicsr': ['assets/*.pth']},
