@@ -1,0 +1,160 @@
+"""Bad options stop slkd-train / slkd-test with one message before anything is made; a live experiment is locked."""
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from helpers import REPO_ROOT, TINY_RESTORMER, run_entry, save_checkpoint, sr_options, write_options
+
+
+def _refused(proc: subprocess.CompletedProcess, tmp_path, *expected: str) -> str:
+    """The run failed with exit status 2, one message (no traceback) holding ``expected``, and made nothing."""
+    err = proc.stderr
+    assert proc.returncode == 2, proc.stdout[-3000:] + err[-3000:]
+    assert 'Traceback' not in err, err[-3000:]
+    for text in expected:
+        assert text in err, err[-3000:]
+    assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'results').exists()
+    assert 'Start training' not in proc.stdout + err
+    return err
+
+
+def _set(opt, dotted, value):
+    *keys, last = dotted.split('.')
+    for key in keys:
+        opt = opt[key]
+    if value is KeyError:
+        del opt[last]
+    else:
+        opt[last] = value
+
+
+BAD_TRAIN = {
+    'batch larger than the dataset': (
+        [('datasets.train.batch_size_per_gpu', 9)],
+        ['datasets.train.batch_size_per_gpu: 9 is larger than the 8 training samples', 'not one iteration']),
+    'total_iter 0': ([('train.total_iter', 0)], ['train.total_iter: 0 is out of range; it must be >= 1.']),
+    'typo in a key': ([('train.pixel_opt_', {'type': 'L1Loss'})],
+                      ['train.pixel_opt_: unknown key. Did you mean: train.pixel_opt?']),
+    'negative loss weight': ([('train.pixel_opt.loss_weight', -0.5)],
+                             ['train.pixel_opt.loss_weight: -0.5 is out of range; it must be >= 0.']),
+    'name with a path separator': ([('name', '../escaped')],
+                                   ["name: '../escaped' names a folder outside experiments/"]),
+    'no network_g': ([('network_g', KeyError)], ['network_g: missing; this section is required.']),
+    'no datasets (BasicSR parser fails)': ([('datasets', KeyError)], ['datasets: missing; this section is required.']),
+    'metric that cannot run': (
+        [('val.metrics.brisque', {'type': 'calculate_brisque', 'crop_border': 0}),
+         ('val.metrics.piqe', {'type': 'calculate_piqe', 'crop_border': 0, 'convert_to': 'rgb'})],
+        ['2 problems', 'val.metrics.brisque: calculate_brisque cannot run (FileNotFoundError', 'svm_model_path',
+         "val.metrics.piqe: calculate_piqe cannot run (ValueError: convert_to must be 'gray' or 'y', got 'rgb')"]),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_TRAIN), ids=lambda c: c.replace(' ', '_'))
+def test_bad_train_options_stop_before_anything_is_made(case, image_pairs, tmp_path):
+    edits, expected = BAD_TRAIN[case]
+    opt = sr_options(image_pairs)
+    for dotted, value in edits:
+        _set(opt, dotted, value)
+    path = write_options(opt, str(tmp_path / 'bad.yml'))
+    err = _refused(run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path)), tmp_path, *expected)
+    assert f'{path} has ' in err and '(nothing was started)' in err
+    assert not os.path.exists(tmp_path.parent / 'escaped')
+
+
+def test_every_problem_is_listed_in_one_message(image_pairs, tmp_path):
+    opt = sr_options(image_pairs)
+    opt['train'].update(total_iter=0, kd_op={'type': 'ImageKLLoss'})
+    opt['train']['pixel_opt']['loss_weight'] = -1
+    path = write_options(opt, str(tmp_path / 'bad.yml'))
+    err = _refused(run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path)), tmp_path, '3 problems')
+    lines = [line.strip() for line in err.splitlines() if line.startswith('  ')]
+    assert [line.split(':')[0] for line in lines] == ['train.kd_op', 'train.total_iter', 'train.pixel_opt.loss_weight']
+
+
+def test_yaml_syntax_error_names_the_line(image_pairs, tmp_path):
+    path = tmp_path / 'bad.yml'
+    path.write_text('name: [tiny\nmodel_type: SRModel\n')
+    _refused(run_entry('slkd_basicsr.train', ['-opt', str(path)], str(tmp_path)), tmp_path,
+             f'{path}, line 2, column 11: not valid YAML')
+
+
+def _wait_for(predicate, timeout=120.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_live_experiment_cannot_be_taken_over(image_pairs, tmp_path):
+    opt = sr_options(image_pairs)
+    opt['train']['total_iter'] = 10 ** 6  # runs until killed
+    opt['logger']['save_checkpoint_freq'] = 5
+    path = write_options(opt, str(tmp_path / 'long.yml'))
+    exp = tmp_path / 'experiments' / opt['name']
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
+               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    first = subprocess.Popen([sys.executable, '-m', 'slkd_basicsr.train', '-opt', path], cwd=str(tmp_path), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: (exp / 'training_states' / '5.state').exists()), 'the first run did not start'
+        second = run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path))
+        assert second.returncode == 2 and 'Traceback' not in second.stderr
+        assert f"The experiment folder '{exp}' is in use by a running training (pid {first.pid} " in second.stderr
+        assert sorted(p.name for p in (tmp_path / 'experiments').iterdir()) == [opt['name']]  # nothing archived
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the killed run's lock is stale: a resumed run takes it over, then releases it when it ends
+    resumed = run_entry('slkd_basicsr.train', ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=12'],
+                        str(tmp_path), env={'OMP_NUM_THREADS': '1'})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert 'took over the stale lock' in resumed.stdout and f'pid {first.pid}' in resumed.stdout
+    assert not (exp / '.slkd_lock').exists()
+    # a new run (not resumed) archives the finished one as BasicSR does
+    fresh = run_entry('slkd_basicsr.train', ['-opt', path, '--force_yml', 'train:total_iter=2'], str(tmp_path),
+                      env={'OMP_NUM_THREADS': '1'})
+    assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / 'experiments').iterdir())
+    assert len(names) == 2 and names[0] == opt['name'] and names[1].startswith(f"{opt['name']}_archived_")
+
+
+def _test_options(image_pairs, checkpoint):
+    opt = sr_options(image_pairs)
+    return {
+        'name': 'tiny_test',
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'datasets': {'test_1': {**opt['datasets']['val'], 'name': 'generated_test'}},
+        'network_g': copy.deepcopy(TINY_RESTORMER),
+        'path': {'pretrain_network_g': checkpoint, 'strict_load_g': True},
+        'val': {'save_img': True, 'metrics': opt['val']['metrics']},  # no val.suffix
+    }
+
+
+def test_slkd_test_without_a_checkpoint_is_refused(image_pairs, tmp_path):
+    path = write_options(_test_options(image_pairs, None), str(tmp_path / 'test.yml'))
+    _refused(run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path)), tmp_path,
+             'path.pretrain_network_g: not set: the test would run a randomly initialised network',
+             'path.allow_random_init: true')
+
+
+def test_slkd_test_saves_images_without_val_suffix(image_pairs, tmp_path):
+    from basicsr.archs import build_network
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_network(copy.deepcopy(TINY_RESTORMER)), str(tmp_path / 'net.pth'))
+    path = write_options(_test_options(image_pairs, checkpoint), str(tmp_path / 'test.yml'))
+    proc = run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    saved = sorted(p.name for p in (tmp_path / 'results' / 'tiny_test' / 'visualization' / 'generated_test').iterdir())
+    assert saved == ['000_tiny_test.png', '001_tiny_test.png']
