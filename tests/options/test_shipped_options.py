@@ -63,6 +63,8 @@ def _redirect(opt, image_pairs, root):
                 opt['train']['scheduler'][scheduler_key] = [2]
         opt['val']['val_freq'] = 2
         opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    if opt.get('model_type') == 'SLKDModel':  # the teachers are random weights now
+        opt.setdefault('distill', {})['check_teachers'] = False
     return opt
 
 
