@@ -33,7 +33,10 @@ import yaml  # noqa: E402
 
 from _common import RESULTS, ROOT, interleaved_times, machine_record  # noqa: E402
 from slkd_basicsr import compat  # noqa: E402  (before basicsr: its import needs our torchvision alias)
+
+# isort: split
 from basicsr.archs import build_network  # noqa: E402
+
 from slkd_basicsr.complexity import count_params, flop_analysis  # noqa: E402
 
 # recipe: a shipped SLKD options file, relative to the repository root

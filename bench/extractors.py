@@ -21,8 +21,11 @@ import torch
 
 from _common import RESULTS, interleaved_times, machine_record
 from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
+
+# isort: split
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
+
 from slkd_basicsr.recipes.tiny_nets import tiny_restormer
 
 BATCH = 4

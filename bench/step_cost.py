@@ -31,6 +31,8 @@ import yaml
 
 from _common import RESULTS, ROOT, interleaved_times, machine_record
 from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
+
+# isort: split
 from basicsr.archs import build_network
 from basicsr.models import build_model
 

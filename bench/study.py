@@ -36,6 +36,7 @@ import math
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -266,9 +267,8 @@ def teacher_record(task: str) -> Dict[str, Any]:
 
 def format_table(summary: Dict[str, Any]) -> str:
     """Markdown: per task, each arm's paired PSNR difference vs the student alone at the largest budget."""
-    lines = ['| arm | ' + ' | '.join(f'{task}: Δ PSNR vs student alone (dB, 95% CI, seeds)'
-                                      for task in summary['tasks']) + ' |',
-             '|---|' + '---|' * len(summary['tasks'])]
+    header = ' | '.join(f'{task}: Δ PSNR vs student alone (dB, 95% CI, seeds)' for task in summary['tasks'])
+    lines = [f'| arm | {header} |', '|---|' + '---|' * len(summary['tasks'])]
     for arm in ARMS:
         cells = []
         for task in summary['tasks']:
@@ -363,8 +363,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     load_before = os.getloadavg()
     start = time.perf_counter()
 
+    failed = []
+
     def one(key: Tuple[str, str, int]) -> None:
-        records[key] = train_run(*key, profile, workdir, out)
+        try:
+            records[key] = train_run(*key, profile, workdir, out)
+        except subprocess.CalledProcessError:  # its output is printed; the other runs go on, a rerun retries it
+            failed.append(run_name(*key))
+            print(f'FAILED: {run_name(*key)}', flush=True)
+            return
         done = sum(r is not None for r in records.values())
         last = records[key]['curve'][str(profile['iters'])]
         print(f'[{done}/{len(plan)}] {key[0]} {key[1]} seed {key[2]}: PSNR {last["psnr"]:.2f} '
@@ -380,7 +387,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         'setup': {'teacher': recipe.TEACHER, 'teacher_b': recipe.TEACHER_B, 'student': recipe.STUDENT,
                   'held_out': recipe.dataset_options('val', recipe.RAIN), 'metrics': METRICS,
                   'paired': 'arm minus student alone, same seed; mean and 95% t interval over seeds'},
-        'runs_planned': len(plan), 'runs_finished': len(finished),
+        'runs_planned': len(plan), 'runs_finished': len(finished), 'runs_failed_this_invocation': failed,
         **summary,
         'train_s_all_runs': round(sum(r['train_s'] for r in finished.values()), 1),
         'wall_s_this_invocation': round(time.perf_counter() - start, 1),

@@ -24,19 +24,18 @@ from typing import Dict, Optional, Sequence
 import cv2
 import numpy as np
 import torch
-
-from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
+
+from slkd_basicsr import compat
 from slkd_basicsr.complexity import count_flops, count_params
 from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_ITERS, ASSET_TEACHER_B,
-                                              ASSET_TEACHER_B_ITERS, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER,
-                                              TEACHER_B, dataset_options, slkd_options, student_alone_options,
-                                              teacher_a_options, teacher_b_options)
+                                              ASSET_TEACHER_B_ITERS, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER, TEACHER_B,
+                                              dataset_options, slkd_options, student_alone_options, teacher_a_options,
+                                              teacher_b_options)
 from slkd_basicsr.recipes.evaluation import cpu_latency_ms, load_net, restoration_scores
 from slkd_basicsr.recipes.runs import train
 from slkd_basicsr.utils import flush_denormals
-
 
 GRID_PANEL = 256  # px: large enough to see the rain streaks
 GRID_SCALE = 0.7  # of the held-out photo 'coffee' (400 x 600), so that a 256 px crop shows a good part of it

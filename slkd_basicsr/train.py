@@ -12,8 +12,10 @@ if __package__ in (None, ''):  # run as a script from a clone: make the package 
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
 from slkd_basicsr import compat  # noqa: E402  (first: importing the package registers the plugin, lets basicsr import)
+
 # isort: split
 from basicsr.train import train_pipeline  # noqa: E402
+
 from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
 
 

@@ -28,6 +28,7 @@ def image_pairs(tmp_path_factory) -> Dict[str, Dict[str, str]]:
 def teachers(tmp_path_factory) -> Dict[str, str]:
     """Checkpoints of a tiny Teacher A (global residual) and Teacher B (none), in BasicSR's {'params': ...}."""
     from basicsr.archs import build_network
+
     from helpers import save_checkpoint, tiny_teacher
 
     root = tmp_path_factory.mktemp('teachers')

@@ -13,6 +13,7 @@ import runpy
 import torch
 
 from slkd_basicsr import compat  # first: basicsr does not import without the package's torchvision alias
+
 # isort: split
 import basicsr.train
 from basicsr.data.data_sampler import EnlargedSampler

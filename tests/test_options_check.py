@@ -6,12 +6,12 @@ from os import path as osp
 
 import pytest
 import torch
-
 from basicsr.data import build_dataloader
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.options import parse_options
 from basicsr.utils.registry import MODEL_REGISTRY
+
 from helpers import REPO_ROOT, in_process, slkd_options, sr_options, write_options
 from slkd_basicsr.compat import UnknownTypeError, check_option_types
 from slkd_basicsr.options_check import (OptionsError, check_iterations_per_epoch, check_options, iterations_per_epoch,

@@ -27,8 +27,8 @@ from basicsr.data import data_util
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils import file_client, img_util, scandir
 
-from ..data.data_checks import DataError, check_folder, check_lmdb, check_pair_sizes, check_pairs, colour_mismatch, \
-    decode, pair_error, read_bytes, source_name, stored_channels
+from ..data.data_checks import (DataError, check_folder, check_lmdb, check_pair_sizes, check_pairs, colour_mismatch,
+                                decode, pair_error, read_bytes, source_name, stored_channels)
 
 _ORIGINAL_GET = file_client.FileClient.get
 _ORIGINAL_IMFROMBYTES = img_util.imfrombytes

@@ -27,8 +27,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .. import experiment_lock
-from ..options_check import OptionsError, check_iterations_per_epoch, check_options, options_problems, \
-    read_options_file
+from ..options_check import OptionsError, check_iterations_per_epoch, check_options, options_problems, read_options_file
 
 METRIC_PROBE_SIZE = 192  # a side BasicSR's NIQE (96 px blocks at two scales) and every metric here accept
 

@@ -18,8 +18,8 @@ def brisque_features(img: np.ndarray) -> np.ndarray:
     """The 36 reference BRISQUE features of an image.
 
     Args:
-        img: H x W or H x W x 3 (RGB, made gray as MATLAB's rgb2gray), uint8 or float in [0, 255], at least 8x8; a float image
-            with every value in [0, 1] is refused (multiply it by 255).
+        img: H x W or H x W x 3 (RGB, made gray as MATLAB's rgb2gray), uint8 or float in [0, 255], at least 8x8;
+            a float image with every value in [0, 1] is refused (multiply it by 255).
 
     Returns:
         float64 array (36,): per scale [alpha, sigma^2, then per shift (0,1), (1,0), (1,1), (-1,1):

@@ -1,7 +1,6 @@
 """Input checks and grayscale conversion shared by the image-mode (metric) extractors."""
 import numpy as np
 import torch
-
 from basicsr.metrics.metric_util import reorder_image, to_y_channel
 
 # MATLAB rgb2gray: first row of the inverse NTSC (YIQ) transform, 0.2989 / 0.5870 / 0.1140 to four digits.

@@ -193,8 +193,8 @@ class SLKDModel(SRModel):
         if self.opt.get('rank', 0) == 0:
             for line in teacher_checks.report_lines(scores, source):
                 get_root_logger().info(line)
-        min_b = (self.opt.get('distill') or {}).get('min_teacher_b_psnr',
-                                                     teacher_checks.DEFAULT_MIN_TEACHER_B_PSNR)
+        distill_opt = self.opt.get('distill') or {}
+        min_b = distill_opt.get('min_teacher_b_psnr', teacher_checks.DEFAULT_MIN_TEACHER_B_PSNR)
         found = teacher_checks.problems(scores, min_b)
         if found:
             raise TeacherCheckError('SLKD teacher check failed (set distill.check_teachers: false to skip it, e.g. '

@@ -90,7 +90,8 @@ def problems(scores: Dict[str, float], min_teacher_b_psnr: float) -> List[str]:
                      f"better than its degraded input ({scores['input']:.2f} dB): it is untrained or trained for "
                      'another degradation; give a checkpoint trained on this task.')
     if 'teacher_b' in scores and scores['teacher_b'] < min_teacher_b_psnr:
-        found.append(f"teacher B (path.pretrain_network_teacher_b) reconstructs clean images at {scores['teacher_b']:.2f} "
-                     f'dB PSNR, below distill.min_teacher_b_psnr = {min_teacher_b_psnr:g} dB: train it on clean->clean '
-                     'pairs until it reconstructs (docs/options.md, "Teacher B"), or lower the threshold.')
+        found.append('teacher B (path.pretrain_network_teacher_b) reconstructs clean images at '
+                     f"{scores['teacher_b']:.2f} dB PSNR, below distill.min_teacher_b_psnr = "
+                     f'{min_teacher_b_psnr:g} dB: train it on clean->clean pairs until it reconstructs '
+                     '(docs/options.md, "Teacher B"), or lower the threshold.')
     return found

@@ -8,8 +8,8 @@ import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .spec_util import (SPEC_DIR, load_spec, load_with_basicsr, network_opt, spec_state_dict_shapes,
-                        state_dict_shapes, write_checkpoint)
+from .spec_util import (SPEC_DIR, load_spec, load_with_basicsr, network_opt, spec_state_dict_shapes, state_dict_shapes,
+                        write_checkpoint)
 
 SPECS = sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(osp.join(SPEC_DIR, '*.json')))
 

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from slkd_basicsr.archs.drsformer_arch import DRSformer, FeatureCompensator, MixedScaleFeedForward, TopKSparseAttention
-
 from .spec_util import assert_global_residual_switch, assert_keeps_size
 
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], heads=[1, 2, 4, 4], ffn_expansion_factor=2)

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from slkd_basicsr.archs.nafnet_arch import NAFBlock, NAFNet
-
 from .spec_util import assert_global_residual_switch, assert_keeps_size
 
 TINY = dict(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1])

@@ -4,7 +4,6 @@ import torch.nn.functional as F
 
 from slkd_basicsr.archs.restormer_arch import Restormer
 from slkd_basicsr.archs.restormer_blocks import ChannelAttention, GatedDconvFeedForward, LayerNorm
-
 from .spec_util import assert_global_residual_switch, assert_keeps_size
 
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 2, 4], ffn_expansion_factor=2)

@@ -4,7 +4,6 @@ import torch.nn.functional as F
 from basicsr.models import build_model
 
 from slkd_basicsr.archs.uformer_arch import LeWinTransformerBlock, Uformer, shift_window_mask
-
 from .spec_util import assert_global_residual_switch, assert_keeps_size
 
 TINY = dict(embed_dim=8, depths=[1] * 9, win_size=4, modulator=True)

@@ -7,11 +7,11 @@ import re
 
 import pytest
 import torch
-
 from basicsr.models import build_model
 from basicsr.models.lr_scheduler import MultiStepRestartLR
-from slkd_basicsr.compat import checkpoints
+
 from helpers import sr_options
+from slkd_basicsr.compat import checkpoints
 
 
 class _Payload:

@@ -4,9 +4,9 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-
 from basicsr.data import build_dataset
 from basicsr.utils import FileClient
+
 from slkd_basicsr.data.data_checks import DataError
 from slkd_basicsr.tools.make_lmdb import main as make_lmdb
 

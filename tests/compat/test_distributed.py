@@ -1,7 +1,7 @@
 """gloo on CPU-only machines, DDP without device_ids, and num_gpu > 0 without CUDA running on the CPU."""
 import torch
-
 from basicsr.models import build_model
+
 from helpers import sr_options
 from slkd_basicsr.compat import distributed
 

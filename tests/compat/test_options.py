@@ -1,10 +1,10 @@
 """An unknown ``type`` in any options section is a clear error with close names, before training starts."""
 import numpy as np
 import pytest
-
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.models import build_model
+
 from helpers import in_process, run_entry, slkd_options, write_options
 from slkd_basicsr.compat import UnknownTypeError, check_option_types
 

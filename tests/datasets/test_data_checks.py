@@ -4,9 +4,9 @@ import struct
 import cv2
 import numpy as np
 import pytest
-
-import slkd_basicsr  # noqa: F401  (compat before basicsr)
 from basicsr.utils import imfrombytes
+
+import slkd_basicsr  # noqa: F401  (registers the plugin)
 from slkd_basicsr.data.data_checks import DataError, check_pair_sizes, colour_mismatch, pair_error, stored_channels
 
 

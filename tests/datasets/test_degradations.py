@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import slkd_basicsr  # noqa: F401  (compat before basicsr)
+import slkd_basicsr  # noqa: F401  (registers the plugin)
 from slkd_basicsr.data.degradations import (add_gaussian_noise, add_haze, add_rain, apply_degradations,
                                             check_degradations, degradation_problems, motion_blur)
 

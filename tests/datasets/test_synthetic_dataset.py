@@ -3,10 +3,10 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-
-import slkd_basicsr  # noqa: F401  (compat before basicsr)
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.utils import set_random_seed
+
+import slkd_basicsr  # noqa: F401  (registers the plugin)
 from slkd_basicsr.data.data_checks import DataError
 from slkd_basicsr.tools.make_lmdb import main as make_lmdb
 

@@ -1,7 +1,7 @@
 import torch
+from basicsr.losses import build_loss
 
 import slkd_basicsr  # noqa: F401  (registration)
-from basicsr.losses import build_loss
 
 
 def test_feature_l1_loss_compares_raw_maps():

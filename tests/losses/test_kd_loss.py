@@ -1,8 +1,8 @@
 import pytest
 import torch
+from basicsr.losses import build_loss
 
 import slkd_basicsr  # noqa: F401  (registration)
-from basicsr.losses import build_loss
 from slkd_basicsr.losses.kd_loss import image_kl
 
 

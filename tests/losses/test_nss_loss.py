@@ -4,9 +4,9 @@ from functools import partial
 import pytest
 import torch
 import torch.nn.functional as F
+from basicsr.losses import build_loss
 
 import slkd_basicsr  # noqa: F401  (registration)
-from basicsr.losses import build_loss
 from slkd_basicsr.losses.nss_loss import BRISQUEFeatureLoss, PIQEFeatureLoss
 
 LOSSES = [BRISQUEFeatureLoss, PIQEFeatureLoss]

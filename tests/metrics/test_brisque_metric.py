@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-
-import slkd_basicsr  # noqa: F401  (registration)
 from basicsr.metrics import calculate_metric
 from nss import reference as nss_reference
+
+import slkd_basicsr  # noqa: F401  (registration)
 from slkd_basicsr.metrics import brisque_features
 
 

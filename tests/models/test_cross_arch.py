@@ -9,12 +9,11 @@ from os import path as osp
 import pytest
 import torch
 import yaml
-
 from basicsr.archs import build_network
 from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
-from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, save_checkpoint, slkd_options, train_batch,
-                     train_steps)
+
+from helpers import REPO_ROOT, TINY_RESTORMER, in_process, save_checkpoint, slkd_options, train_batch, train_steps
 from slkd_basicsr.models.feature_taps import TapError
 
 TINY_STUDENTS = {

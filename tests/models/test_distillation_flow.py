@@ -4,9 +4,9 @@ import copy
 import os
 
 import torch
+from basicsr.models import build_model
 from torch import nn
 
-from basicsr.models import build_model
 from helpers import in_process, slkd_options, train_batch, train_steps
 
 ENCODER_TAPS = ['encoder_level1', 'encoder_level2', 'encoder_level3', 'latent']

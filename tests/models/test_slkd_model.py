@@ -4,11 +4,11 @@ import os
 
 import pytest
 import torch
-
 from basicsr.archs import build_network
 from basicsr.models import build_model
 from basicsr.utils import check_resume, set_random_seed
 from basicsr.utils.registry import ARCH_REGISTRY
+
 from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
 from slkd_basicsr.models.feature_taps import TapError
 from slkd_basicsr.models.scm import ScaleConversionModule

@@ -2,11 +2,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from basicsr.archs import build_network
 from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
 from helpers import in_process, save_checkpoint, slkd_options, tiny_teacher, train_batch
 from slkd_basicsr.models.teacher_checks import TeacherCheckError
 

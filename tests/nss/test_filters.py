@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from nss import reference
 from scipy import ndimage
 
-from nss import reference
 from slkd_basicsr.nss.filters import mscn
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from nss.oracles import fit_aggd
+
 from slkd_basicsr.nss.fits import fit_ggd, solve_shape
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from nss.oracles import neighbour_products
+
 from slkd_basicsr.nss.neighbours import _NeighbourMoments, fit_neighbour_aggd
 
 

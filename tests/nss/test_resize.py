@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 from basicsr.utils.matlab_functions import imresize
-
 from nss import reference
+
 from slkd_basicsr.nss.resize import half_resize
 
 

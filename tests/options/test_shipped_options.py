@@ -11,9 +11,9 @@ from os import path as osp
 
 import pytest
 import yaml
-
 from basicsr.archs import build_network
 from basicsr.utils.options import parse_options
+
 from helpers import REPO_ROOT, run_entry, save_checkpoint, write_options
 from slkd_basicsr.compat import check_option_types
 

@@ -8,9 +8,9 @@ import tempfile
 import pytest
 import torch
 import yaml
-
-import slkd_basicsr  # noqa: F401  (compat + registries before basicsr)
 from basicsr.archs import build_network
+
+import slkd_basicsr  # noqa: F401  (registers the plugin)
 from slkd_basicsr.tools import export
 
 TINY = {

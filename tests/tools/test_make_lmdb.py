@@ -2,9 +2,9 @@ import os
 
 import pytest
 import torch
-
-import slkd_basicsr  # noqa: F401  (compat before basicsr)
 from basicsr.data import build_dataset
+
+import slkd_basicsr  # noqa: F401  (registers the plugin)
 from slkd_basicsr.tools import make_lmdb
 
 NAMES = ['0001.png', '0002.png', '0003.jpg']
