@@ -30,6 +30,7 @@ runs whose record is there with the same digest, so a study is completed over se
 """
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -137,14 +138,20 @@ def student_options(task: str, arm: str, seed: int, profile: Dict[str, Any]) -> 
     return opt
 
 
+@functools.lru_cache(maxsize=None)
+def file_sha256(path: str) -> str:
+    """Content hash of a checkpoint, read once per study (every run of a task shares its teachers)."""
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def digest(opt: Dict[str, Any]) -> str:
     """What identifies a run's result: its options (the teachers' checkpoints by content, not by path)."""
     ident = json.loads(json.dumps(opt))
     for key in ('pretrain_network_teacher_a', 'pretrain_network_teacher_b'):
         path = ident['path'].get(key)
         if path:
-            with open(path, 'rb') as f:
-                ident['path'][key] = hashlib.sha256(f.read()).hexdigest()
+            ident['path'][key] = file_sha256(path)
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
