@@ -17,6 +17,7 @@ from torch import nn
 from slkd_basicsr.compat import CheckpointError, resume
 from slkd_basicsr.complexity import complexity_table
 from . import teacher_checks
+from .distill_schedule import anneal_iters_option, distill_weight
 from .feature_taps import FeatureTaps, TapError
 from .grad_shares import gradient_shares
 from .scm import ScaleConversionModule
@@ -111,7 +112,9 @@ class SLKDModel(SRModel):
     ``encoder_taps``, ``decoder_taps`` (default: the archs' ``default_taps``, see :func:`resolve_taps`),
     ``scm_resize_mode``, ``probe_size``, ``probe_channels``, ``log_complexity``, ``check_teachers`` (default
     True) and ``min_teacher_b_psnr`` (default 30, see :mod:`.teacher_checks`), ``log_grad_shares`` (default False:
-    at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s).
+    at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s),
+    ``anneal_iters`` (default None: constant weights; else the distillation terms fade out by a half cosine over
+    that many iterations, see :mod:`.distill_schedule`).
 
     Everything the distillation adds (teachers, SCM, probes, teacher checks) is built with the global random
     state forked, and the feature losses draw their channels from ``channel_rng``, a CPU generator of their own
@@ -169,6 +172,7 @@ class SLKDModel(SRModel):
             if cri is not None and hasattr(cri, 'generator'):
                 cri.generator = self.channel_rng
         self.log_grad_shares = distill_opt.get('log_grad_shares', False)
+        self.anneal_iters = anneal_iters_option(distill_opt)
         no_teachers = self.teacher_a is None and self.teacher_b is None
         self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
         if not self.teachers_checked:
@@ -298,6 +302,7 @@ class SLKDModel(SRModel):
 
         loss_dict = OrderedDict()
         losses = []
+        weight = distill_weight(current_iter, self.anneal_iters)
         if self.cri_pix:
             losses.append(('l_pix', self.cri_pix(self.output, self.gt)))
         if self.cri_perceptual:
@@ -305,7 +310,7 @@ class SLKDModel(SRModel):
             losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
                        if value is not None]
         if self.cri_kd:
-            losses.append(('l_kd', self.cri_kd(self.output, output_a)))
+            losses.append(('l_kd', weight * self.cri_kd(self.output, output_a)))
         if self.net_scm is not None:
             student_feats = self.student_taps.features()
             teacher_feats = []
@@ -314,9 +319,9 @@ class SLKDModel(SRModel):
             converted = self.net_scm(student_feats, [f.shape[-2:] for f in teacher_feats])
             n = self.num_encoder_taps
             if self.cri_nc:
-                losses.append(('l_nc', self.cri_nc(converted[:n], teacher_feats[:n])))
+                losses.append(('l_nc', weight * self.cri_nc(converted[:n], teacher_feats[:n])))
             if self.cri_et:
-                losses.append(('l_et', self.cri_et(converted[n:], teacher_feats[n:])))
+                losses.append(('l_et', weight * self.cri_et(converted[n:], teacher_feats[n:])))
 
         l_total = sum(value for _, value in losses)
         shares = {}
@@ -329,6 +334,8 @@ class SLKDModel(SRModel):
         loss_dict.update(losses)
         loss_dict.update(shares)
         loss_dict['l_total'] = l_total.detach()
+        if self.anneal_iters is not None:
+            loss_dict['distill_weight'] = torch.tensor(weight, device=l_total.device)
         self.log_dict = self.reduce_loss_dict(loss_dict)
         self.log_dict['nonfinite_steps'] = self.nonfinite_total
         if self.ema_decay > 0:
