@@ -77,16 +77,19 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'student': ('student alone', {}),
     'output_kd': ('output KD (L1 to teacher A)', OUTPUT_KD),
     'slkd': ('SLKD', slkd_without()),
+    'slkd_anneal': ('SLKD, annealed', slkd_without()),
     'no_drl': ('SLKD w/o DRL', slkd_without('nc_opt')),
     'no_irl': ('SLKD w/o IRL', slkd_without('et_opt')),
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
 }
-MAIN_ARMS = ['student', 'output_kd', 'slkd']
+MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal']
+# arms whose distillation terms fade out over the run (distill.anneal_iters = the run's iterations)
+ANNEALED_ARMS = ['slkd_anneal']
 ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et']
 PROFILES = {
     'full': {'iters': 1000, 'val_every': 250, 'seeds': [0, 1, 2, 3, 4], 'ablation_seeds': [0, 1, 2],
-             'tasks': list(TASKS), 'ablation_tasks': ['derain']},
+             'tasks': list(TASKS), 'ablation_tasks': ['denoise']},
     'quick': {'iters': 40, 'val_every': 20, 'seeds': [0], 'ablation_seeds': [], 'tasks': list(TASKS),
               'ablation_tasks': []},
 }
@@ -134,6 +137,8 @@ def student_options(task: str, arm: str, seed: int, profile: Dict[str, Any]) -> 
     opt['train'].update(copy.deepcopy(ARMS[arm][1]))
     # the study compares quality (complexity is bench/complexity.py's); shares on for every arm with a teacher
     opt['distill'] = {'log_complexity': False, 'log_grad_shares': True}
+    if arm in ANNEALED_ARMS:
+        opt['distill']['anneal_iters'] = profile['iters']
     opt['logger'].update(print_freq=profile['val_every'] // 2, save_checkpoint_freq=profile['val_every'])
     return opt
 
@@ -244,7 +249,7 @@ def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict
                                    for it in budgets},
                          'grad_shares': shares, 'train_s': [r['train_s'] for r in runs_]}
         result['tasks'][task] = {'teachers': teachers[task], 'arms': arms}
-        for key, vs, arm_list in (('paired', 'student', ARMS), ('slkd_vs_output_kd', 'output_kd', ['slkd'])):
+        for key, vs, arm_list in (('paired', 'student', ARMS), ('slkd_vs_output_kd', 'output_kd', ['slkd', 'slkd_anneal'])):
             for arm in arm_list:
                 if arm == vs:
                     continue
@@ -337,6 +342,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--arms', nargs='+', choices=list(ARMS), default=list(ARMS))
     parser.add_argument('--seeds', type=int, nargs='+', help='seeds of the main arms (default 0-4)')
     parser.add_argument('--ablation-seeds', type=int, nargs='+', help='seeds of the ablations (default 0-2)')
+    parser.add_argument('--ablation-tasks', nargs='+', choices=list(TASKS),
+                        help='tasks of the ablations (default denoise, where SLKD trails the student alone)')
     parser.add_argument('--iters', type=int, help='iterations of every run (default 1000)')
     parser.add_argument('--val-every', type=int, help='budgets scored along each run (default every 250)')
     parser.add_argument('--jobs', type=int, default=2, help='runs side by side, one thread each (default 2)')
@@ -354,7 +361,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     flush_denormals()  # the held-out scoring runs in this process, as slkd-train's runs flush theirs
     torch.set_num_threads(1)
     profile = dict(PROFILES['quick' if args.quick else 'full'])
-    for key in ('tasks', 'seeds', 'ablation_seeds', 'iters', 'val_every'):
+    for key in ('tasks', 'seeds', 'ablation_seeds', 'ablation_tasks', 'iters', 'val_every'):
         if getattr(args, key) is not None:
             profile[key] = getattr(args, key)
     workdir = osp.abspath(args.workdir)

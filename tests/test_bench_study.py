@@ -14,7 +14,7 @@ def study():
     return load_bench_script('study')
 
 
-def test_arms_differ_only_in_distillation_losses(study):
+def test_arms_differ_only_in_distillation_losses_and_schedule(study):
     train = {arm: study.student_options('denoise', arm, 3, PROFILE)['train'] for arm in study.ARMS}
     losses = {arm: {key: opt['type'] for key, opt in train[arm].items() if key.endswith('_opt')} for arm in train}
     assert losses['student'] == {'pixel_opt': 'L1Loss'}  # nothing else: exactly an SRModel run
@@ -25,8 +25,12 @@ def test_arms_differ_only_in_distillation_losses(study):
     assert set(losses['no_irl']) == {'pixel_opt', 'kd_opt', 'nc_opt'}
     assert losses['no_nc'] == {**losses['slkd'], 'nc_opt': 'FeatureL1Loss'}
     assert losses['no_et'] == {**losses['slkd'], 'et_opt': 'FeatureL1Loss'}
-    assert len({json.dumps(losses[arm], sort_keys=True) for arm in losses}) == len(study.ARMS)  # all distinct
     options = {arm: study.student_options('denoise', arm, 3, PROFILE) for arm in study.ARMS}
+    assert losses['slkd_anneal'] == losses['slkd']
+    assert options['slkd_anneal']['distill']['anneal_iters'] == PROFILE['iters']
+    assert all('anneal_iters' not in options[arm]['distill'] for arm in study.ARMS if arm != 'slkd_anneal')
+    identities = {json.dumps([losses[arm], options[arm]['distill']], sort_keys=True) for arm in losses}
+    assert len(identities) == len(study.ARMS)  # all distinct
     for arm, opt in options.items():  # the same schedule, data and seed everywhere: the arms are paired
         assert opt['manual_seed'] == 3 and opt['datasets'] == options['student']['datasets']
         assert {key: opt['train'][key] for key in ('total_iter', 'optim_g', 'scheduler')} == \
