@@ -157,6 +157,10 @@ CASES = [
      'datasets.train.batch_size_per_gpu: must be a whole number, got 2.0.'),
     ('max_nonfinite_steps 0', lambda o: o['train'].update(max_nonfinite_steps=0),
      'train.max_nonfinite_steps: 0 is out of range; it must be >= 1.'),
+    ('anneal_iters 0', lambda o: o['distill'].update(anneal_iters=0),
+     'distill.anneal_iters: 0 is out of range; it must be >= 1.'),
+    ('anneal_iters a fraction', lambda o: o['distill'].update(anneal_iters=0.5),
+     'distill.anneal_iters: must be a whole number, got 0.5.'),
 ]
 
 
@@ -269,8 +273,8 @@ def test_suggest_ignores_case_and_keeps_compat_style():
 
 def test_a_key_without_close_match_lists_the_known_ones():
     text = message(edited(slkd(), lambda o: o['distill'].update(qqq=1)))
-    assert 'distill.qqq: unknown key. Known keys: check_teachers, decoder_taps, encoder_taps, log_complexity, ' \
-           'log_grad_shares, min_teacher_b_psnr, probe_channels, probe_size, scm_resize_mode.' in text
+    assert 'distill.qqq: unknown key. Known keys: anneal_iters, check_teachers, decoder_taps, encoder_taps, ' \
+           'log_complexity, log_grad_shares, min_teacher_b_psnr, probe_channels, probe_size, scm_resize_mode.' in text
 
 
 def test_synthetic_dataset_options_and_degradation_ranges():

@@ -1,15 +1,6 @@
 """The weight of the distillation terms over training: constant (the papers) or annealed to the pixel loss alone."""
 import math
-from typing import Any, Dict, Optional
-
-
-def anneal_iters_option(distill_opt: Dict[str, Any]) -> Optional[int]:
-    """``distill.anneal_iters`` checked: None (constant weights) or a positive number of iterations."""
-    value = distill_opt.get('anneal_iters')
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError(f'distill.anneal_iters must be a positive number of iterations or null, got {value!r}: '
-                         'set it to e.g. train.total_iter to anneal the distillation terms over the whole run.')
-    return value
+from typing import Optional
 
 
 def distill_weight(current_iter: int, anneal_iters: Optional[int]) -> float:

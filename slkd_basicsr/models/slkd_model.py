@@ -17,7 +17,7 @@ from torch import nn
 from slkd_basicsr.compat import CheckpointError, resume
 from slkd_basicsr.complexity import complexity_table
 from . import teacher_checks
-from .distill_schedule import anneal_iters_option, distill_weight
+from .distill_schedule import distill_weight
 from .feature_taps import FeatureTaps, TapError
 from .grad_shares import gradient_shares
 from .scm import ScaleConversionModule
@@ -172,7 +172,7 @@ class SLKDModel(SRModel):
             if cri is not None and hasattr(cri, 'generator'):
                 cri.generator = self.channel_rng
         self.log_grad_shares = distill_opt.get('log_grad_shares', False)
-        self.anneal_iters = anneal_iters_option(distill_opt)
+        self.anneal_iters = distill_opt.get('anneal_iters')
         no_teachers = self.teacher_a is None and self.teacher_b is None
         self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
         if not self.teachers_checked:
