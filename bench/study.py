@@ -82,11 +82,12 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_irl': ('SLKD w/o IRL', slkd_without('et_opt')),
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
+    'no_kl': ('SLKD w/o L_KL', slkd_without('kd_opt')),
 }
 MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal']
 # arms whose distillation terms fade out over the run (distill.anneal_iters = the run's iterations)
 ANNEALED_ARMS = ['slkd_anneal']
-ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et']
+ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et', 'no_kl']
 PROFILES = {
     'full': {'iters': 1000, 'val_every': 250, 'seeds': [0, 1, 2, 3, 4], 'ablation_seeds': [0, 1, 2],
              'tasks': list(TASKS), 'ablation_tasks': ['denoise']},

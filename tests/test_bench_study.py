@@ -25,6 +25,7 @@ def test_arms_differ_only_in_distillation_losses_and_schedule(study):
     assert set(losses['no_irl']) == {'pixel_opt', 'kd_opt', 'nc_opt'}
     assert losses['no_nc'] == {**losses['slkd'], 'nc_opt': 'FeatureL1Loss'}
     assert losses['no_et'] == {**losses['slkd'], 'et_opt': 'FeatureL1Loss'}
+    assert losses['no_kl'] == {'pixel_opt': 'L1Loss', 'nc_opt': 'BRISQUEFeatureLoss', 'et_opt': 'PIQEFeatureLoss'}
     options = {arm: study.student_options('denoise', arm, 3, PROFILE) for arm in study.ARMS}
     assert losses['slkd_anneal'] == losses['slkd']
     assert options['slkd_anneal']['distill']['anneal_iters'] == PROFILE['iters']
