@@ -300,6 +300,23 @@ def format_table(summary: Dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def format_budget_table(summary: Dict[str, Any], task: str) -> str:
+    """Markdown: each arm's paired PSNR difference vs the student alone at every budget of ``task``."""
+    by_iters = summary['paired_by_iters'].get(task, {})
+    budgets = sorted({it for entries in by_iters.values() for it in entries}, key=int)
+    lines = [f'| {task}: arm | ' + ' | '.join(f'{it} it' for it in budgets) + ' |', '|---|' + '---|' * len(budgets)]
+    for arm, entries in by_iters.items():
+        cells = []
+        for it in budgets:
+            entry = entries.get(it)
+            ci = entry['ci95'] if entry else None
+            cells.append('-' if entry is None else f"{entry['mean_db']:+.2f}" +
+                         (f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else ''))
+        lines.append(f'| {ARMS[arm][0]} (n={max(e["n_seeds"] for e in entries.values() if e)}) | '
+                     + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def plot(summary: Dict[str, Any], path: str, title: str) -> None:
     """Per task: the learning curve of each arm (mean PSNR over seeds) with Teacher A, and the paired gains."""
     import matplotlib
@@ -414,6 +431,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
          f'{len(plan)} runs; held-out coffee and camera, {recipe.HELD_OUT_DRAWS} draws each')
     print(f"\nPaired PSNR differences at {profile['iters']} iterations ({len(finished)}/{len(plan)} runs):")
     print(format_table(summary))
+    for task in summary['tasks']:
+        print(f'\n{format_budget_table(summary, task)}')
     print(f'\nwrote {out}/study.json, study.png, study_runs/ and study_logs/')
     return result
 
