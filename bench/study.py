@@ -65,11 +65,19 @@ METRICS = {name: recipe.METRICS[name] for name in ('psnr', 'ssim')}
 OUTPUT_KD = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 0.5, 'reduction': 'mean'}}
 # the ablations of an extractor keep its taps, SCM and weight but compare the raw maps
 PLAIN_FEATURES = {'type': 'FeatureL1Loss', 'loss_weight': 0.1}
+# the feature terms at a fifth of the paper's weight: at 0.1 their gradient is about half of L_pix's
+LIGHT_FEATURE_WEIGHT = 0.02
 
 
 def slkd_without(*losses: str) -> Dict[str, Dict[str, Any]]:
     """SLKD's distillation losses (``recipe.SLKD_LOSSES``) less ``losses``."""
     return {key: opt for key, opt in recipe.SLKD_LOSSES.items() if key not in losses}
+
+
+def slkd_light_features() -> Dict[str, Dict[str, Any]]:
+    """SLKD's distillation losses with ``nc_opt`` and ``et_opt`` at :data:`LIGHT_FEATURE_WEIGHT`."""
+    return {key: {**opt, 'loss_weight': LIGHT_FEATURE_WEIGHT} if key in ('nc_opt', 'et_opt') else opt
+            for key, opt in recipe.SLKD_LOSSES.items()}
 
 
 # arm -> (label, distillation losses of SLKDModel on top of L1 to the GT); none at all is exactly SRModel
@@ -78,13 +86,14 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'output_kd': ('output KD (L1 to teacher A)', OUTPUT_KD),
     'slkd': ('SLKD', slkd_without()),
     'slkd_anneal': ('SLKD, annealed', slkd_without()),
+    'slkd_light': ('SLKD, light feature terms', slkd_light_features()),
     'no_drl': ('SLKD w/o DRL', slkd_without('nc_opt')),
     'no_irl': ('SLKD w/o IRL', slkd_without('et_opt')),
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
     'no_kl': ('SLKD w/o L_KL', slkd_without('kd_opt')),
 }
-MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal']
+MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal', 'slkd_light']
 # arms whose distillation terms fade out over the run (distill.anneal_iters = the run's iterations)
 ANNEALED_ARMS = ['slkd_anneal']
 ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et', 'no_kl']
@@ -250,7 +259,8 @@ def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict
                                    for it in budgets},
                          'grad_shares': shares, 'train_s': [r['train_s'] for r in runs_]}
         result['tasks'][task] = {'teachers': teachers[task], 'arms': arms}
-        comparisons = (('paired', 'student', ARMS), ('slkd_vs_output_kd', 'output_kd', ['slkd', 'slkd_anneal']))
+        comparisons = (('paired', 'student', ARMS),
+                       ('slkd_vs_output_kd', 'output_kd', ['slkd', 'slkd_anneal', 'slkd_light']))
         for key, vs, arm_list in comparisons:
             for arm in arm_list:
                 if arm == vs:

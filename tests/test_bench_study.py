@@ -26,11 +26,15 @@ def test_arms_differ_only_in_distillation_losses_and_schedule(study):
     assert losses['no_nc'] == {**losses['slkd'], 'nc_opt': 'FeatureL1Loss'}
     assert losses['no_et'] == {**losses['slkd'], 'et_opt': 'FeatureL1Loss'}
     assert losses['no_kl'] == {'pixel_opt': 'L1Loss', 'nc_opt': 'BRISQUEFeatureLoss', 'et_opt': 'PIQEFeatureLoss'}
+    assert losses['slkd_light'] == losses['slkd']
+    weights = {arm: {key: opt['loss_weight'] for key, opt in train[arm].items() if key.endswith('_opt')}
+               for arm in ('slkd', 'slkd_light')}
+    assert weights['slkd_light'] == {**weights['slkd'], 'nc_opt': 0.02, 'et_opt': 0.02}
     options = {arm: study.student_options('denoise', arm, 3, PROFILE) for arm in study.ARMS}
     assert losses['slkd_anneal'] == losses['slkd']
     assert options['slkd_anneal']['distill']['anneal_iters'] == PROFILE['iters']
     assert all('anneal_iters' not in options[arm]['distill'] for arm in study.ARMS if arm != 'slkd_anneal')
-    identities = {json.dumps([losses[arm], options[arm]['distill']], sort_keys=True) for arm in losses}
+    identities = {json.dumps([train[arm], options[arm]['distill']], sort_keys=True) for arm in losses}
     assert len(identities) == len(study.ARMS)  # all distinct
     for arm, opt in options.items():  # the same schedule, data and seed everywhere: the arms are paired
         assert opt['manual_seed'] == 3 and opt['datasets'] == options['student']['datasets']
