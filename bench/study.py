@@ -259,9 +259,8 @@ def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict
                                    for it in budgets},
                          'grad_shares': shares, 'train_s': [r['train_s'] for r in runs_]}
         result['tasks'][task] = {'teachers': teachers[task], 'arms': arms}
-        comparisons = (('paired', 'student', ARMS),
-                       ('slkd_vs_output_kd', 'output_kd', ['slkd', 'slkd_anneal', 'slkd_light']))
-        for key, vs, arm_list in comparisons:
+        slkd_arms = [arm for arm in MAIN_ARMS if arm not in ('student', 'output_kd')]
+        for key, vs, arm_list in (('paired', 'student', ARMS), ('slkd_vs_output_kd', 'output_kd', slkd_arms)):
             for arm in arm_list:
                 if arm == vs:
                     continue
