@@ -11,6 +11,10 @@ subprocess each, ``--jobs`` at a time) with the pieces of ``slkd-demo`` (:mod:`s
 Restormer teachers and the student with 12% of their parameters, 8 scikit-image photos degraded on the fly (64 px
 patches, batch 4), Adam at 2e-3 with cosine decay over the same number of iterations for every arm.
 
+**Arms.** ``slkd`` is SLKD at the papers' weights (``recipe.PAPER_LOSSES``: 0.5 / 0.1 / 0.1), which the
+ablations and ``slkd_anneal`` start from; ``slkd_light`` is the recipe's default (``recipe.SLKD_LOSSES``: L_NC
+and L_ET at 0.02), compared with the papers' weights under ``default_vs_paper`` in ``study.json``.
+
 **Paired by seed.** All arms of one seed start from the same student weights and see the same batches and the
 same degradations (``SLKDModel`` builds its teachers and SCM with the global random state forked and draws its
 feature channels from a generator of its own), so arm - student differences per seed remove most of the
@@ -65,28 +69,20 @@ METRICS = {name: recipe.METRICS[name] for name in ('psnr', 'ssim')}
 OUTPUT_KD = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 0.5, 'reduction': 'mean'}}
 # the ablations of an extractor keep its taps, SCM and weight but compare the raw maps
 PLAIN_FEATURES = {'type': 'FeatureL1Loss', 'loss_weight': 0.1}
-# the feature terms at a fifth of the paper's weight: at 0.1 their gradient is about half of L_pix's
-LIGHT_FEATURE_WEIGHT = 0.02
 
 
 def slkd_without(*losses: str) -> Dict[str, Dict[str, Any]]:
-    """SLKD's distillation losses (``recipe.SLKD_LOSSES``) less ``losses``."""
-    return {key: opt for key, opt in recipe.SLKD_LOSSES.items() if key not in losses}
-
-
-def slkd_light_features() -> Dict[str, Dict[str, Any]]:
-    """SLKD's distillation losses with ``nc_opt`` and ``et_opt`` at :data:`LIGHT_FEATURE_WEIGHT`."""
-    return {key: {**opt, 'loss_weight': LIGHT_FEATURE_WEIGHT} if key in ('nc_opt', 'et_opt') else opt
-            for key, opt in recipe.SLKD_LOSSES.items()}
+    """The papers' distillation losses (``recipe.PAPER_LOSSES``) less ``losses``."""
+    return {key: opt for key, opt in recipe.PAPER_LOSSES.items() if key not in losses}
 
 
 # arm -> (label, distillation losses of SLKDModel on top of L1 to the GT); none at all is exactly SRModel
 ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'student': ('student alone', {}),
     'output_kd': ('output KD (L1 to teacher A)', OUTPUT_KD),
-    'slkd': ('SLKD', slkd_without()),
-    'slkd_anneal': ('SLKD, annealed', slkd_without()),
-    'slkd_light': ('SLKD, light feature terms', slkd_light_features()),
+    'slkd': ('SLKD, paper weights', slkd_without()),
+    'slkd_anneal': ('SLKD, paper weights, annealed', slkd_without()),
+    'slkd_light': ('SLKD, default (L_NC, L_ET at 0.02)', recipe.SLKD_LOSSES),
     'no_drl': ('SLKD w/o DRL', slkd_without('nc_opt')),
     'no_irl': ('SLKD w/o IRL', slkd_without('et_opt')),
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
@@ -94,6 +90,8 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_kl': ('SLKD w/o L_KL', slkd_without('kd_opt')),
 }
 MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal', 'slkd_light']
+# the recipe's default loss weights (recipe.SLKD_LOSSES) and the papers' (recipe.PAPER_LOSSES)
+DEFAULT_ARM, PAPER_ARM = 'slkd_light', 'slkd'
 # arms whose distillation terms fade out over the run (distill.anneal_iters = the run's iterations)
 ANNEALED_ARMS = ['slkd_anneal']
 ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et', 'no_kl']
@@ -245,7 +243,11 @@ def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict
     """Per task: teachers, each arm's curve (mean over seeds), grad shares; paired differences vs the student."""
     budgets = [str(it) for it in range(profile['val_every'], profile['iters'] + 1, profile['val_every'])]
     last = budgets[-1]
-    result: Dict[str, Any] = {'tasks': {}, 'paired': {}, 'paired_by_iters': {}, 'slkd_vs_output_kd': {}}
+    result: Dict[str, Any] = {'tasks': {}, 'paired': {}, 'paired_by_iters': {}, 'slkd_vs_output_kd': {},
+                              'default_vs_paper': {}}
+    slkd_arms = [arm for arm in MAIN_ARMS if arm not in ('student', 'output_kd')]
+    comparisons = (('paired', 'student', list(ARMS)), ('slkd_vs_output_kd', 'output_kd', slkd_arms),
+                   ('default_vs_paper', PAPER_ARM, [DEFAULT_ARM]))
     for task in teachers:
         arms = {}
         for arm in ARMS:
@@ -259,8 +261,7 @@ def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict
                                    for it in budgets},
                          'grad_shares': shares, 'train_s': [r['train_s'] for r in runs_]}
         result['tasks'][task] = {'teachers': teachers[task], 'arms': arms}
-        slkd_arms = [arm for arm in MAIN_ARMS if arm not in ('student', 'output_kd')]
-        for key, vs, arm_list in (('paired', 'student', ARMS), ('slkd_vs_output_kd', 'output_kd', slkd_arms)):
+        for key, vs, arm_list in comparisons:
             for arm in arm_list:
                 if arm == vs:
                     continue
@@ -324,6 +325,19 @@ def format_budget_table(summary: Dict[str, Any], task: str) -> str:
                          (f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else ''))
         lines.append(f'| {ARMS[arm][0]} (n={max(e["n_seeds"] for e in entries.values() if e)}) | '
                      + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def format_comparisons(summary: Dict[str, Any]) -> str:
+    """One line per SLKD arm vs output KD and per default vs paper weights, at the largest budget."""
+    lines = []
+    for key in ('slkd_vs_output_kd', 'default_vs_paper'):
+        for task, entries in summary[key].items():
+            for arm, entry in entries.items():
+                ci = entry['ci95']
+                ci_text = f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else ''
+                lines.append(f"{task}: {ARMS[arm][0]} - {ARMS[entry['vs']][0]}: {entry['mean_db']:+.2f} dB"
+                             f"{ci_text}, n={entry['n_seeds']}")
     return '\n'.join(lines)
 
 
@@ -443,6 +457,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print(format_table(summary))
     for task in summary['tasks']:
         print(f'\n{format_budget_table(summary, task)}')
+    print(f'\n{format_comparisons(summary)}')
     print(f'\nwrote {out}/study.json, study.png, study_runs/ and study_logs/')
     return result
 

@@ -29,7 +29,9 @@ def test_arms_differ_only_in_distillation_losses_and_schedule(study):
     assert losses['slkd_light'] == losses['slkd']
     weights = {arm: {key: opt['loss_weight'] for key, opt in train[arm].items() if key.endswith('_opt')}
                for arm in ('slkd', 'slkd_light')}
-    assert weights['slkd_light'] == {**weights['slkd'], 'nc_opt': 0.02, 'et_opt': 0.02}
+    assert weights['slkd'] == {'pixel_opt': 1.0, 'kd_opt': 0.5, 'nc_opt': 0.1, 'et_opt': 0.1}  # the papers'
+    assert weights['slkd_light'] == {**weights['slkd'], 'nc_opt': 0.02, 'et_opt': 0.02}  # the recipe's default
+    assert {key: train['slkd_light'][key] for key in study.recipe.SLKD_LOSSES} == study.recipe.SLKD_LOSSES
     options = {arm: study.student_options('denoise', arm, 3, PROFILE) for arm in study.ARMS}
     assert losses['slkd_anneal'] == losses['slkd']
     assert options['slkd_anneal']['distill']['anneal_iters'] == PROFILE['iters']
@@ -67,6 +69,19 @@ def test_paired_differences_and_their_interval(study):
     low, high = entry['ci95']  # t(0.975, 2) = 4.303, sd 0.2: 0.3 +- 0.497
     assert low == pytest.approx(-0.197, abs=1e-3) and high == pytest.approx(0.797, abs=1e-3)
     assert study.t_interval([0.2]) is None
+
+
+def test_summary_compares_the_default_weights_with_the_papers(study):
+    records = {}
+    for seed, (alone, paper, default) in enumerate([(25.0, 24.8, 25.1), (26.0, 25.7, 26.0)]):
+        for arm, psnr in (('student', alone), ('slkd', paper), ('slkd_light', default)):
+            records['denoise', arm, seed] = _record(psnr)
+    summary = study.summarise(records, PROFILE, {'denoise': {}})
+    entry = summary['default_vs_paper']['denoise']['slkd_light']
+    assert entry['vs'] == 'slkd' and entry['per_seed_db'] == [0.3, 0.3] and entry['n_seeds'] == 2
+    assert summary['paired']['denoise']['slkd_light']['per_seed_db'] == [0.1, 0.0]
+    assert 'denoise: SLKD, default (L_NC, L_ET at 0.02) - SLKD, paper weights: +0.30 dB' in \
+        study.format_comparisons(summary)
 
 
 def test_log_parsing_reads_shares_and_teacher_checks(study):

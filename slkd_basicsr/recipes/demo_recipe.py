@@ -29,10 +29,20 @@ NOISE = [{'type': 'noise', 'sigma': [10, 40]}]
 # on NOISE (demo_teacher_a_denoise.pth); teacher_b_options(ASSET_TEACHER_B_ITERS) (demo_teacher_b.pth)
 ASSET_TEACHER_A_ITERS = 2000
 ASSET_TEACHER_B_ITERS = 1000
-SLKD_LOSSES = {
+# the papers' distillation terms: L = L_pix + 0.5 L_KL + 0.1 L_NC + 0.1 L_ET
+PAPER_LOSSES = {
     'kd_opt': {'type': 'ImageKLLoss', 'loss_weight': 0.5},
     'nc_opt': {'type': 'BRISQUEFeatureLoss', 'loss_weight': 0.1},
     'et_opt': {'type': 'PIQEFeatureLoss', 'loss_weight': 0.1},
+}
+# Our default: L_NC and L_ET at 0.02, a fifth of the papers' weight. At 0.1 their gradient is about half of
+# L_pix's and over-constrains the student late in training. In bench/study.py (paired, 5 seeds) the light
+# weights (arm slkd_light) beat the papers' (arm slkd) by +0.17 dB [+0.10, +0.23] on denoise, +0.14 dB
+# [-0.18, +0.46] on derain.
+SLKD_LOSSES = {
+    'kd_opt': PAPER_LOSSES['kd_opt'],
+    'nc_opt': {**PAPER_LOSSES['nc_opt'], 'loss_weight': 0.02},
+    'et_opt': {**PAPER_LOSSES['et_opt'], 'loss_weight': 0.02},
 }
 METRICS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
@@ -119,8 +129,8 @@ def student_alone_options(iters: int, degradations: List[Dict[str, Any]] = RAIN,
 
 def slkd_options(iters: int, teacher_a: str, teacher_b: str, degradations: List[Dict[str, Any]] = RAIN,
                  seed: int = 0, name: str = 'demo_slkd_student') -> Dict[str, Any]:
-    """The SLKD run: published loss weights 1 / 0.5 / 0.1 / 0.1 (``SLKD_LOSSES``), Restormer default taps,
-    gradient shares logged. With the same ``seed`` it sees the data, degradations and student initialisation of
+    """The SLKD run: loss weights 1 / 0.5 / 0.02 / 0.02 (``SLKD_LOSSES``), Restormer default taps, gradient
+    shares logged. With the same ``seed`` it sees the data, degradations and student initialisation of
     :func:`student_alone_options`."""
     opt = student_alone_options(iters, degradations, seed, name)
     opt.update(model_type='SLKDModel', network_teacher_a=TEACHER, network_teacher_b=TEACHER_B,
