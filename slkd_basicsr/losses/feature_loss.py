@@ -7,6 +7,8 @@ from basicsr.losses.loss_util import reduce_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
+from slkd_basicsr.nss.device import autocast_off
+
 DEFAULT_SAMPLE_CHANNELS = 8
 
 
@@ -37,15 +39,23 @@ class FeatureListLoss(nn.Module):
         """The same ``sample_channels`` channels of both maps, drawn uniformly without replacement.
 
         The loss is a mean over channels, so a random subset estimates it (and its gradient) without bias, at a
-        cost that no longer grows with the teacher's width. The draw is made on the CPU with ``self.generator``
-        (``SLKDModel`` gives each loss its own, seeded from ``manual_seed`` and the rank and kept in the training
-        state), so it neither shifts the global random stream that data and initialisation use nor depends on
-        the device; None (a loss used on its own) draws from torch's global CPU generator.
+        cost that no longer grows with the teacher's width. The draw is made on the features' device, so that no
+        index is copied from the host at each step, with ``self.generator`` (``SLKDModel`` gives each loss its own
+        on its device, seeded from ``manual_seed`` and the rank and kept in the training state), so it does not
+        shift the global random stream that data and initialisation use; None (a loss used on its own) draws from
+        torch's global generator of that device.
         """
         if not self.sample_channels or student.shape[1] <= self.sample_channels:
             return student, teacher
-        index = torch.randperm(student.shape[1], generator=self.generator)[:self.sample_channels].to(student.device)
+        index = self._channel_index(student.shape[1], student.device)
         return student.index_select(1, index), teacher.index_select(1, index)
+
+    def _channel_index(self, channels: int, device: torch.device) -> torch.Tensor:
+        """``sample_channels`` distinct indices in [0, channels), drawn on ``device``."""
+        if self.generator is not None and self.generator.device != device:
+            raise ValueError(f'{type(self).__name__}: the channel generator is on {self.generator.device} but the '
+                             f'features are on {device}; give the loss a generator on the features\' device')
+        return torch.randperm(channels, generator=self.generator, device=device)[:self.sample_channels]
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """Loss of one level, B x C x H x W each -> (B,)."""
@@ -56,11 +66,13 @@ class FeatureListLoss(nn.Module):
 
         Args:
             student_feats, teacher_feats: equally long lists of B x C x H x W maps (H, W >= 4), equal shapes per
-                level; any float dtype.
+                level, on one device; any float dtype (half-precision maps are compared in float32, also inside
+                an autocast region).
 
         Returns:
             ``loss_weight`` times the per-level, per-sample losses reduced by ``reduction``: a scalar for
-            'mean' / 'sum', a (levels x B) tensor for 'none'.
+            'mean' / 'sum', a (levels x B) tensor for 'none'; float32 (float64 for float64 maps), on the maps'
+            device.
         """
         name = type(self).__name__
         if len(student_feats) != len(teacher_feats) or not student_feats:
@@ -70,8 +82,9 @@ class FeatureListLoss(nn.Module):
             if s.shape != t.shape or s.dim() != 4 or min(s.shape[-2:]) < 4:
                 raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
                                  'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
-        losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
-        return self.loss_weight * reduce_loss(losses, self.reduction)
+        with autocast_off(student_feats[0].device.type):
+            losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
+            return self.loss_weight * reduce_loss(losses, self.reduction)
 
 
 @LOSS_REGISTRY.register()

@@ -6,6 +6,8 @@ from basicsr.losses.loss_util import reduce_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
+from slkd_basicsr.nss.device import autocast_off
+
 # With T = 0.2 the weight-0.5 term's gradient is about 30% of the weight-1 L1 pixel loss's when student and
 # teacher differ by N(0, 0.02^2) noise, at 32, 64 and 128 px alike (tests/losses/test_kd_loss.py measures it)
 DEFAULT_TEMPERATURE = 0.2
@@ -29,15 +31,16 @@ def image_kl(pred: torch.Tensor, target: torch.Tensor, temperature: float = DEFA
         temperature: Softmax temperature T > 0.
 
     Returns:
-        B x C tensor of divergences (>= 0), computed in float32.
+        B x C tensor of divergences (>= 0), computed in float32 (also inside an autocast region), on the inputs'
+        device.
     """
     if pred.shape != target.shape:
         raise ValueError(f'ImageKLLoss: student output {tuple(pred.shape)} and teacher output '
                          f'{tuple(target.shape)} differ; teacher and student must restore to the same size.')
-    log_p_student = F.log_softmax(pred.float().flatten(2) / temperature, dim=-1)
-    log_p_teacher = F.log_softmax(target.detach().float().flatten(2) / temperature, dim=-1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)
-    return kl
+    with autocast_off(pred.device.type):
+        log_p_student = F.log_softmax(pred.float().flatten(2) / temperature, dim=-1)
+        log_p_teacher = F.log_softmax(target.detach().float().flatten(2) / temperature, dim=-1)
+        return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)
 
 
 @LOSS_REGISTRY.register()

@@ -12,18 +12,19 @@ from basicsr.utils.registry import LOSS_REGISTRY
 
 from slkd_basicsr.losses.feature_loss import DEFAULT_SAMPLE_CHANNELS, FeatureListLoss
 from slkd_basicsr.nss.brisque import brisque_statistics
-from slkd_basicsr.nss.filters import PADDING_MODES, compute_dtype, mscn
+from slkd_basicsr.nss.device import full_precision
+from slkd_basicsr.nss.filters import PADDING_MODES, mscn
 from slkd_basicsr.nss.piqe import piqe_block_maps
 
 
+@full_precision
 def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
     """Scale every channel of B x C x H x W to unit root-mean-square (around its mean unless padding is 'zero').
 
     MSCN is unchanged by adding a constant unless the Gaussian window pads with zeros, so the (detached) mean is
     removed only for 'replicate' / 'reflect', which keeps large offsets from eating float32 precision. The scale
-    is not detached (exact gradients); its floor keeps constant maps finite.
+    is not detached (exact gradients); its floor keeps constant maps finite. Returns the compute dtype of ``x``.
     """
-    x = x.to(compute_dtype(x))
     if padding != 'zero':
         x = x - x.mean(dim=(-2, -1), keepdim=True).detach()
     # a norm reads x once, with no squared copy of it

@@ -4,6 +4,8 @@ from typing import Tuple
 
 import torch
 
+from .device import backward_autocast_off, device_constant, full_precision
+
 
 def to_blocks(x: torch.Tensor, n: int) -> torch.Tensor:
     """Cut B x C x H x W (H, W multiples of n) into non-overlapping blocks: B x C x H/n x W/n x n x n."""
@@ -34,12 +36,13 @@ class _BlockSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, n: int, segment: int) -> Tuple[torch.Tensor, torch.Tensor]:
         blocks = to_blocks(x, n)
-        window = _window_matrix(n, segment).to(dtype=x.dtype, device=x.device)
+        window = device_constant(_window_matrix, n, segment, like=x)
         ctx.save_for_backward(window)
         ctx.shape, ctx.n = x.shape, n
         return blocks.sum(-2), torch.stack(_block_edges(blocks), dim=-2) @ window
 
     @staticmethod
+    @backward_autocast_off
     def backward(ctx, grad_columns: torch.Tensor, grad_runs: torch.Tensor):
         window, = ctx.saved_tensors
         grad_x = grad_columns.new_empty(ctx.shape)
@@ -51,11 +54,13 @@ class _BlockSums(torch.autograd.Function):
         return grad_x, None, None
 
 
+@full_precision
 def block_sums(x: torch.Tensor, n: int, segment: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Sums over the n x n blocks of ``x`` (B x C x H x W, H and W multiples of n) that PIQE's statistics need.
 
     Returns:
         column sums B x C x H/n x W/n x n (one per block column), and sums of every run of ``segment``
-        consecutive samples along the top, right, bottom and left borders: B x C x H/n x W/n x 4 x (n-segment+1).
+        consecutive samples along the top, right, bottom and left borders: B x C x H/n x W/n x 4 x (n-segment+1);
+        both in the compute dtype of ``x``.
     """
     return _BlockSums.apply(x, n, segment)

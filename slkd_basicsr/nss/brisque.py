@@ -1,16 +1,16 @@
 """BRISQUE statistics (Mittal, Moorthy, Bovik 2012) of every channel of a map, in image or feature mode."""
-from typing import Union
-
 import torch
 
-from .filters import compute_dtype, mscn
+from .device import full_precision
+from .filters import mscn
 from .fits import fit_ggd
 from .neighbours import fit_neighbour_aggd
 from .resize import half_resize
 
 
+@full_precision
 def brisque_statistics(x: torch.Tensor,
-                       c: Union[float, torch.Tensor] = 1.0,
+                       c: float = 1.0,
                        padding: str = 'zero',
                        shape: str = 'grid',
                        eps: float = 0.0,
@@ -32,7 +32,6 @@ def brisque_statistics(x: torch.Tensor,
     Returns:
         B x C x (18 * num_scales), in the compute dtype of ``x``.
     """
-    x = x.to(compute_dtype(x))
     stats = []
     for scale in range(num_scales):
         if scale:

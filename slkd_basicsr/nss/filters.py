@@ -4,12 +4,9 @@ from typing import Tuple
 
 import torch
 
+from .device import backward_autocast_off, device_constant, full_precision
+
 PADDING_MODES = ('zero', 'replicate', 'reflect')
-
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """float64 for float64 inputs, float32 otherwise (half precision is too coarse for moment ratios)."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 @lru_cache(maxsize=None)
@@ -45,8 +42,7 @@ def _gaussian_matrices(shape: torch.Size, padding: str, kernel_size: int, sigma:
     if padding not in PADDING_MODES:
         raise ValueError(f'padding must be one of {PADDING_MODES}, got {padding!r}')
     return tuple(
-        _gaussian_matrix(length, padding, kernel_size, sigma).to(dtype=like.dtype, device=like.device)
-        for length in shape[-2:])
+        device_constant(_gaussian_matrix, length, padding, kernel_size, sigma, like=like) for length in shape[-2:])
 
 
 class _MSCN(torch.autograd.Function):
@@ -72,6 +68,7 @@ class _MSCN(torch.autograd.Function):
         return m
 
     @staticmethod
+    @backward_autocast_off
     def backward(ctx, grad_m: torch.Tensor):
         x, m, mu, local_var, denom, rows, cols = ctx.saved_tensors
         direct = grad_m / denom  # through x - mu
@@ -85,6 +82,7 @@ class _MSCN(torch.autograd.Function):
         return direct.add_(filtered[0]).addcmul_(x, filtered[1], value=2), None, None, None, None
 
 
+@full_precision
 def mscn(x: torch.Tensor,
          c: float = 1.0,
          padding: str = 'zero',
@@ -101,8 +99,8 @@ def mscn(x: torch.Tensor,
         eps: added under the square root so that its gradient stays finite on flat regions (0 = reference).
 
     Returns:
-        B x C x H x W in the compute dtype of ``x``.
+        B x C x H x W in the compute dtype of ``x`` (:func:`device.compute_dtype`).
     """
-    x = x.to(compute_dtype(x)).contiguous()
+    x = x.contiguous()
     rows, cols = _gaussian_matrices(x.shape, padding, kernel_size, sigma, x)
     return _MSCN.apply(x, rows, cols, float(c), float(eps))

@@ -4,6 +4,8 @@ from typing import Tuple
 
 import torch
 
+from .device import device_constant, full_precision
+
 # How distribution shapes are reported: reference grid search, differentiable inverse, or the moment ratio itself.
 SHAPE_METHODS = ('grid', 'interp', 'ratio')
 # Shape grid of the reference BRISQUE code (MATLAB 0.2:0.001:10).
@@ -24,31 +26,42 @@ def _log_gamma_ratio(shape: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def _shape_table(start: float, step: float, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Shape grid and its (increasing) ratio Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)), float64."""
+def _shape_table(start: float, step: float, size: int) -> torch.Tensor:
+    """2 x size float64: the shape grid (row 0) and its increasing ratio Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))."""
     shapes = start + step * torch.arange(size, dtype=torch.float64)
-    return shapes, _log_gamma_ratio(shapes).exp()
+    return torch.stack([shapes, _log_gamma_ratio(shapes).exp()])
 
 
-def _nearest_on_grid(value: torch.Tensor, table: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Grid entry whose (monotone increasing) table value is nearest to ``value``; ties go to the first entry."""
+@lru_cache(maxsize=None)
+def _reciprocal_shape_table(start: float, step: float, size: int) -> torch.Tensor:
+    """The reference's search table, 2 x size float64: the shape grid decreasing (row 0) and the increasing
+    reciprocal ratio Gamma(1/a) Gamma(3/a) / Gamma(2/a)^2 (row 1)."""
+    shapes, ratios = _shape_table(start, step, size)
+    return torch.stack([shapes.flip(0), ratios.reciprocal().flip(0)])
+
+
+def _nearest_on_grid(value: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Grid entry (row 0 of the float64 ``table``) whose value (row 1, increasing) is nearest to ``value``; ties go
+    to the first entry. Searched in float64: the reference grid's 9801 ratios are not distinct in float32."""
+    grid, ratios = table
     value64 = value.detach().to(torch.float64)
-    upper = torch.searchsorted(table, value64.contiguous()).clamp(1, table.numel() - 1)
+    upper = torch.searchsorted(ratios, value64.contiguous()).clamp(1, ratios.numel() - 1)
     lower = upper - 1
-    pick_upper = (table[upper] - value64).abs() < (value64 - table[lower]).abs()
+    pick_upper = (ratios[upper] - value64).abs() < (value64 - ratios[lower]).abs()
     return grid[torch.where(pick_upper, upper, lower)].to(value.dtype)
 
 
-def _interp_on_grid(value: torch.Tensor, table: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear inverse of the monotone table: differentiable in ``value``, clamped to the grid ends."""
-    table = table.to(value.dtype)
-    grid = grid.to(value.dtype)
-    upper = torch.searchsorted(table, value.detach().contiguous()).clamp(1, table.numel() - 1)
-    t0, t1 = table[upper - 1], table[upper]
+def _interp_on_grid(value: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear inverse of the monotone ``table`` (grid row 0, increasing values row 1, both in ``value``'s
+    dtype): differentiable in ``value``, clamped to the grid ends."""
+    grid, values = table
+    upper = torch.searchsorted(values, value.detach().contiguous()).clamp(1, values.numel() - 1)
+    t0, t1 = values[upper - 1], values[upper]
     frac = ((value - t0) / (t1 - t0)).clamp(0.0, 1.0)
     return grid[upper - 1] + frac * (grid[upper] - grid[upper - 1])
 
 
+@full_precision
 def solve_shape(ratio: torch.Tensor, method: str) -> torch.Tensor:
     """Generalised Gaussian shape ``a`` with Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)) = ratio.
 
@@ -57,16 +70,21 @@ def solve_shape(ratio: torch.Tensor, method: str) -> torch.Tensor:
         method: 'grid' = nearest point of the reference grid 0.2:0.001:10 (not differentiable); 'interp' (or
             'ratio', whose callers still need the shape) = monotone piecewise-linear interpolation of the inverse
             on a 0.02 grid, clamped to [0.2, 10] (differentiable).
+
+    Returns:
+        shapes in [0.2, 10] of the shape of ``ratio``, in its compute dtype (the table is never coarser).
     """
     if method not in SHAPE_METHODS:
         raise ValueError(f'shape method must be one of {SHAPE_METHODS}, got {method!r}')
     if method == 'grid':
-        grid, table = _shape_table(SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE)
-        return _nearest_on_grid(ratio, table.to(ratio.device), grid.to(ratio.device))
-    grid, table = _shape_table(SHAPE_GRID_START, SMOOTH_SHAPE_STEP, SMOOTH_SHAPE_SIZE)
-    return _interp_on_grid(ratio, table.to(ratio.device), grid.to(ratio.device))
+        table = device_constant(
+            _shape_table, SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE, like=ratio, dtype=torch.float64)
+        return _nearest_on_grid(ratio, table)
+    return _interp_on_grid(ratio, device_constant(_shape_table, SHAPE_GRID_START, SMOOTH_SHAPE_STEP,
+                                                  SMOOTH_SHAPE_SIZE, like=ratio))
 
 
+@full_precision
 def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Moment-matching fit of a zero-mean generalised Gaussian over the last dimension of ``x``.
 
@@ -74,21 +92,21 @@ def fit_ggd(x: torch.Tensor, method: str, eps: float = 0.0) -> Tuple[torch.Tenso
     'grid' reproduces that metric, 'interp' inverts the reciprocal ratio smoothly.
 
     Args:
+        x: ... x N samples, any range.
         method: see :data:`SHAPE_METHODS`; 'ratio' reports E|x|^2 / E[x^2] (a monotone function of the shape,
             in [0, 0.75], better conditioned as a training target than the shape itself).
 
     Returns:
-        shape ``a`` (or its ratio) and variance ``E[x^2]``, each of shape ``x.shape[:-1]``.
+        shape ``a`` (or its ratio) and variance ``E[x^2]``, each of shape ``x.shape[:-1]``, in the compute dtype.
     """
     # norms read x once each, with no squared or absolute copy of it
     variance = torch.linalg.vector_norm(x, 2, dim=-1).square() / x.shape[-1]
     mean_abs = torch.linalg.vector_norm(x, 1, dim=-1) / x.shape[-1]
     if method == 'grid':
-        grid, table = _shape_table(SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE)
-        grid, table = grid.to(x.device), table.to(x.device)
         # The reference is nearest in E[x^2]/E|x|^2, which is decreasing in a: search the reversed reciprocal.
-        rho = _safe_div(variance, mean_abs.square(), 0.0)
-        return _nearest_on_grid(rho, table.reciprocal().flip(0), grid.flip(0)), variance
+        table = device_constant(
+            _reciprocal_shape_table, SHAPE_GRID_START, SHAPE_GRID_STEP, SHAPE_GRID_SIZE, like=x, dtype=torch.float64)
+        return _nearest_on_grid(_safe_div(variance, mean_abs.square(), 0.0), table), variance
     ratio = _safe_div(mean_abs.square(), variance, eps)
     return (ratio if method == 'ratio' else solve_shape(ratio, method)), variance
 
@@ -133,6 +151,7 @@ def signed_moments_grad(rows: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return (coefficients[..., None, :] @ rows[..., :3, :]).squeeze(-2)
 
 
+@full_precision
 def aggd_from_moments(moments: torch.Tensor, count: int, method: str, eps: float) -> torch.Tensor:
     """Moment-matching fit of an asymmetric generalised Gaussian from :func:`signed_moments` of its samples.
 
@@ -141,8 +160,8 @@ def aggd_from_moments(moments: torch.Tensor, count: int, method: str, eps: float
         method: see :func:`fit_ggd`; with 'ratio' the first output is the normalised moment ratio r_hat_norm.
 
     Returns:
-        ... x 4: shape nu, mean eta = (sr - sl) Gamma(2/nu) / sqrt(Gamma(1/nu) Gamma(3/nu)), left variance
-        sl^2 = E[x^2 | x < 0] and right variance sr^2 = E[x^2 | x > 0] (0 when no such sample).
+        ... x 4 in the compute dtype: shape nu, mean eta = (sr - sl) Gamma(2/nu) / sqrt(Gamma(1/nu) Gamma(3/nu)),
+        left variance sl^2 = E[x^2 | x < 0] and right variance sr^2 = E[x^2 | x > 0] (0 when no such sample).
     """
     left_sum, right_sum, abs_sum, square_sum, n_left, n_right = moments.unbind(-1)
     # an empty side has a zero sum: dividing by at least 1 keeps its value 0 and its gradient finite (a tiny

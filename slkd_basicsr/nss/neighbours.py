@@ -3,6 +3,7 @@ from typing import Tuple
 
 import torch
 
+from .device import backward_autocast_off, full_precision
 from .fits import aggd_from_moments, fill_sign_rows, moment_rows, signed_moments, signed_moments_grad
 
 # BRISQUE's horizontal, vertical and two diagonal neighbours, as (row, column) shifts.
@@ -59,6 +60,7 @@ class _NeighbourMoments(torch.autograd.Function):
         return torch.stack(moments, dim=2)
 
     @staticmethod
+    @backward_autocast_off
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         m, = ctx.saved_tensors
         rows = moment_rows(m.flatten(-2))
@@ -75,10 +77,12 @@ class _NeighbourMoments(torch.autograd.Function):
         return grad_m
 
 
+@full_precision
 def fit_neighbour_aggd(m: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
     """AGGD fit (:func:`fits.aggd_from_moments`) of each of the four neighbour products of ``m`` (B x C x H x W).
 
     Returns:
-        B x C x 4 x 4: per shift (0,1), (1,0), (1,1), (-1,1): shape (or ratio), mean, left and right variance.
+        B x C x 4 x 4 in the compute dtype of ``m``: per shift (0,1), (1,0), (1,1), (-1,1): shape (or ratio),
+        mean, left and right variance.
     """
     return aggd_from_moments(_NeighbourMoments.apply(m), m.shape[-2] * m.shape[-1], method, eps)

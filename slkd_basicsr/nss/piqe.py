@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 import torch
 
 from .blocks import block_sums
+from .device import full_precision
 
 IMAGE_BLOCK_SIZE = 16
 IMAGE_SEGMENT_SIZE = 6
@@ -45,6 +46,7 @@ def non_surround_columns(n: int, matlab: bool) -> Tuple[int, int]:
     return (n // 2 - 1, n // 2 + 1) if matlab else (n // 2 - 1, n // 2)
 
 
+@full_precision
 def piqe_block_maps(m: torch.Tensor,
                     block_size: int = IMAGE_BLOCK_SIZE,
                     segment_size: int = IMAGE_SEGMENT_SIZE,
@@ -65,7 +67,8 @@ def piqe_block_maps(m: torch.Tensor,
         eps: added under square roots and to denominators for finite gradients (0 = reference).
 
     Returns:
-        B x C x 4 x H/n x W/n: activity, impairment, noise, distortion (in [0, 1] except distortion).
+        B x C x 4 x H/n x W/n in the compute dtype of ``m``: activity, impairment, noise, distortion (in [0, 1]
+        except distortion).
     """
     n = block_size
     column_sum, border_runs = block_sums(m, n, segment_size)
@@ -79,9 +82,10 @@ def piqe_block_maps(m: torch.Tensor,
 
     centre = slice(n // 2 - 1, n // 2 + 1)
     centre_std = _sample_std(column_sum[..., centre].sum(-1), column_sum_sq[..., centre].sum(-1), 2 * n, eps)
-    left_out = list(non_surround_columns(n, matlab_surround))
-    surround_std = _sample_std(total - column_sum[..., left_out].sum(-1),
-                               total_sq - column_sum_sq[..., left_out].sum(-1), n * (n - 2), eps)
+    # two columns by integer index: a list index would be a host-to-device copy on every call
+    first, second = non_surround_columns(n, matlab_surround)
+    surround_std = _sample_std(total - (column_sum[..., first] + column_sum[..., second]),
+                               total_sq - (column_sum_sq[..., first] + column_sum_sq[..., second]), n * (n - 2), eps)
     ratio = centre_std / (surround_std + eps)
     ratio = torch.where(ratio.isnan(), torch.zeros_like(ratio), ratio)
     sigma = (variance + eps).sqrt()

@@ -5,6 +5,8 @@ from functools import lru_cache
 import torch
 from basicsr.utils.matlab_functions import calculate_weights_indices
 
+from .device import backward_autocast_off, device_constant, full_precision
+
 
 @lru_cache(maxsize=None)
 def _half_resize_matrix(length: int) -> torch.Tensor:
@@ -25,8 +27,31 @@ def _half_resize_matrix(length: int) -> torch.Tensor:
     return matrix
 
 
+class _Separable(torch.autograd.Function):
+    """``rows @ x @ cols^T`` for constant matrices, with its adjoint ``rows^T (g cols)`` as backward.
+
+    Written out so that a backward run inside an autocast region keeps float32, as autograd's own matrix-product
+    backward would not; the products are taken in autograd's order, so the gradients are the same to the bit.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows, cols)
+        return rows @ x @ cols.T
+
+    @staticmethod
+    @backward_autocast_off
+    def backward(ctx, grad: torch.Tensor):
+        rows, cols = ctx.saved_tensors
+        return rows.T @ (grad @ cols), None, None
+
+
+@full_precision
 def half_resize(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``imresize(x, 0.5)`` (bicubic with antialiasing) of B x C x H x W -> ceil(H/2) x ceil(W/2)."""
-    rows = _half_resize_matrix(x.shape[-2]).to(dtype=x.dtype, device=x.device)
-    cols = _half_resize_matrix(x.shape[-1]).to(dtype=x.dtype, device=x.device)
-    return rows @ x @ cols.T
+    """MATLAB ``imresize(x, 0.5)`` (bicubic with antialiasing) of B x C x H x W -> ceil(H/2) x ceil(W/2).
+
+    Any range; the result is in the compute dtype of ``x``.
+    """
+    rows = device_constant(_half_resize_matrix, x.shape[-2], like=x)
+    cols = device_constant(_half_resize_matrix, x.shape[-1], like=x)
+    return _Separable.apply(x, rows, cols)

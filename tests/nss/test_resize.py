@@ -22,3 +22,8 @@ def test_half_resize_mirrors_maps_shorter_than_the_kernel(size):
     img = np.random.default_rng(0).uniform(0, 255, size)
     ours = half_resize(torch.from_numpy(img)[None, None])[0, 0].numpy()
     np.testing.assert_allclose(ours, reference.imresize_half(img), rtol=1e-12, atol=1e-10)
+
+
+def test_half_resize_backward_is_exact():
+    x = torch.randn(1, 2, 9, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(half_resize, (x, ))
