@@ -68,6 +68,9 @@ DATASET_KEYS = {
 DATASET_TRAIN_REQUIRED = {'PairedImageDataset': ('gt_size', 'use_hflip', 'use_rot', 'io_backend'),
                           'SyntheticDegradationDataset': ('gt_size', 'degradations')}
 
+# dist_params: the process group's timeout for every launcher; backend and port BasicSR passes on with slurm only
+DIST_PARAMS_KEYS = {'timeout_minutes', 'backend', 'port'}
+
 VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'center_frame_only', 'flip_seq', 'num_val_samples'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
 
@@ -222,6 +225,7 @@ def _check_top(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
         _number(report, 'scale', opt['scale'], 1, integer=True)
     if opt.get('manual_seed') is not None:
         _number(report, 'manual_seed', opt['manual_seed'], integer=True)
+    _check_dist_params(report, opt)
     known = BASICSR_TOP | SLKD_TOP
     for key in opt:
         if key in known or key in PARSED_TOP:
@@ -231,6 +235,26 @@ def _check_top(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
                        unknown_key_text('', key, SLKD_TOP).replace('unknown key. ', ''))
         elif not key.startswith('network_') and suggest(key, known, CLOSE):
             report.add(key, unknown_key_text('', key, known))
+
+
+def _check_dist_params(report: _Report, opt: Dict[str, Any]) -> None:
+    params = report.section(opt, 'dist_params', 'dist_params', required=False)
+    if params is None:
+        return
+    report.unknown(params, 'dist_params', DIST_PARAMS_KEYS)
+    if params.get('timeout_minutes') is not None:  # ~: torch's default
+        _number(report, 'dist_params.timeout_minutes', params['timeout_minutes'], 0, low_open=True)
+    if params.get('port') is not None:
+        _number(report, 'dist_params.port', params['port'], 1, 65535, integer=True)
+    if params.get('backend') is not None and not isinstance(params['backend'], str):
+        report.add('dist_params.backend', f"must be a backend name (nccl, gloo), got {params['backend']!r}.")
+
+
+def dist_params_problems(dist_params: Any) -> List[str]:
+    """The problems of a ``dist_params`` section alone, for ``init_dist``, which runs before the whole check."""
+    report = _Report()
+    _check_dist_params(report, {'dist_params': dist_params})
+    return report.lines
 
 
 def _check_networks(report: _Report, opt: Dict[str, Any]) -> None:

@@ -1,5 +1,7 @@
-"""Two processes on the CPU through torchrun (gloo): one student, the data split between ranks, rank 0 alone writes."""
+"""Two processes on the CPU through torchrun (gloo): one student, the data split between ranks, rank 0 alone writes,
+each rank resumes its own random streams; num_gpu > 1 without the GPUs stops before anything is made."""
 import re
+import shutil
 import socket
 from os import path as osp
 
@@ -58,3 +60,54 @@ def test_two_process_slkd_run(image_pairs, teachers, tmp_path):
     assert 'World size (gpu number): 2' in log and re.search(r'epoch:\s*1, iter:\s*3,', log)
     assert log.count('Validation generated_val') == 3  # iterations 2 and 4, and the final one
     assert log.count('Teacher A on generated_val') == 1
+
+
+def _torchrun_train(opt_path, cwd, *args):
+    """``slkd_basicsr.train`` in two processes on the CPU, all ranks in ``cwd`` (one node, one disk)."""
+    return run_entry('torch.distributed.run', [
+        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', '-m', 'slkd_basicsr.train',
+        '-opt', opt_path, '--launcher', 'pytorch', *args
+    ], str(cwd), env=_loopback_gloo())
+
+
+def test_two_process_resume_restores_each_ranks_random_streams(image_pairs, teachers, tmp_path):
+    """A 2-process run resumed in the middle of an epoch ends bit-identical to the uninterrupted one: each rank
+    restores its own random states (its augmentations differ from the other rank's)."""
+    opt = slkd_options(image_pairs, teachers)
+    opt['train']['total_iter'] = 5  # 2 iterations per epoch: the state at iteration 3 is inside epoch 1
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
+    opt['val']['val_freq'] = 100
+    opt['dist_params'] = {'timeout_minutes': 5}
+    opt_path = write_options(opt, str(tmp_path / 'slkd.yml'))
+    straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+    straight.mkdir()
+    proc = _torchrun_train(opt_path, straight)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    exp = straight / 'experiments' / 'tiny_slkd'
+    rng = torch.load(exp / 'training_states' / '3.state', weights_only=True)['rng']
+    assert len(rng) == 2 and not torch.equal(rng[0]['torch'], rng[1]['torch'])
+    # the run as it stood when its state at iteration 3 was written: resume it to the end
+    shutil.copytree(exp, resumed / 'experiments' / 'tiny_slkd')
+    for name in ('net_g', 'net_scm'):
+        (resumed / 'experiments' / 'tiny_slkd' / 'models' / f'{name}_latest.pth').unlink()
+    proc = _torchrun_train(opt_path, resumed, '--auto_resume')
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'Resuming inside epoch 1: skipping its first 1 batches.' in proc.stdout + proc.stderr
+
+    for name in ('net_g', 'net_scm'):
+        expected, got = (torch.load(root / 'experiments' / 'tiny_slkd' / 'models' / f'{name}_latest.pth',
+                                    weights_only=True)['params'] for root in (straight, resumed))
+        assert all(torch.equal(expected[k], got[k]) for k in expected), name
+
+
+def test_num_gpu_2_without_the_gpus_stops_with_one_line(image_pairs, teachers, tmp_path):
+    opt = slkd_options(image_pairs, teachers)
+    opt['num_gpu'] = 2
+    opt_path = write_options(opt, str(tmp_path / 'slkd.yml'))
+    proc = run_entry('slkd_basicsr.train', ['-opt', opt_path], str(tmp_path))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        f'slkd-train: slkd_basicsr.options_check.OptionsError: {opt_path}: num_gpu is 2 but this machine has no CUDA '
+        'device: set num_gpu: 0 to run on the CPU.']
+    assert not (tmp_path / 'experiments').exists()

@@ -14,8 +14,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from helpers import REPO_ROOT, in_process, slkd_options, sr_options, write_options
 from slkd_basicsr.compat import UnknownTypeError, check_option_types
-from slkd_basicsr.options_check import (OptionsError, check_iterations_per_epoch, check_options, iterations_per_epoch,
-                                        options_problems, read_options_file, suggest)
+from slkd_basicsr.options_check import (OptionsError, check_iterations_per_epoch, check_options, dist_params_problems,
+                                        iterations_per_epoch, options_problems, read_options_file, suggest)
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 PAIRS = {'train': {'gt': 'data/train/gt', 'lq': 'data/train/lq'}, 'val': {'gt': 'data/val/gt', 'lq': 'data/val/lq'}}
@@ -161,6 +161,20 @@ CASES = [
      'distill.anneal_iters: 0 is out of range; it must be >= 1.'),
     ('anneal_iters a fraction', lambda o: o['distill'].update(anneal_iters=0.5),
      'distill.anneal_iters: must be a whole number, got 0.5.'),
+    ('timeout 0', lambda o: o.update(dist_params={'timeout_minutes': 0}),
+     'dist_params.timeout_minutes: 0 is out of range; it must be > 0.'),
+    ('timeout negative', lambda o: o.update(dist_params={'timeout_minutes': -5}),
+     'dist_params.timeout_minutes: -5 is out of range; it must be > 0.'),
+    ('timeout a string', lambda o: o.update(dist_params={'timeout_minutes': 'long'}),
+     "dist_params.timeout_minutes: must be a number, got 'long'."),
+    ('timeout a bool', lambda o: o.update(dist_params={'timeout_minutes': True}),
+     'dist_params.timeout_minutes: must be a number, got True.'),
+    ('timeout typo', lambda o: o.update(dist_params={'timeout': 30}),
+     'dist_params.timeout: unknown key. Did you mean: dist_params.timeout_minutes?'),
+    ('dist_params not a mapping', lambda o: o.update(dist_params=30),
+     'dist_params: must be a mapping of options, got 30.'),
+    ('port out of range', lambda o: o.update(dist_params={'port': 70000}),
+     'dist_params.port: 70000 is out of range; it must be between 1 and 65535.'),
 ]
 
 
@@ -195,6 +209,14 @@ def test_the_source_names_the_file():
 
 def test_options_error_is_a_value_error():
     assert issubclass(OptionsError, ValueError)
+
+
+@pytest.mark.parametrize('params', [{'timeout_minutes': 60}, {'timeout_minutes': 0.5}, {'timeout_minutes': None},
+                                    {'backend': 'nccl', 'port': 29500, 'timeout_minutes': 90}])
+def test_dist_params_with_a_positive_timeout_pass(params):
+    check_options(edited(slkd(), lambda o: o.update(dist_params=params)), True)
+    check_options(edited(sr_test(), lambda o: o.update(dist_params=params)), False)
+    assert dist_params_problems(params) == []
 
 
 # ---- plugins and BasicSR's own keys ------------------------------------------------------------------------------

@@ -5,17 +5,25 @@ pickle default, writes them straight into the final path, and restarts the curre
 with fresh random states. :func:`install` replaces:
 
 - ``basicsr.train.load_resume_state``: the newest readable state in the experiment's ``training_states/``
-  (an unreadable one, e.g. truncated, is skipped with a warning naming it), mapped to the run's device and read by
-  :func:`~slkd_basicsr.compat.checkpoints.safe_load`; frozen teachers (``network_teacher_*``) keep their
-  configured checkpoints, as they are never saved in the experiment;
-- ``BaseModel.save_training_state``: :func:`save_training_state` (random states added, atomic, rank 0 only);
+  (an unreadable one, e.g. truncated, is skipped with a warning naming it), loaded onto the CPU and read by
+  :func:`~slkd_basicsr.compat.checkpoints.safe_load` (random states must be CPU tensors; the optimisers move
+  their state to their parameters' device when they load it); frozen teachers (``network_teacher_*``) keep
+  their configured checkpoints, as they are never saved in the experiment;
+- ``BaseModel.save_training_state``: :func:`save_training_state` (every rank's random states gathered, written
+  atomically by rank 0);
 - ``BaseModel.resume_training``: :func:`resume_training`, which applies the options file's learning rates,
   optimiser and scheduler settings where they differ from the state's, logging each change;
 - ``basicsr.train.create_train_val_dataloader`` and ``EnlargedSampler.__iter__``: once after resume, the
-  sampler skips the samples of the current epoch already consumed and restores the saved random states.
+  sampler skips the samples of the current epoch already consumed and restores this rank's saved random states
+  (python, numpy, torch and, on a GPU, the CUDA generator of the process's device).
 
-With ``num_worker_per_gpu: 0`` in one process a resumed run is then bit-identical to an uninterrupted one on the
-CPU; with loader workers the data order is right but augmentation randomness is drawn afresh.
+Each rank resumes its own random streams: the state holds one entry per rank (``rng``, a list in rank order). A
+state of an older version holds a single set, which every rank restores, as before. A state saved by a different
+number of processes cannot place the run inside its epoch: the epoch restarts from its first batch without
+restoring random states (as BasicSR does), with a warning.
+
+With ``num_worker_per_gpu: 0`` a resumed run is then bit-identical to an uninterrupted one on the CPU, in one
+process or several; with loader workers the data order is right but augmentation randomness is drawn afresh.
 """
 import collections
 import os
@@ -39,13 +47,6 @@ SCHEDULER_POSITION = {'last_epoch', '_step_count', '_is_initial', '_get_lr_calle
 GROUP_POSITION = {'params', 'lr', 'initial_lr'}
 
 
-def resume_device(opt: Dict[str, Any]) -> torch.device:
-    """The device a resume state is mapped to: the process's GPU when the run uses one, else the CPU."""
-    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
-        return torch.device('cuda', torch.cuda.current_device())
-    return torch.device('cpu')
-
-
 def training_states(state_dir: str) -> List[str]:
     """Paths of the ``<iter>.state`` files in ``state_dir``, newest first (temporary files ignored)."""
     if not osp.isdir(state_dir):
@@ -60,13 +61,16 @@ def latest_training_state(state_dir: str) -> Optional[str]:
     return next(iter(training_states(state_dir)), None)
 
 
-def read_training_state(path: str, opt: Dict[str, Any]) -> Dict[str, Any]:
-    """A training state, mapped to the run's device.
+def read_training_state(path: str) -> Dict[str, Any]:
+    """A training state, loaded onto the CPU whatever device the run uses.
+
+    Random states must be CPU tensors to be restored, and ``Optimizer.load_state_dict`` moves the optimiser state
+    to its parameters' device itself, so nothing needs the GPU copy (and a state saved on one GPU loads on any).
 
     Raises:
         CheckpointError: The file cannot be read safely or is no training state.
     """
-    state = safe_load(path, map_location=resume_device(opt), what='training state')
+    state = safe_load(path, map_location='cpu', what='training state')
     missing = [key for key in ('epoch', 'iter', 'optimizers', 'schedulers')
                if not isinstance(state, dict) or key not in state]
     if missing:
@@ -77,7 +81,8 @@ def read_training_state(path: str, opt: Dict[str, Any]) -> Dict[str, Any]:
 
 @dataclass
 class ResumePosition:
-    """Where a resumed run picks up: the saved epoch and iteration, and the random states at that point."""
+    """Where a resumed run picks up: the saved epoch and iteration, and this rank's random states at that point
+    (None: the epoch restarts from its first batch)."""
     epoch: int
     iter: int
     rng: Optional[Dict[str, Any]]
@@ -87,36 +92,84 @@ class ResumePosition:
         return f'epoch {self.epoch}, iter {self.iter}'
 
 
+def _cuda_rng_in_use() -> bool:
+    """Whether this process has a CUDA generator to save: CUDA is there and initialised (a run on a GPU)."""
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
+
+
 def rng_state() -> Dict[str, Any]:
-    """python, numpy and torch random states, in types that ``weights_only=True`` loads."""
+    """python, numpy and torch random states, in types that ``weights_only=True`` loads; on a GPU also the CUDA
+    generator of the process's current device (``cuda``: dropout and drop-path draw from it)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {'python': random.getstate(), 'numpy': [name, keys.tolist(), pos, has_gauss, cached],
-            'torch': torch.get_rng_state()}
+    state = {'python': random.getstate(), 'numpy': [name, keys.tolist(), pos, has_gauss, cached],
+             'torch': torch.get_rng_state()}
+    if _cuda_rng_in_use():
+        state['cuda'] = torch.cuda.get_rng_state()
+    return state
+
+
+def _byte_tensor(state: Any) -> torch.Tensor:
+    """A generator state as torch's setters take it (a CPU uint8 tensor), whatever device or type it came in."""
+    return torch.as_tensor(state).to(device='cpu', dtype=torch.uint8)
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
-    """Inverse of :func:`rng_state`."""
+    """Inverse of :func:`rng_state`. A ``cuda`` entry is restored into the current device's generator when CUDA is
+    available (a GPU run resumed on the CPU has no use for it)."""
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state['numpy']
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(_byte_tensor(state['torch']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(_byte_tensor(state['cuda']))
+
+
+def gather_per_rank(obj: Any) -> List[Any]:
+    """Every rank's ``obj``, in rank order: a collective that every rank of a distributed run must enter;
+    ``[obj]`` in a single process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def own_rng_state(saved: Any, rank: int, world_size: int) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """This rank's entry of a state's ``rng``, and a warning when there is none to restore.
+
+    ``saved`` is a list in rank order (:func:`save_training_state`), one dict (a state of an older version, which
+    every rank restores, as then), or None (a state without random states).
+    """
+    if saved is None or isinstance(saved, dict):
+        return saved, None
+    if len(saved) != world_size:
+        return None, (f'Resume: the training state holds the random states of {len(saved)} process(es), this run '
+                      f'has {world_size}: the current epoch restarts from its first batch and no random state is '
+                      'restored (each rank keeps the one seeded from manual_seed + rank).')
+    return saved[rank], None
 
 
 def save_training_state(self, epoch: int, current_iter: int, **extra: Any) -> None:
-    """``BaseModel.save_training_state`` with the random states, written atomically by rank 0.
+    """``BaseModel.save_training_state`` with every rank's random states, written atomically by rank 0.
 
-    The state holds BasicSR's entries (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng``
-    (:func:`rng_state`) and the ``extra`` entries a model adds (``SLKDModel`` adds its SCM weights).
+    BasicSR calls it on every rank, so every rank enters the gathering of the random states; rank 0 alone writes.
+    The state holds BasicSR's entries (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng`` (each rank's
+    :func:`rng_state`, in rank order) and the ``extra`` entries a model adds (``SLKDModel`` adds its SCM weights).
     """
-    if current_iter == -1 or self.opt.get('rank', 0) != 0:
+    if current_iter == -1:  # BasicSR's final save: on every rank alike, no training state
+        return
+    rng = gather_per_rank(rng_state())
+    if self.opt.get('rank', 0) != 0:
         return
     state = {
         'epoch': epoch,
         'iter': current_iter,
         'optimizers': [o.state_dict() for o in self.optimizers],
         'schedulers': [s.state_dict() for s in self.schedulers],
-        'rng': rng_state(),
+        'rng': rng,
         **extra,
     }
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -132,7 +185,7 @@ def newest_readable_state(opt: Dict[str, Any]) -> Tuple[Optional[str], Optional[
     paths = training_states(opt['path']['training_states'])
     for path in paths:
         try:
-            return path, read_training_state(path, opt), notes
+            return path, read_training_state(path), notes
         except CheckpointError as err:
             notes.append(f'Resume: skipping the unreadable training state {path!r} ({first_line(err)}); '
                          'trying the previous one.')
@@ -157,7 +210,7 @@ def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         resume_state_path, resume_state, notes = newest_readable_state(opt)
     else:
         resume_state_path = opt['path'].get('resume_state')
-        resume_state = None if resume_state_path is None else read_training_state(resume_state_path, opt)
+        resume_state = None if resume_state_path is None else read_training_state(resume_state_path)
     if resume_state is None:
         return None
     opt['path']['resume_state'] = resume_state_path
@@ -169,7 +222,7 @@ def resume_from(opt: Dict[str, Any], resume_state: Dict[str, Any], notes: List[s
     """Set up the options for resuming from ``resume_state`` (read from ``opt['path']['resume_state']``).
 
     Networks are reloaded from the experiment's ``models/`` at the state's iteration, except the frozen teachers;
-    ``opt['resume_position']`` tells the data loader where the state stood.
+    ``opt['resume_position']`` tells the data loader where the state stood and this rank's random states.
     """
     from basicsr.utils import check_resume
 
@@ -177,8 +230,9 @@ def resume_from(opt: Dict[str, Any], resume_state: Dict[str, Any], notes: List[s
     ignored = list(opt['path'].get('ignore_resume_networks') or [])
     opt['path']['ignore_resume_networks'] = ignored + [key for key in teachers if key not in ignored]
     check_resume(opt, resume_state['iter'])
-    opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], resume_state.get('rng'),
-                                            notes)
+    rng, note = own_rng_state(resume_state.get('rng'), opt.get('rank', 0), opt.get('world_size', 1))
+    opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], rng,
+                                            notes + ([note] if note else []))
 
 
 def _plain(value: Any) -> Any:

@@ -2,19 +2,23 @@
 import logging
 import math
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from basicsr.models import build_model
 
 from helpers import REPO_ROOT, in_process, run_entry, slkd_options, sr_options, write_options
 from slkd_basicsr.compat.checkpoints import CheckpointError
-from slkd_basicsr.compat.resume import latest_training_state, newest_readable_state
+from slkd_basicsr.compat.resume import (latest_training_state, load_resume_state, newest_readable_state,
+                                        read_training_state, rng_state, save_training_state, set_rng_state)
 
 
 def test_latest_training_state_ignores_partial_files(tmp_path):
@@ -194,3 +198,166 @@ def test_nonfinite_advice_works_and_unreadable_newest_state_is_skipped(image_pai
     losses = [float(v) for v in re.findall(r'l_total: (\S+)', log)]
     assert len(losses) == 9 and all(math.isfinite(v) for v in losses), log[-3000:]
     assert (states / '12.state').exists() and (experiment / 'models' / 'net_g_latest.pth').exists()
+
+
+# ---- random states: loaded onto the CPU, robust to their type, per rank, the CUDA generator ----------------------
+
+def _draws():
+    """What the python, numpy and torch generators give next."""
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+
+def _seeded_state(seed):
+    """The random states after seeding as parse_options does (manual_seed + rank) and drawing a little, and the
+    draws that follow them."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    _draws()
+    state = rng_state()
+    return state, _draws()
+
+
+def _state_file(tmp_path, rng, it=4):
+    path = tmp_path / f'{it}.state'
+    torch.save({'epoch': 1, 'iter': it, 'optimizers': [], 'schedulers': [], 'rng': rng}, str(path))
+    return str(path)
+
+
+def test_a_state_is_read_onto_the_cpu_on_a_gpu_machine(tmp_path, monkeypatch):
+    """A GPU run used to map the state onto its GPU, and then torch.set_rng_state refused the CUDA tensor."""
+    state, expected = _seeded_state(7)
+    _state_file(tmp_path, [state])
+    _draws()
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # as on a GPU machine running num_gpu: 1
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
+    opt = {'path': {'training_states': str(tmp_path)}, 'num_gpu': 1, 'rank': 0, 'world_size': 1}
+    _, loaded, notes = newest_readable_state(opt)
+    assert notes == [] and loaded['rng'][0]['torch'].device.type == 'cpu'
+    set_rng_state(loaded['rng'][0])
+    assert _draws() == expected
+
+
+def test_optimizers_move_a_cpu_loaded_state_to_their_parameters_device():
+    """Why the state can be loaded onto the CPU: load_state_dict puts moments on the parameters' device (meta
+    stands in for a GPU here), the step count stays where torch keeps it."""
+    param = torch.nn.Parameter(torch.ones(3))
+    saved = torch.optim.Adam([param], lr=0.1)
+    param.grad = torch.ones(3)
+    saved.step()
+    on_device = torch.nn.Parameter(torch.ones(3, device='meta'))
+    optimizer = torch.optim.Adam([on_device], lr=0.1)
+    optimizer.load_state_dict(saved.state_dict())
+    moments = optimizer.state[on_device]
+    assert moments['exp_avg'].device.type == moments['exp_avg_sq'].device.type == 'meta'
+
+
+@pytest.mark.parametrize('retype', [lambda t: t.long(), lambda t: t.tolist(), lambda t: t.clone()],
+                         ids=['int64', 'list', 'uint8'])
+def test_set_rng_state_takes_a_generator_state_in_another_type(retype):
+    """torch.set_rng_state takes only a CPU uint8 tensor (else 'TypeError: RNG state must be a
+    torch.ByteTensor', as for a CUDA tensor, which this machine cannot make)."""
+    state, expected = _seeded_state(3)
+    _draws()
+    set_rng_state({**state, 'torch': retype(state['torch'])})
+    assert _draws() == expected
+
+
+@pytest.fixture
+def fake_cuda_generator(monkeypatch):
+    """CUDA 'available and initialised' with a recorded generator: get_rng_state gives ``current``, each
+    set_rng_state call is appended to ``set``."""
+    fake = {'current': torch.arange(16, dtype=torch.uint8), 'set': []}
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_initialized', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'get_rng_state', lambda device='cuda': fake['current'].clone())
+    monkeypatch.setattr(torch.cuda, 'set_rng_state', lambda state, device='cuda': fake['set'].append(state))
+    return fake
+
+
+def test_the_cuda_generator_is_saved_and_restored(fake_cuda_generator, monkeypatch):
+    state = rng_state()
+    assert torch.equal(state['cuda'], fake_cuda_generator['current'])
+    set_rng_state({**state, 'cuda': state['cuda'].long()})  # e.g. re-typed on the way
+    (restored, ) = fake_cuda_generator['set']
+    assert restored.dtype == torch.uint8 and restored.device.type == 'cpu'
+    assert torch.equal(restored, fake_cuda_generator['current'])
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)  # a GPU run's state resumed on the CPU
+    set_rng_state(state)
+    assert len(fake_cuda_generator['set']) == 1
+
+
+def test_no_cuda_generator_is_saved_before_cuda_is_initialised(fake_cuda_generator, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_initialized', lambda: False)
+    assert 'cuda' not in rng_state()
+
+
+def _fake_world(monkeypatch, rank, states):
+    """Make this process rank ``rank`` of a world of ``len(states)``, the other ranks holding ``states``."""
+    gathered = []
+
+    def all_gather_object(out, obj):
+        gathered.append(obj)
+        out[:] = [obj if r == rank else states[r] for r in range(len(states))]
+
+    monkeypatch.setattr(torch.distributed, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: True)
+    monkeypatch.setattr(torch.distributed, 'get_world_size', lambda: len(states))
+    monkeypatch.setattr(torch.distributed, 'all_gather_object', all_gather_object)
+    return gathered
+
+
+def _saving_model(tmp_path, rank):
+    return SimpleNamespace(opt={'rank': rank, 'path': {'training_states': str(tmp_path)}}, optimizers=[],
+                           schedulers=[])
+
+
+def test_every_rank_saves_its_random_states_and_resumes_its_own(tmp_path, monkeypatch):
+    """Two ranks seeded manual_seed + rank: the state holds both, in rank order, and each rank resumes its own
+    stream (rank 0 alone writes; rank 1 only takes part in the gathering)."""
+    seeded = [_seeded_state(10 + rank) for rank in (0, 1)]
+    states = [state for state, _ in seeded]
+    for rank in (1, 0):  # rank 0 last: the file must come from it
+        set_rng_state(states[rank])  # this process plays the rank
+        gathered = _fake_world(monkeypatch, rank, states)
+        save_training_state(_saving_model(tmp_path, rank), 1, 4)
+        assert len(gathered) == 1, 'every rank enters the gathering'
+        assert os.listdir(tmp_path) == ([] if rank else ['4.state'])
+    saved = read_training_state(str(tmp_path / '4.state'))['rng']
+    assert [torch.equal(entry['torch'], state['torch']) for entry, state in zip(saved, states)] == [True, True]
+
+    for rank, (_, expected) in enumerate(seeded):
+        opt = {'auto_resume': False, 'rank': rank, 'world_size': 2, 'path': {'resume_state': str(tmp_path / '4.state')}}
+        load_resume_state(opt)
+        _draws()
+        set_rng_state(opt['resume_position'].rng)
+        assert _draws() == expected, f'rank {rank}'
+
+
+def test_the_final_save_gathers_nothing(tmp_path, monkeypatch):
+    gathered = _fake_world(monkeypatch, 0, [None, None])
+    save_training_state(_saving_model(tmp_path, 0), -1, -1)
+    assert gathered == [] and os.listdir(tmp_path) == []
+
+
+def test_an_old_state_with_one_random_state_is_restored_by_every_rank(tmp_path):
+    state, expected = _seeded_state(5)
+    path = _state_file(tmp_path, state)
+    for rank in (0, 1):
+        opt = {'auto_resume': False, 'rank': rank, 'world_size': 2, 'path': {'resume_state': path}}
+        load_resume_state(opt)
+        assert opt['resume_position'].notes == []
+        set_rng_state(opt['resume_position'].rng)
+        assert _draws() == expected
+
+
+def test_another_world_size_restarts_the_epoch_without_restoring(tmp_path):
+    path = _state_file(tmp_path, [_seeded_state(10)[0], _seeded_state(11)[0]])
+    opt = {'auto_resume': False, 'rank': 0, 'world_size': 1, 'path': {'resume_state': path}}
+    load_resume_state(opt)
+    assert opt['resume_position'].rng is None
+    assert opt['resume_position'].notes == [
+        'Resume: the training state holds the random states of 2 process(es), this run has 1: the current epoch '
+        'restarts from its first batch and no random state is restored (each rank keeps the one seeded from '
+        'manual_seed + rank).']
