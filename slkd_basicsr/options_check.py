@@ -39,7 +39,7 @@ SLKD_TOP = {'distill', 'network_teacher_a', 'network_teacher_b'}
 
 # train keys SRModel (and BasicSR's train_pipeline) reads; those SLKDModel adds; those other BasicSR models read
 SRMODEL_TRAIN = {'total_iter', 'warmup_iter', 'optim_g', 'scheduler', 'ema_decay', 'pixel_opt', 'perceptual_opt'}
-SLKD_TRAIN = {'kd_opt', 'nc_opt', 'et_opt', 'lr_scm', 'use_grad_clip', 'grad_clip_norm', 'max_nonfinite_steps'}
+SLKD_TRAIN = {'kd_opt', 'nc_opt', 'et_opt', 'lr_scm', 'use_grad_clip', 'grad_clip_norm', 'max_nonfinite_steps', 'amp'}
 BASICSR_OTHER_TRAIN = {'optim_d', 'gan_opt', 'net_d_iters', 'net_d_init_iters', 'ldl_opt', 'feature_matching_opt',
                        'dcn_lr_mul', 'flow_lr_mul', 'fix_flow', 'lr_flow', 'tsa_iter', 'mixing_prob',
                        'net_d_reg_every', 'net_g_reg_every', 'path_reg_weight', 'r1_reg_weight', 'path_batch_shrink'}
@@ -71,7 +71,8 @@ DATASET_TRAIN_REQUIRED = {'PairedImageDataset': ('gt_size', 'use_hflip', 'use_ro
 # dist_params: the process group's timeout for every launcher; backend and port BasicSR passes on with slurm only
 DIST_PARAMS_KEYS = {'timeout_minutes', 'backend', 'port'}
 
-VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'center_frame_only', 'flip_seq', 'num_val_samples'}
+VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'center_frame_only', 'flip_seq', 'num_val_samples',
+            'amp'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
 
 CLOSE = 0.8  # difflib ratio above which an unknown key in an open section counts as a typo of a known one
@@ -164,6 +165,13 @@ def _number(report: _Report, key: str, value: Any, low: float = -math.inf, high:
 def _bool(report: _Report, key: str, value: Any) -> None:
     if not isinstance(value, bool):
         report.add(key, f'must be true or false, got {value!r}.')
+
+
+def _amp(report: _Report, key: str, value: Any) -> None:
+    from slkd_basicsr.models.precision import AMP_DTYPES
+
+    if value not in (None, False) and not (isinstance(value, str) and value in AMP_DTYPES):
+        report.add(key, f'must be bf16, fp16 or false (mixed precision off), got {value!r}.')
 
 
 def _optional_str(report: _Report, key: str, value: Any) -> None:
@@ -385,6 +393,7 @@ def _check_train(report: _Report, opt: Dict[str, Any], model: Any, is_slkd: bool
         _number(report, 'train.grad_clip_norm', train['grad_clip_norm'], 0, low_open=True)
     if 'max_nonfinite_steps' in train:
         _number(report, 'train.max_nonfinite_steps', train['max_nonfinite_steps'], 1, integer=True)
+    _amp(report, 'train.amp', train.get('amp'))
     for key in [k for k in train if k.endswith('_opt')]:
         _check_loss(report, train[key], f'train.{key}')
     if model is not None and issubclass(model, SRModel) and not train.get('pixel_opt') and \
@@ -547,6 +556,7 @@ def _check_val(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
     if val is None:
         return
     report.unknown(val, 'val', VAL_KEYS, strict=False)
+    _amp(report, 'val.amp', val.get('amp'))
     if is_train:
         if 'val_freq' not in val:
             report.add('val.val_freq', 'missing; validate every how many iterations (>= 1)?')

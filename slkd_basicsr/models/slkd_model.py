@@ -1,5 +1,4 @@
 """SLKDModel: dual-teacher Simultaneous Learning Knowledge Distillation as a BasicSR model type."""
-import math
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -20,6 +19,7 @@ from . import teacher_checks
 from .distill_schedule import distill_weight
 from .feature_taps import FeatureTaps, TapError
 from .grad_shares import gradient_shares
+from .precision import amp_dtype, autocast, grad_scaler
 from .scm import ScaleConversionModule
 from .teacher_checks import TeacherCheckError
 
@@ -114,12 +114,19 @@ class SLKDModel(SRModel):
     True) and ``min_teacher_b_psnr`` (default 30, see :mod:`.teacher_checks`), ``log_grad_shares`` (default False:
     at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s),
     ``anneal_iters`` (default None: constant weights; else the distillation terms fade out by a half cosine over
-    that many iterations, see :mod:`.distill_schedule`).
+    that many iterations, see :mod:`.distill_schedule`); ``train.amp`` (``bf16`` | ``fp16`` | false, default false:
+    the student, the SCM and the teachers run under ``torch.autocast``, fp16 with a ``GradScaler`` whose state is
+    saved and resumed; see :mod:`.precision`) and ``val.amp`` (default: ``train.amp``) for validation.
+
+    A step makes no host-device copy and, with an optimiser that can skip a step on the device (``fused: true``
+    in ``train.optim_g`` for Adam / AdamW), no host-device synchronisation: the non-finite decision is made on
+    the device (all-reduced over ranks) and read back, with the loss logs, only at ``logger.print_freq``. Other
+    optimisers read the decision back every step (one synchronisation).
 
     Everything the distillation adds (teachers, SCM, probes, teacher checks) is built with the global random
-    state forked, and the feature losses draw their channels from ``channel_rng``, a CPU generator of their own
-    seeded from ``manual_seed`` and the rank: an SLKD run and a student-alone run with the same seed see the
-    same data, degradations and student initialisation.
+    state forked, and the feature losses draw their channels from ``channel_rng``, a generator of their own on
+    the model's device, seeded from ``manual_seed`` and the rank and kept in the training state: an SLKD run and a
+    student-alone run with the same seed see the same data, degradations and student initialisation.
     """
 
     def init_training_settings(self):
@@ -129,8 +136,12 @@ class SLKDModel(SRModel):
         self.use_grad_clip = self.opt['train'].get('use_grad_clip', False)
         self.grad_clip_norm = self.opt['train'].get('grad_clip_norm', 0.01)
         self.max_nonfinite_steps = self.opt['train'].get('max_nonfinite_steps', 10)
-        self.nonfinite_in_row = 0
-        self.nonfinite_total = 0
+        # device counters, read back only when the decision is already on the host or at print_freq
+        self.nonfinite_in_row, self.nonfinite_longest, self.nonfinite_total = (
+            torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
+        self.nonfinite_reported = 0
+        self.step_losses: Dict[str, torch.Tensor] = {}
+        self.step_weight: Optional[float] = None
         self.teacher_scores_logged = set()
         super().init_training_settings()
 
@@ -139,6 +150,8 @@ class SLKDModel(SRModel):
         train_opt = self.opt['train']
         distill_opt = self.opt.get('distill') or {}
         logger = get_root_logger()
+        self.amp = amp_dtype(train_opt.get('amp'))
+        self.scaler = grad_scaler(self.device, self.amp)
 
         self.cri_kd = build_loss(train_opt['kd_opt']).to(self.device) if train_opt.get('kd_opt') else None
         self.cri_nc = build_loss(train_opt['nc_opt']).to(self.device) if train_opt.get('nc_opt') else None
@@ -167,7 +180,7 @@ class SLKDModel(SRModel):
         if distill_opt.get('log_complexity', True):
             self._log_complexity(distill_opt)
 
-        self.channel_rng = torch.Generator().manual_seed(self._channel_seed())
+        self.channel_rng = torch.Generator(device=self.device).manual_seed(self._channel_seed())
         for cri in (self.cri_nc, self.cri_et):
             if cri is not None and hasattr(cri, 'generator'):
                 cri.generator = self.channel_rng
@@ -190,8 +203,9 @@ class SLKDModel(SRModel):
     def _check_teachers(self, lq: torch.Tensor, gt: torch.Tensor, source: str) -> None:
         """Log each teacher's PSNR on (lq, gt); raise :class:`TeacherCheckError` if one is useless."""
         self.teachers_checked = True
-        scores = teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq.to(self.device),
-                                                 gt.to(self.device))
+        with autocast(self.device, self.amp):  # measured as the teachers run in training
+            scores = teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq.to(self.device),
+                                                     gt.to(self.device))
         self._clear_taps()
         self.teacher_scores = scores
         if self.opt.get('rank', 0) == 0:
@@ -287,101 +301,171 @@ class SLKDModel(SRModel):
         self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
+    def feed_data(self, data: Dict[str, torch.Tensor]) -> None:
+        """SRModel's feed_data without blocking: from pinned memory (``pin_memory: true``) the copies overlap."""
+        self.lq = data['lq'].to(self.device, non_blocking=True)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device, non_blocking=True)
+
     def optimize_parameters(self, current_iter):
         if not self.teachers_checked:  # no validation set with clean images: the first training batch
             self._check_teachers(self.lq, self.gt, 'the first training batch')
         self.optimizer_g.zero_grad(set_to_none=True)
-        # Teachers first: their transient activations are freed before the student's graph exists, so the peak
-        # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
-        # target for backward, which inference tensors do not allow.
-        with torch.no_grad():
-            output_a = self.teacher_a(self.lq) if self.teacher_a is not None else None
-            if self.teacher_b is not None:
-                self.teacher_b(self.gt)
-        self.output = self.net_g(self.lq)
-
-        loss_dict = OrderedDict()
-        losses = []
-        weight = distill_weight(current_iter, self.anneal_iters)
-        if self.cri_pix:
-            losses.append(('l_pix', self.cri_pix(self.output, self.gt)))
-        if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
-            losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
-                       if value is not None]
-        if self.cri_kd:
-            losses.append(('l_kd', weight * self.cri_kd(self.output, output_a)))
-        if self.net_scm is not None:
-            student_feats = self.student_taps.features()
-            teacher_feats = []
-            for taps in (self.teacher_a_taps, self.teacher_b_taps):
-                teacher_feats += taps.features() if taps is not None else []
-            converted = self.net_scm(student_feats, [f.shape[-2:] for f in teacher_feats])
-            n = self.num_encoder_taps
-            if self.cri_nc:
-                losses.append(('l_nc', weight * self.cri_nc(converted[:n], teacher_feats[:n])))
-            if self.cri_et:
-                losses.append(('l_et', weight * self.cri_et(converted[n:], teacher_feats[n:])))
-
+        losses = self.compute_losses(current_iter)
         l_total = sum(value for _, value in losses)
         shares = {}
         if self.log_grad_shares and current_iter % self.opt['logger']['print_freq'] == 0:
-            shares = gradient_shares(losses, [p for p in self.net_g.parameters() if p.requires_grad])
-        l_total.backward()
-        self._step_if_finite(l_total)
+            # on the scaled losses, so that fp16 gradients do not underflow; the ratios do not depend on the scale
+            shares = gradient_shares([(name, self.scaler.scale(value)) for name, value in losses],
+                                     [p for p in self.net_g.parameters() if p.requires_grad])
+        self.scaler.scale(l_total).backward()
         self._clear_taps()
+        self._step_if_finite(l_total, current_iter)
 
-        loss_dict.update(losses)
-        loss_dict.update(shares)
-        loss_dict['l_total'] = l_total.detach()
-        if self.anneal_iters is not None:
-            loss_dict['distill_weight'] = torch.tensor(weight, device=l_total.device)
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        self.log_dict['nonfinite_steps'] = self.nonfinite_total
+        step_losses = OrderedDict((name, value.detach()) for name, value in losses)
+        step_losses.update(shares)
+        step_losses['l_total'] = l_total.detach()
+        self.step_losses = step_losses
+        # the same on every rank: logged as it is, not made a device tensor (a host-device copy) to be reduced
+        self.step_weight = distill_weight(current_iter, self.anneal_iters) if self.anneal_iters is not None else None
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def _step_if_finite(self, l_total: torch.Tensor) -> None:
-        """Clip (if asked), then step unless the loss or the gradient norm is not finite.
+    def compute_losses(self, current_iter: int) -> List[Tuple[str, torch.Tensor]]:
+        """Forward the teachers and the student on (``self.lq``, ``self.gt``) and return the weighted terms.
 
-        The gradient norm is the same on every rank after DDP's all-reduce, so all ranks skip together.
+        Returns:
+            (name, 0-dim float32 loss on the model's device) pairs, each attached to the student's graph:
+            ``l_pix`` (and ``l_percep`` / ``l_style``), then ``l_kd``, ``l_nc``, ``l_et`` where enabled and the
+            distillation weight of ``current_iter`` is above 0.
         """
-        params = [p for group in self.optimizer_g.param_groups for p in group['params'] if p.grad is not None]
-        max_norm = self.grad_clip_norm if self.use_grad_clip else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        if bool(torch.isfinite(l_total.detach()) & torch.isfinite(grad_norm)):
-            self.optimizer_g.step()
-            self.nonfinite_in_row = 0
+        weight = distill_weight(current_iter, self.anneal_iters)
+        distill = weight > 0  # a term faded out to 0 costs nothing: its teacher and extractor are not run
+        with autocast(self.device, self.amp):
+            # Teachers first: their transient activations are freed before the student's graph exists, so the peak
+            # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
+            # target for backward, which inference tensors do not allow.
+            with torch.no_grad():
+                output_a = self.teacher_a(self.lq) if self.teacher_a is not None and distill else None
+                if self.teacher_b is not None and distill:
+                    self.teacher_b(self.gt)
+            self.output = self.net_g(self.lq)
+            converted, teacher_feats = self._converted_features() if distill else ([], [])
+        # the losses compute in float32 (the NSS statistics upcast their inputs themselves)
+        output = self.output.float()
+        losses = []
+        if self.cri_pix:
+            losses.append(('l_pix', self.cri_pix(output, self.gt)))
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, self.gt)
+            losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
+                       if value is not None]
+        if self.cri_kd and distill:
+            losses.append(('l_kd', weight * self.cri_kd(output, output_a)))
+        n = self.num_encoder_taps
+        if self.cri_nc and distill:
+            losses.append(('l_nc', weight * self.cri_nc(converted[:n], teacher_feats[:n])))
+        if self.cri_et and distill:
+            losses.append(('l_et', weight * self.cri_et(converted[n:], teacher_feats[n:])))
+        return losses
+
+    def _converted_features(self) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The student's tapped features mapped by the SCM to the teachers' shapes, and the teachers' features
+        (encoder taps first, then decoder taps), each B x C x H x W; empty lists without feature terms."""
+        if self.net_scm is None:
+            return [], []
+        teacher_feats = []
+        for taps in (self.teacher_a_taps, self.teacher_b_taps):
+            teacher_feats += taps.features() if taps is not None else []
+        converted = self.net_scm(self.student_taps.features(), [f.shape[-2:] for f in teacher_feats])
+        return converted, teacher_feats
+
+    def get_current_log(self) -> Dict[str, float]:
+        """The latest step's losses, averaged over ranks, and the count of skipped steps.
+
+        BasicSR's trainer asks only at ``logger.print_freq``, on every rank, so the reduction (a collective) and
+        the read-back happen there, not at every step.
+        """
+        self.log_dict = self.reduce_loss_dict(OrderedDict((k, v.float()) for k, v in self.step_losses.items()))
+        if self.step_weight is not None:
+            self.log_dict['distill_weight'] = self.step_weight
+        self.log_dict['nonfinite_steps'] = int(self.nonfinite_total)
+        return self.log_dict
+
+    def _step_if_finite(self, l_total: torch.Tensor, current_iter: int) -> None:
+        """Clip (if asked), then step unless the loss or the gradient norm is not finite on some rank.
+
+        The decision is a device tensor, all-reduced so that every rank skips together. Under fp16 the scaler
+        skips steps whose scaled gradients overflow on its own, and only a non-finite loss counts as a bad step
+        (an overflow is the scaler's business, e.g. at start-up). A bad run of ``max_nonfinite_steps`` raises
+        :class:`NonFiniteLossError`, checked whenever the decision is on the host anyway, else at print_freq.
+        """
+        optimizer = self.optimizer_g
+        self.scaler.unscale_(optimizer)
+        grads = [p.grad for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
+        bad = ~torch.isfinite(l_total.detach())
+        if self.use_grad_clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g['params']],
+                                                       self.grad_clip_norm)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+        if not self.scaler.is_enabled():
+            bad = bad | ~torch.isfinite(grad_norm)
+        bad = bad.to(torch.int64)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+
+        on_host = False
+        if self.scaler.is_enabled():
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        elif getattr(optimizer, '_step_supports_amp_scaling', False):
+            # fused Adam/AdamW skip the update (and undo their step count) where found_inf is set, on the device
+            optimizer.grad_scale, optimizer.found_inf = None, bad.float()
+            optimizer.step()
+            del optimizer.grad_scale, optimizer.found_inf
+        else:
+            on_host = True
+            if not bool(bad):  # the one synchronisation of a step with an optimiser that cannot skip on the device
+                optimizer.step()
+        self.nonfinite_in_row = (self.nonfinite_in_row + bad) * bad
+        self.nonfinite_longest = torch.maximum(self.nonfinite_longest, self.nonfinite_in_row)
+        self.nonfinite_total = self.nonfinite_total + bad
+        if on_host or current_iter % self.opt['logger']['print_freq'] == 0:
+            self._check_nonfinite()
+
+    def _check_nonfinite(self) -> None:
+        """Warn about the bad steps skipped since the last check; raise after too many in a row."""
+        total = int(self.nonfinite_total)
+        if total == self.nonfinite_reported:
             return
-        self.nonfinite_in_row += 1
-        self.nonfinite_total += 1
-        get_root_logger().warning(f'Non-finite loss or gradient: step skipped ({self.nonfinite_in_row} in a row).')
-        if self.nonfinite_in_row >= self.max_nonfinite_steps:
+        in_row, longest = int(self.nonfinite_in_row), int(self.nonfinite_longest)
+        get_root_logger().warning(f'Non-finite loss or gradient: {total - self.nonfinite_reported} step(s) skipped '
+                                  f'({in_row} in a row now, {total} in all).')
+        self.nonfinite_reported = total
+        if longest >= self.max_nonfinite_steps:
             raise NonFiniteLossError(
-                f'{self.nonfinite_in_row} steps in a row had a non-finite loss or gradient '
+                f'{longest} steps in a row had a non-finite loss or gradient '
                 f'(train.max_nonfinite_steps = {self.max_nonfinite_steps}). The last saved checkpoint is intact: '
                 'lower the learning rate (train.optim_g.lr) in the options file, enable train.use_grad_clip, or '
                 'check the data, then resume with --auto_resume, which applies the options file\'s learning rates '
                 'and scheduler settings.')
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """BasicSR's training state (as ``compat`` writes it) plus the SCM weights.
+        """BasicSR's training state (as ``compat`` writes it) plus the SCM weights, every rank's channel generator
+        and, under fp16, the gradient scaler.
 
         The SCM has no ``network_*`` option, so BasicSR's resume cannot reload it from ``models/``.
         """
-        extra = {'channel_rng': self._gather_channel_rng()}
+        if current_iter == -1:  # BasicSR's final save writes no training state
+            return
+        # every rank's state (CPU byte tensors), in rank order: a collective every rank enters
+        extra = {'channel_rng': resume.gather_per_rank(self.channel_rng.get_state().cpu())}
         if self.net_scm is not None:
             extra['scm'] = self.get_bare_model(self.net_scm).state_dict()
+        if self.scaler.is_enabled():
+            extra['grad_scaler'] = self.scaler.state_dict()
         resume.save_training_state(self, epoch, current_iter, **extra)
-
-    def _gather_channel_rng(self) -> List[torch.Tensor]:
-        """Every rank's ``channel_rng`` state, in rank order (a collective: all ranks call it)."""
-        state = self.channel_rng.get_state()
-        if not (dist.is_available() and dist.is_initialized()):
-            return [state]
-        states: List[Optional[torch.Tensor]] = [None] * dist.get_world_size()
-        dist.all_gather_object(states, state)
-        return states
 
     def resume_training(self, resume_state: Dict[str, Any]) -> None:
         super().resume_training(resume_state)
@@ -391,14 +475,28 @@ class SLKDModel(SRModel):
                                'distillation losses); start a new run or enable the same losses.')
             self.get_bare_model(self.net_scm).load_state_dict(resume_state['scm'])
         states = resume_state.get('channel_rng')
-        rank = self.opt.get('rank', 0)
-        if states is not None and rank < len(states):
-            self.channel_rng.set_state(states[rank])
+        if states is not None and len(states) == self.opt.get('world_size', 1):  # else, as the other random states,
+            # the generator keeps its seed (compat.resume.own_rng_state); its state is a CPU byte tensor whatever
+            # the generator's device
+            self.channel_rng.set_state(states[self.opt.get('rank', 0)].cpu())
+        if self.scaler.is_enabled() and 'grad_scaler' in resume_state:
+            self.scaler.load_state_dict(resume_state['grad_scaler'])
 
     def save(self, epoch, current_iter):
         super().save(epoch, current_iter)
         if self.net_scm is not None:
             self.save_network(self.net_scm, 'net_scm', current_iter)
+
+    def test(self):
+        """SRModel's test under ``val.amp`` (default ``train.amp``); the student's taps are dropped afterwards, so
+        that a full-size validation image's features do not stay alive into the next training step."""
+        opt = self.opt.get('val') or {}
+        dtype = amp_dtype(opt.get('amp', (self.opt.get('train') or {}).get('amp')), 'val.amp')
+        with autocast(self.device, dtype):
+            super().test()
+        self.output = self.output.float()
+        if self.is_train:
+            self._clear_taps()
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         if self.is_train and self.teacher_a is not None and self.opt['val'].get('metrics'):
