@@ -1,7 +1,8 @@
 """``slkd-test``: BasicSR's ``test_pipeline`` with this plugin registered and ``compat.apply()`` made.
 
 Accepts exactly BasicSR's flags; ``results/`` is written under the root path: the current working
-directory, or the clone's root when run as ``python slkd_basicsr/test.py``.
+directory, or the clone's root when run as ``python slkd_basicsr/test.py``. ``val.amp: bf16 | fp16`` in the
+options file runs the networks under ``torch.autocast`` (as ``val.amp`` does in an SLKD run's validation).
 """
 import os
 import sys
@@ -15,7 +16,7 @@ from slkd_basicsr import compat  # noqa: E402  (first: importing the package reg
 # isort: split
 from basicsr.test import test_pipeline  # noqa: E402
 
-from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
+from slkd_basicsr.utils import flush_denormals, root_path_for, test_autocast  # noqa: E402
 
 
 def main() -> None:
@@ -23,7 +24,12 @@ def main() -> None:
     flush_denormals()
     # options, lock and data errors: their message, exit status 2, no traceback (compat/run_safety.py)
     root_path = root_path_for(__file__, __package__, os.getcwd())
-    compat.run_safety.main_guard('slkd-test', lambda: test_pipeline(root_path))
+
+    def run() -> None:
+        with test_autocast(compat.run_safety.options_file_path()):
+            test_pipeline(root_path)
+
+    compat.run_safety.main_guard('slkd-test', run)
 
 
 if __name__ == '__main__':

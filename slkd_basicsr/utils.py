@@ -1,6 +1,6 @@
 """Small helpers shared by the entry points."""
 from os import path as osp
-from typing import Optional
+from typing import ContextManager, Optional
 
 import torch
 
@@ -24,3 +24,20 @@ def flush_denormals() -> None:
     than with them flushed, for identical PSNR/SSIM. GPUs are unaffected.
     """
     torch.set_flush_denormal(True)
+
+
+def test_autocast(options_path: Optional[str]) -> ContextManager:
+    """The autocast context ``val.amp`` of the options file asks ``slkd-test`` for (a no-op when unset).
+
+    The value is checked, with every other option, when BasicSR's pipeline parses the file; an invalid one here
+    means no autocast, so that the check reports it.
+    """
+    from slkd_basicsr.models.precision import AMP_DTYPES, autocast
+    from slkd_basicsr.options_check import read_options_file
+
+    opt = read_options_file(options_path) if options_path else None
+    opt = opt if isinstance(opt, dict) else {}
+    amp = (opt.get('val') or {}).get('amp')
+    num_gpu = opt.get('num_gpu', 0)
+    device = torch.device('cuda' if num_gpu != 0 and torch.cuda.is_available() else 'cpu')
+    return autocast(device, AMP_DTYPES.get(amp) if isinstance(amp, str) else None)

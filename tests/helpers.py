@@ -123,9 +123,10 @@ def write_options(opt: Dict[str, Any], path: str) -> str:
 
 def run_entry(module: str, args: List[str], cwd: str, timeout: int = 600,
               env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> <args>`` in ``cwd`` on the CPU, with ``env`` added to the environment."""
+    """Run ``python -m <module> <args>`` in ``cwd`` on the CPU (unless ``env`` sets ``CUDA_VISIBLE_DEVICES``),
+    with ``env`` added to the environment."""
     pythonpath = REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=pythonpath, **(env or {}))
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'PYTHONPATH': pythonpath, **(env or {})}
     return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

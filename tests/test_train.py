@@ -1,5 +1,6 @@
 """The entry points run BasicSR's own pipelines on the CPU: train, auto-resume, test."""
 import glob
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,13 @@ def test_train_resume_and_test_pipeline(image_pairs, tmp_path):
                            cwd=str(tmp_path)))
     assert 'psnr' in out
     assert len(glob.glob(str(tmp_path / 'results' / 'tiny_restormer_test' / 'visualization' / '*' / '*.png'))) == 2
+
+    # val.amp: bf16 runs the network under autocast: the same images, scored a little differently
+    test_opt.update(name='tiny_restormer_test_bf16', val={**test_opt['val'], 'amp': 'bf16', 'save_img': False})
+    out_bf16 = _check(run_entry('slkd_basicsr.test', ['-opt', write_options(test_opt, str(tmp_path / 'bf16.yml'))],
+                                cwd=str(tmp_path)))
+    psnr, psnr_bf16 = (float(re.search(r'# psnr: ([0-9.]+)', text).group(1)) for text in (out, out_bf16))
+    assert psnr != psnr_bf16 and abs(psnr - psnr_bf16) < 0.5
 
 
 @pytest.mark.parametrize('command', [
