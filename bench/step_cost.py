@@ -9,12 +9,14 @@ turns so that both see the same machine load, it times
 - *unavoidable*: the student's forward + backward (L1 to the target) and the forward passes of Teacher A on the
   input and Teacher B on the target (no gradients), on the same batch,
 
-at each ``--patches`` size with batch ``--batch``, and prints their ratio (target: at most 1.15). Peak memory of
+at each ``--patches`` size with batch ``--batch``, and prints their ratio (target: at most 1.15). ``--amp bf16`` (or
+``fp16``) runs both under ``train.amp``'s autocast (bf16 runs on CPUs too). Peak memory of
 both is what one step adds to the memory in use before it (see :func:`peak_memory`). ``--profile`` adds the
-operators that dominate an SLKD iteration. Writes ``step_cost.json`` and ``step_cost.png`` to ``--out``
-(``bench/results``).
+operators that dominate an SLKD iteration. Writes ``step_cost.json`` and ``step_cost.png`` (``step_cost_bf16.*``
+with ``--amp bf16``) to ``--out`` (``bench/results``).
 
-    python bench/step_cost.py [--patches 64 128] [--batch 4] [--repeats 3] [--threads 2] [--profile] [--out DIR]
+    python bench/step_cost.py [--patches 64 128] [--batch 4] [--repeats 3] [--threads 2] [--amp bf16|fp16]
+                              [--profile] [--out DIR]
 """
 import argparse
 import ctypes
@@ -24,13 +26,14 @@ import os
 import statistics
 import tempfile
 from os import path as osp
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import yaml
 
 from _common import RESULTS, ROOT, interleaved_times, machine_record
 from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
+from slkd_basicsr.models.precision import AMP_DTYPES, autocast
 
 # isort: split
 from basicsr.archs import build_network
@@ -40,7 +43,7 @@ RECIPE = osp.join(ROOT, 'options', 'slkd_derain.yml')
 TARGET = 1.15
 
 
-def recipe_options(patch: int, checkpoint_dir: str, device: torch.device) -> Dict[str, Any]:
+def recipe_options(patch: int, checkpoint_dir: str, device: torch.device, amp: Optional[str] = None) -> Dict[str, Any]:
     """The deraining recipe as ``build_model`` takes it, with random teachers saved under ``checkpoint_dir``."""
     with open(RECIPE) as f:
         opt = yaml.safe_load(f)
@@ -50,16 +53,17 @@ def recipe_options(patch: int, checkpoint_dir: str, device: torch.device) -> Dic
             torch.save({'params': build_network(dict(opt[f'network_teacher_{which}'])).state_dict()}, path)
         opt['path'][f'pretrain_network_teacher_{which}'] = path
     opt['datasets']['train']['gt_size'] = patch
-    opt['distill']['log_complexity'] = False
+    opt['distill'].update(log_complexity=False, check_teachers=False)  # random teachers, no validation data here
+    opt['train']['amp'] = amp or False
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False,
                num_gpu=int(device.type == 'cuda'))
     return opt
 
 
-def make_steps(patch: int, batch: int, checkpoint_dir: str,
-               device: torch.device) -> Tuple[Callable[[], None], Callable[[], None]]:
-    """The SLKD iteration and the unavoidable passes, as two callables working on one fixed batch."""
-    model = build_model(recipe_options(patch, checkpoint_dir, device))
+def make_steps(patch: int, batch: int, checkpoint_dir: str, device: torch.device,
+               amp: Optional[str] = None) -> Tuple[Callable[[], None], Callable[[], None]]:
+    """The SLKD iteration and the unavoidable passes (under the same autocast), as two callables on one batch."""
+    model = build_model(recipe_options(patch, checkpoint_dir, device, amp))
     generator = torch.Generator().manual_seed(0)
     data = {key: torch.rand(batch, 3, patch, patch, generator=generator) for key in ('lq', 'gt')}
     model.feed_data(data)
@@ -71,10 +75,11 @@ def make_steps(patch: int, batch: int, checkpoint_dir: str,
 
     def unavoidable() -> None:
         model.net_g.zero_grad(set_to_none=True)
-        (model.net_g(lq) - gt).abs().mean().backward()
-        with torch.no_grad():
-            model.teacher_a(lq)
-            model.teacher_b(gt)
+        with autocast(device, AMP_DTYPES.get(amp)):
+            (model.net_g(lq).float() - gt).abs().mean().backward()
+            with torch.no_grad():
+                model.teacher_a(lq)
+                model.teacher_b(gt)
         for taps in (model.student_taps, model.teacher_a_taps, model.teacher_b_taps):
             taps.clear()  # the hooks recorded features that nothing here reads
 
@@ -150,6 +155,7 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2, help='CPU threads')
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES), help='mixed precision (train.amp), e.g. bf16')
     parser.add_argument('--profile', action='store_true', help='print the top operators of an SLKD iteration')
     parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
@@ -160,13 +166,14 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     result = {
         'recipe': osp.relpath(RECIPE, ROOT),
         'batch': args.batch,
+        'amp': args.amp or False,
         'repeats': args.repeats,
         'target': TARGET,
         'rows': [],
     }
     with tempfile.TemporaryDirectory() as checkpoint_dir:
         for patch in args.patches:
-            slkd, unavoidable = make_steps(patch, args.batch, checkpoint_dir, device)
+            slkd, unavoidable = make_steps(patch, args.batch, checkpoint_dir, device, args.amp)
             steps = {'slkd': slkd, 'unavoidable': unavoidable}
             seconds = {name: statistics.median(times)
                        for name, times in interleaved_times(steps, args.repeats, device).items()}
@@ -176,14 +183,15 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
             row = {'patch': patch, 'seconds': seconds, 'ratio': seconds['slkd'] / seconds['unavoidable'],
                    'peak_bytes': peaks, 'memory_ratio': peaks['slkd'] / max(peaks['unavoidable'], 1)}
             result['rows'].append(row)
-            print(f'patch {patch}, batch {args.batch}: SLKD {seconds["slkd"]:.3f} s / unavoidable '
-                  f'{seconds["unavoidable"]:.3f} s = {row["ratio"]:.3f} (target <= {TARGET}); peak memory '
+            print(f'patch {patch}, batch {args.batch}, amp {args.amp or "off"}: SLKD {seconds["slkd"]:.3f} s / '
+                  f'unavoidable {seconds["unavoidable"]:.3f} s = {row["ratio"]:.3f} (target <= {TARGET}); peak memory '
                   f'{peaks["slkd"] / 2**20:.0f} / {peaks["unavoidable"] / 2**20:.0f} MiB = {row["memory_ratio"]:.2f}')
     result['machine'] = machine_record(load_before, device)
     os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'step_cost.json'), 'w') as f:
+    stem = 'step_cost' + (f'_{args.amp}' if args.amp else '')
+    with open(osp.join(args.out, f'{stem}.json'), 'w') as f:
         json.dump(result, f, indent=2)
-    plot(result['rows'], osp.join(args.out, 'step_cost.png'))
+    plot(result['rows'], osp.join(args.out, f'{stem}.png'))
     return result
 
 
