@@ -97,3 +97,15 @@ def test_killed_bf16_run_resumes_where_an_uninterrupted_run_ends(image_pairs, te
 
     expected, resumed = weights(roots['straight']), weights(roots['stopped'])
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_fp16_scaler_overflows_skip_steps_without_counting_as_non_finite(image_pairs, teachers):
+    """Start-up with too large a scale: the scaler skips the overflowing steps and lowers its scale; they are not
+    the non-finite steps ``max_nonfinite_steps`` counts."""
+    model, opt = _slkd(image_pairs, teachers, 'fp16')
+    model.scaler = torch.amp.GradScaler('cpu', init_scale=2.0**100)  # scaled gradients overflow at once
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    logs = train_steps(model, train_batch(opt), 2)
+    assert model.scaler.get_scale() < 2.0**100
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+    assert [log['nonfinite_steps'] for log in logs] == [0, 0]

@@ -76,3 +76,13 @@ def test_runs_on_generated_data(path, image_pairs, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     if module == 'slkd_basicsr.train':
         assert os.path.isfile(tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth')
+
+
+@pytest.mark.parametrize('path', [p for p in OPTION_FILES if osp.basename(p).startswith('slkd_')], ids=osp.basename)
+def test_slkd_recipes_are_set_for_gpus(path):
+    """Pinned batches (copied without blocking), a fused optimiser (non-finite steps skipped on the device), and
+    mixed precision named but off (the float32 default the studies measured)."""
+    opt = _load(path)
+    assert opt['datasets']['train']['pin_memory'] is True
+    assert opt['train']['optim_g']['fused'] is True
+    assert opt['train']['amp'] is False
