@@ -45,7 +45,8 @@ BASICSR_OTHER_TRAIN = {'optim_d', 'gan_opt', 'net_d_iters', 'net_d_init_iters', 
                        'net_d_reg_every', 'net_g_reg_every', 'path_reg_weight', 'r1_reg_weight', 'path_batch_shrink'}
 
 DISTILL_KEYS = {'encoder_taps', 'decoder_taps', 'scm_resize_mode', 'probe_size', 'probe_channels', 'log_complexity',
-                'check_teachers', 'min_teacher_b_psnr', 'log_grad_shares', 'anneal_iters'}
+                'check_teachers', 'min_teacher_b_psnr', 'log_grad_shares', 'anneal_iters', 'teacher_batch', 'every',
+                'teacher_amp'}
 SCM_RESIZE_MODES = ('nearest', 'nearest-exact', 'bilinear', 'bicubic', 'area')
 
 # path keys parse_options sets, BasicSR reads, or this plugin reads (per-network keys are added per network_*)
@@ -526,9 +527,10 @@ def _check_distill(report: _Report, opt: Dict[str, Any], is_slkd: bool, model: A
     if distill.get('scm_resize_mode') is not None and distill['scm_resize_mode'] not in SCM_RESIZE_MODES:
         report.add('distill.scm_resize_mode', f"must be one of {', '.join(SCM_RESIZE_MODES)}, got "
                    f"{distill['scm_resize_mode']!r}.")
-    for key in ('probe_size', 'probe_channels', 'anneal_iters'):
+    for key in ('probe_size', 'probe_channels', 'anneal_iters', 'teacher_batch', 'every'):
         if distill.get(key) is not None:
             _number(report, f'distill.{key}', distill[key], 1, integer=True)
+    _amp(report, 'distill.teacher_amp', distill.get('teacher_amp'))
     for key in ('log_complexity', 'check_teachers', 'log_grad_shares'):
         if key in distill:
             _bool(report, f'distill.{key}', distill[key])

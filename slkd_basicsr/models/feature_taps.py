@@ -10,6 +10,10 @@ class TapError(ValueError):
     """A tap names a module that the network does not have, or no taps are given and none can be defaulted."""
 
 
+class _AllTapsRecorded(Exception):
+    """Raised by the last tap to fire in :meth:`FeatureTaps.run_to_last_tap`, to end the forward pass there."""
+
+
 def find_module(net: nn.Module, name: str, role: str) -> nn.Module:
     """The sub-module called ``name`` (as in ``named_modules()``) of the bare network ``net``.
 
@@ -44,6 +48,7 @@ class FeatureTaps:
     def __init__(self, net: nn.Module, names: Sequence[str], role: str):
         self.names = list(names)
         self._features: Dict[str, torch.Tensor] = {}
+        self._stop_when_all_recorded = False
         for name in self.names:
             find_module(net, name, role).register_forward_hook(self._recorder(name))
 
@@ -54,8 +59,26 @@ class FeatureTaps:
                 raise TapError(f'tap {name!r} ({type(module).__name__}) returns {type(output).__name__}, '
                                'not a tensor; tap a module that returns a B x C x H x W feature map.')
             self._features[name] = output
+            if self._stop_when_all_recorded and len(self._features) == len(set(self.names)):
+                raise _AllTapsRecorded
 
         return hook
+
+    def run_to_last_tap(self, net: nn.Module, x: torch.Tensor) -> None:
+        """Run ``net`` on ``x`` only as far as the last of its taps: the layers after it are not computed.
+
+        For a network whose output is not used (Teacher B; Teacher A without L_KL): its features are what the
+        losses read. ``net`` must be the network these taps are on (or its wrapper). Recorded features are
+        cleared first, so that the stop comes when this pass has recorded every tap.
+        """
+        self.clear()
+        self._stop_when_all_recorded = True
+        try:
+            net(x)
+        except _AllTapsRecorded:
+            pass
+        finally:
+            self._stop_when_all_recorded = False
 
     def features(self) -> List[torch.Tensor]:
         """The tapped outputs of the latest forward pass, each B x C x H x W, in the order of ``names``."""

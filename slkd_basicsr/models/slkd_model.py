@@ -114,7 +114,11 @@ class SLKDModel(SRModel):
     True) and ``min_teacher_b_psnr`` (default 30, see :mod:`.teacher_checks`), ``log_grad_shares`` (default False:
     at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s),
     ``anneal_iters`` (default None: constant weights; else the distillation terms fade out by a half cosine over
-    that many iterations, see :mod:`.distill_schedule`); ``train.amp`` (``bf16`` | ``fp16`` | false, default false:
+    that many iterations, see :mod:`.distill_schedule`); what the teachers cost: ``teacher_batch`` (default None:
+    the whole batch; else the teachers and every distillation term see the first that many samples, the pixel
+    term still the whole batch), ``every`` (default 1; k: the distillation terms, at k times their weight, and the
+    teachers run every k-th iteration only), ``teacher_amp`` (default ``train.amp``: the teachers' autocast,
+    ``bf16`` | ``fp16`` | false); ``train.amp`` (``bf16`` | ``fp16`` | false, default false:
     the student, the SCM and the teachers run under ``torch.autocast``, fp16 with a ``GradScaler`` whose state is
     saved and resumed; see :mod:`.precision`) and ``val.amp`` (default: ``train.amp``) for validation.
 
@@ -151,6 +155,7 @@ class SLKDModel(SRModel):
         distill_opt = self.opt.get('distill') or {}
         logger = get_root_logger()
         self.amp = amp_dtype(train_opt.get('amp'))
+        self.teacher_amp = amp_dtype(distill_opt.get('teacher_amp', train_opt.get('amp')), 'distill.teacher_amp')
         self.scaler = grad_scaler(self.device, self.amp)
 
         self.cri_kd = build_loss(train_opt['kd_opt']).to(self.device) if train_opt.get('kd_opt') else None
@@ -186,6 +191,8 @@ class SLKDModel(SRModel):
                 cri.generator = self.channel_rng
         self.log_grad_shares = distill_opt.get('log_grad_shares', False)
         self.anneal_iters = distill_opt.get('anneal_iters')
+        self.teacher_batch = distill_opt.get('teacher_batch')
+        self.distill_every = distill_opt.get('every', 1)
         no_teachers = self.teacher_a is None and self.teacher_b is None
         self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
         if not self.teachers_checked:
@@ -203,7 +210,7 @@ class SLKDModel(SRModel):
     def _check_teachers(self, lq: torch.Tensor, gt: torch.Tensor, source: str) -> None:
         """Log each teacher's PSNR on (lq, gt); raise :class:`TeacherCheckError` if one is useless."""
         self.teachers_checked = True
-        with autocast(self.device, self.amp):  # measured as the teachers run in training
+        with autocast(self.device, self.teacher_amp):  # measured as the teachers run in training
             scores = teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq.to(self.device),
                                                      gt.to(self.device))
         self._clear_taps()
@@ -327,30 +334,36 @@ class SLKDModel(SRModel):
         step_losses['l_total'] = l_total.detach()
         self.step_losses = step_losses
         # the same on every rank: logged as it is, not made a device tensor (a host-device copy) to be reduced
-        self.step_weight = distill_weight(current_iter, self.anneal_iters) if self.anneal_iters is not None else None
+        self.step_weight = self.distillation_weight(current_iter) if self.anneal_iters is not None else None
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def compute_losses(self, current_iter: int) -> List[Tuple[str, torch.Tensor]]:
         """Forward the teachers and the student on (``self.lq``, ``self.gt``) and return the weighted terms.
 
+        The teachers see the first ``distill.teacher_batch`` samples (all by default) and the distillation terms
+        compare those; the pixel term takes the whole batch. Teachers whose output no term reads stop at their
+        last tap.
+
         Returns:
             (name, 0-dim float32 loss on the model's device) pairs, each attached to the student's graph:
             ``l_pix`` (and ``l_percep`` / ``l_style``), then ``l_kd``, ``l_nc``, ``l_et`` where enabled and the
-            distillation weight of ``current_iter`` is above 0.
+            distillation weight of ``current_iter`` (:meth:`distillation_weight`) is above 0.
         """
-        weight = distill_weight(current_iter, self.anneal_iters)
-        distill = weight > 0  # a term faded out to 0 costs nothing: its teacher and extractor are not run
-        with autocast(self.device, self.amp):
+        weight = self.distillation_weight(current_iter)
+        distill = weight > 0  # a term at weight 0 costs nothing: its teacher and extractor are not run
+        k = self.teacher_batch or self.lq.shape[0]
+        output_a = None
+        if distill:
             # Teachers first: their transient activations are freed before the student's graph exists, so the peak
             # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
             # target for backward, which inference tensors do not allow.
-            with torch.no_grad():
-                output_a = self.teacher_a(self.lq) if self.teacher_a is not None and distill else None
-                if self.teacher_b is not None and distill:
-                    self.teacher_b(self.gt)
+            with torch.no_grad(), autocast(self.device, self.teacher_amp):
+                output_a = self._run_teacher(self.teacher_a, self.teacher_a_taps, self.lq[:k], self.cri_kd)
+                self._run_teacher(self.teacher_b, self.teacher_b_taps, self.gt[:k], False)
+        with autocast(self.device, self.amp):
             self.output = self.net_g(self.lq)
-            converted, teacher_feats = self._converted_features() if distill else ([], [])
+            converted, teacher_feats = self._converted_features(k) if distill else ([], [])
         # the losses compute in float32 (the NSS statistics upcast their inputs themselves)
         output = self.output.float()
         losses = []
@@ -361,7 +374,7 @@ class SLKDModel(SRModel):
             losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
                        if value is not None]
         if self.cri_kd and distill:
-            losses.append(('l_kd', weight * self.cri_kd(output, output_a)))
+            losses.append(('l_kd', weight * self.cri_kd(output[:k], output_a)))
         n = self.num_encoder_taps
         if self.cri_nc and distill:
             losses.append(('l_nc', weight * self.cri_nc(converted[:n], teacher_feats[:n])))
@@ -369,15 +382,37 @@ class SLKDModel(SRModel):
             losses.append(('l_et', weight * self.cri_et(converted[n:], teacher_feats[n:])))
         return losses
 
-    def _converted_features(self) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """The student's tapped features mapped by the SCM to the teachers' shapes, and the teachers' features
-        (encoder taps first, then decoder taps), each B x C x H x W; empty lists without feature terms."""
+    def distillation_weight(self, current_iter: int) -> float:
+        """The factor of the distillation terms at ``current_iter``: the annealing schedule's
+        (``distill.anneal_iters``), and with ``distill.every: k`` k times it every k-th iteration and 0 between,
+        so that the expected gradient per iteration is unchanged."""
+        weight = distill_weight(current_iter, self.anneal_iters)
+        if self.distill_every > 1:
+            weight = weight * self.distill_every if current_iter % self.distill_every == 0 else 0.0
+        return weight
+
+    @staticmethod
+    def _run_teacher(teacher: Optional[nn.Module], taps: Optional[FeatureTaps], x: torch.Tensor,
+                     need_output: bool) -> Optional[torch.Tensor]:
+        """The teacher's output on ``x`` when ``need_output``; else only as far as its last tap (None)."""
+        if teacher is None:
+            return None
+        if need_output or taps is None:
+            return teacher(x)
+        taps.run_to_last_tap(teacher, x)
+        return None
+
+    def _converted_features(self, k: int) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The first ``k`` samples of the student's tapped features mapped by the SCM to the teachers' shapes, and
+        the teachers' features (encoder taps first, then decoder taps), each k x C x H x W; empty lists without
+        feature terms."""
         if self.net_scm is None:
             return [], []
         teacher_feats = []
         for taps in (self.teacher_a_taps, self.teacher_b_taps):
             teacher_feats += taps.features() if taps is not None else []
-        converted = self.net_scm(self.student_taps.features(), [f.shape[-2:] for f in teacher_feats])
+        student_feats = [f[:k] for f in self.student_taps.features()]
+        converted = self.net_scm(student_feats, [f.shape[-2:] for f in teacher_feats])
         return converted, teacher_feats
 
     def get_current_log(self) -> Dict[str, float]:

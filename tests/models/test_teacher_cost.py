@@ -1,0 +1,100 @@
+"""What cuts the teachers' cost: a sub-batch, every k-th iteration, autocast, forward passes that stop at the last
+tap. Each test checks what the teachers see and run, and what the terms compare."""
+import pytest
+import torch
+from basicsr.models import build_model
+
+from helpers import in_process, slkd_options, train_batch, train_steps
+from slkd_basicsr.options_check import options_problems
+
+
+def _model(image_pairs, teachers, train=None, **distill):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['distill'].update(distill)
+    opt['train'].update(train or {})
+    return build_model(opt)
+
+
+def _record_inputs(net, log, key):
+    """Log the batch size of every call of ``net`` (before it runs: a teacher may stop at its last tap)."""
+    net.register_forward_pre_hook(lambda module, inputs: log.setdefault(key, []).append(inputs[0].shape[0]))
+
+
+def _batch(model, size=4):
+    return train_batch(model.opt, size)
+
+
+def test_teacher_batch_feeds_the_teachers_a_sub_batch_and_the_pixel_term_all(image_pairs, teachers):
+    model = _model(image_pairs, teachers, teacher_batch=1)
+    seen = {}
+    for name in ('teacher_a', 'teacher_b', 'net_g'):
+        _record_inputs(getattr(model, name), seen, name)
+    batch = _batch(model)
+    model.feed_data(batch)
+    losses = dict(model.compute_losses(1))
+    assert seen == {'teacher_a': [1], 'teacher_b': [1], 'net_g': [4]}
+    with torch.no_grad():
+        expected_kd = model.cri_kd(model.output[:1].float(), model.teacher_a(model.lq[:1]))
+        expected_pix = model.cri_pix(model.output.float(), model.gt)
+    assert torch.allclose(losses['l_kd'], expected_kd) and torch.allclose(losses['l_pix'], expected_pix)
+
+
+def test_feature_terms_of_a_sub_batch_reach_only_its_samples(image_pairs, teachers):
+    """The student's features of the samples the teachers did not see get no gradient from L_NC / L_ET."""
+    model = _model(image_pairs, teachers, teacher_batch=1)
+    model.feed_data(_batch(model))
+    losses = dict(model.compute_losses(1))
+    features = model.student_taps.features()
+    grads = torch.autograd.grad(losses['l_nc'] + losses['l_et'], features, allow_unused=True)
+    used = [g for g in grads if g is not None]
+    assert used and all(g[1:].abs().sum() == 0 and g[:1].abs().sum() > 0 for g in used)
+
+
+def test_every_k_runs_the_teachers_every_kth_iteration_at_k_times_the_weight(image_pairs, teachers):
+    model = _model(image_pairs, teachers, every=2)
+    seen = {}
+    for name in ('teacher_a', 'teacher_b'):
+        _record_inputs(getattr(model, name), seen, name)
+    assert [model.distillation_weight(it) for it in (1, 2, 3, 4)] == [0.0, 2.0, 0.0, 2.0]
+    logs = train_steps(model, _batch(model, 2), 4)
+    assert seen == {'teacher_a': [2, 2], 'teacher_b': [2, 2]}
+    assert [sorted(log) for log in logs[::2]] == [['l_pix', 'l_total', 'nonfinite_steps']] * 2
+    assert all({'l_kd', 'l_nc', 'l_et'} <= set(log) for log in logs[1::2])
+
+
+def test_teacher_amp_runs_only_the_teachers_under_autocast(image_pairs, teachers):
+    model = _model(image_pairs, teachers, teacher_amp='bf16')
+    dtypes = {}
+    for name in ('teacher_a', 'teacher_b', 'net_g'):
+        for module in getattr(model, name).modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.register_forward_hook(
+                    lambda module, inputs, output, name=name: dtypes.setdefault(name, set()).add(output.dtype))
+    train_steps(model, _batch(model, 2), 1)
+    assert dtypes == {'teacher_a': {torch.bfloat16}, 'teacher_b': {torch.bfloat16}, 'net_g': {torch.float32}}
+
+
+@pytest.mark.parametrize('kd', [True, False])
+def test_a_teacher_whose_output_is_unused_stops_at_its_last_tap(image_pairs, teachers, kd):
+    """Teacher B's output is never read, Teacher A's only by L_KL: their layers after the last tap do not run."""
+    opt = in_process(slkd_options(image_pairs, teachers))
+    if not kd:
+        opt['train'].pop('kd_opt')
+    model = build_model(opt)
+    ran = []
+    for name in ('teacher_a', 'teacher_b'):
+        getattr(model, name).output.register_forward_hook(lambda module, inputs, output, name=name: ran.append(name))
+    logs = train_steps(model, _batch(model, 2), 1)
+    assert ran == (['teacher_a'] if kd else [])
+    assert {'l_nc', 'l_et'} <= set(logs[0]) and ('l_kd' in logs[0]) == kd
+    model.feed_data(_batch(model, 2))
+    assert 'l_pix' in dict(model.compute_losses(2))  # the taps are usable again after a stopped pass
+
+
+def test_cost_options_are_checked(image_pairs, teachers):
+    opt = slkd_options(image_pairs, teachers)
+    opt['distill'].update(teacher_batch=0, every=1.5, teacher_amp='half')
+    problems = options_problems(opt, is_train=True)
+    assert any(p.startswith('distill.teacher_batch: 0 is out of range') for p in problems)
+    assert any(p.startswith('distill.every: ') for p in problems)
+    assert "distill.teacher_amp: must be bf16, fp16 or false (mixed precision off), got 'half'." in problems
