@@ -1,24 +1,30 @@
-"""Cost of one SLKD training iteration relative to the network passes it cannot avoid.
+"""Cost of one SLKD training iteration against the same student's iteration alone: what distilling costs a user.
 
-The run is ``options/slkd_derain.yml`` (Restormer teachers, dim 48, blocks [4, 6, 6, 8]; Res-SL student; all four
-loss terms) with randomly initialised teachers (their weights do not change the cost). In one process, taking
-turns so that both see the same machine load, it times
+A user chooses between distilling with SLKD and training the student alone for longer, so the headline is
+*SLKD iteration / student-alone iteration*: the same student, batch and optimiser, each iteration complete
+(forward, losses, backward, Adam step), timed in one process, taking turns so that all see the same machine load.
+The second column keeps the older ratio, SLKD against *the passes it cannot avoid* (the student's forward and
+backward plus one forward pass of each teacher).
 
-- *SLKD*: ``SLKDModel.optimize_parameters`` on a fixed batch (student, both teachers, SCM, all losses, backward,
-  Adam step), and
-- *unavoidable*: the student's forward + backward (L1 to the target) and the forward passes of Teacher A on the
-  input and Teacher B on the target (no gradients), on the same batch,
+Setups (``--setups``):
 
-at each ``--patches`` size with batch ``--batch``, and prints their ratio (target: at most 1.15). ``--amp bf16`` (or
-``fp16``) runs both under ``train.amp``'s autocast (bf16 runs on CPUs too). Peak memory of
-both is what one step adds to the memory in use before it (see :func:`peak_memory`). ``--profile`` adds the
-operators that dominate an SLKD iteration. Writes ``step_cost.json`` and ``step_cost.png`` (``step_cost_bf16.*``
-with ``--amp bf16``) to ``--out`` (``bench/results``).
+- ``shipped``: ``options/slkd_derain.yml`` (Restormer teachers, dim 48, blocks [4, 6, 6, 8]; ``ResSL`` student)
+  with randomly initialised teachers (their weights do not change the cost), at each ``--patches`` size;
+- ``tiny``: the study's networks (:mod:`slkd_basicsr.recipes.demo_recipe`: the shipped tiny teachers, the
+  student with 12% of their parameters) at patch 64, as ``bench/study.py`` trains them.
 
-    python bench/step_cost.py [--patches 64 128] [--batch 4] [--repeats 3] [--threads 2] [--amp bf16|fp16]
-                              [--profile] [--out DIR]
+Each SLKD variant (``--variants``, see :data:`VARIANTS`) is the setup's options with some ``distill`` options
+changed (what cuts the teachers' cost); ``default`` is the setup as shipped. Every timed call runs
+:data:`ITERS_PER_CALL` iterations, so that ``distill.every`` (2 or 4) is measured over its whole cycle. Peak memory is
+what one call adds to the memory in use before it (see :func:`peak_memory`). ``--amp bf16`` runs everything under
+``train.amp``'s autocast. Writes ``step_cost.json`` and ``step_cost.png`` (``step_cost_bf16.*`` with ``--amp``) to
+``--out`` (``bench/results``).
+
+    python bench/step_cost.py [--setups shipped tiny] [--patches 64 128] [--variants default ...] [--batch 4]
+                              [--repeats 3] [--threads 2] [--amp bf16|fp16] [--profile] [--out DIR]
 """
 import argparse
+import copy
 import ctypes
 import gc
 import json
@@ -26,7 +32,7 @@ import os
 import statistics
 import tempfile
 from os import path as osp
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import yaml
@@ -34,17 +40,34 @@ import yaml
 from _common import RESULTS, ROOT, interleaved_times, machine_record
 from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
 from slkd_basicsr.models.precision import AMP_DTYPES, autocast
+from slkd_basicsr.recipes import demo_recipe
+from slkd_basicsr.utils import flush_denormals
 
 # isort: split
 from basicsr.archs import build_network
 from basicsr.models import build_model
 
 RECIPE = osp.join(ROOT, 'options', 'slkd_derain.yml')
-TARGET = 1.15
+TINY_PATCH = 64
+# the targets of the cost issue: an SLKD iteration at most this many student-alone iterations
+TARGETS = {'shipped': 2.0, 'tiny': 1.5}
+ITERS_PER_CALL = 4
+# variant -> distill options over the setup's own; each is one of SLKDModel's cost options or a combination
+VARIANTS = {
+    'default': {},
+    'teacher_batch_1': {'teacher_batch': 1},
+    'teacher_batch_2': {'teacher_batch': 2},
+    'every_2': {'every': 2},
+    'teacher_bf16': {'teacher_amp': 'bf16'},
+    'teacher_batch_1_bf16': {'teacher_batch': 1, 'teacher_amp': 'bf16'},
+    'teacher_batch_1_every_2': {'teacher_batch': 1, 'every': 2},
+    'teacher_batch_1_every_4': {'teacher_batch': 1, 'every': 4},
+}
+DISTILL_LOSSES = ('kd_opt', 'nc_opt', 'et_opt')
 
 
-def recipe_options(patch: int, checkpoint_dir: str, device: torch.device, amp: Optional[str] = None) -> Dict[str, Any]:
-    """The deraining recipe as ``build_model`` takes it, with random teachers saved under ``checkpoint_dir``."""
+def shipped_options(patch: int, checkpoint_dir: str) -> Dict[str, Any]:
+    """The deraining recipe, with random teachers saved under ``checkpoint_dir`` (once per folder)."""
     with open(RECIPE) as f:
         opt = yaml.safe_load(f)
     for which in ('a', 'b'):
@@ -53,37 +76,67 @@ def recipe_options(patch: int, checkpoint_dir: str, device: torch.device, amp: O
             torch.save({'params': build_network(dict(opt[f'network_teacher_{which}'])).state_dict()}, path)
         opt['path'][f'pretrain_network_teacher_{which}'] = path
     opt['datasets']['train']['gt_size'] = patch
-    opt['distill'].update(log_complexity=False, check_teachers=False)  # random teachers, no validation data here
-    opt['train']['amp'] = amp or False
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False,
-               num_gpu=int(device.type == 'cuda'))
     return opt
 
 
-def make_steps(patch: int, batch: int, checkpoint_dir: str, device: torch.device,
-               amp: Optional[str] = None) -> Tuple[Callable[[], None], Callable[[], None]]:
-    """The SLKD iteration and the unavoidable passes (under the same autocast), as two callables on one batch."""
-    model = build_model(recipe_options(patch, checkpoint_dir, device, amp))
-    generator = torch.Generator().manual_seed(0)
-    data = {key: torch.rand(batch, 3, patch, patch, generator=generator) for key in ('lq', 'gt')}
-    model.feed_data(data)
-    lq, gt = model.lq, model.gt
-    iteration = iter(range(1, 10**9))
+def tiny_options() -> Dict[str, Any]:
+    """The study's SLKD run (the demo's tiny networks and shipped teachers, the default loss weights)."""
+    return demo_recipe.slkd_options(1000, demo_recipe.ASSET_TEACHER_A, demo_recipe.ASSET_TEACHER_B)
 
-    def slkd() -> None:
-        model.optimize_parameters(next(iteration))
 
-    def unavoidable() -> None:
-        model.net_g.zero_grad(set_to_none=True)
-        with autocast(device, AMP_DTYPES.get(amp)):
-            (model.net_g(lq).float() - gt).abs().mean().backward()
-            with torch.no_grad():
-                model.teacher_a(lq)
-                model.teacher_b(gt)
-        for taps in (model.student_taps, model.teacher_a_taps, model.teacher_b_taps):
-            taps.clear()  # the hooks recorded features that nothing here reads
+def in_process(opt: Dict[str, Any], device: torch.device, amp: Optional[str],
+               distill: Dict[str, Any]) -> Dict[str, Any]:
+    """``opt`` as ``build_model`` takes it on ``device``, with ``distill`` options over its own."""
+    opt = copy.deepcopy(opt)
+    opt['distill'] = {**(opt.get('distill') or {}), 'log_complexity': False, 'check_teachers': False,
+                      'log_grad_shares': False, **distill}
+    opt['train']['amp'] = amp or False
+    opt['num_gpu'] = int(device.type == 'cuda')
+    opt['logger']['print_freq'] = 10**9  # nothing is logged between the timed iterations
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    return opt
 
-    return slkd, unavoidable
+
+def student_alone(opt: Dict[str, Any]) -> Dict[str, Any]:
+    """The same run without distillation: the student, its optimiser and pixel loss (SLKDModel without teachers
+    trains as SRModel does, and under the same ``train.amp``)."""
+    opt = copy.deepcopy(opt)
+    for key in ('network_teacher_a', 'network_teacher_b', 'distill'):
+        opt.pop(key, None)
+    for key in DISTILL_LOSSES:
+        opt['train'].pop(key, None)
+    return opt
+
+
+def iterations(model: Any, batch: Dict[str, torch.Tensor]) -> Callable[[], None]:
+    """``ITERS_PER_CALL`` training iterations of ``model`` on ``batch``, as BasicSR's loop runs them."""
+    counter = iter(range(1, 10**9))
+
+    def run() -> None:
+        for _ in range(ITERS_PER_CALL):
+            current_iter = next(counter)
+            model.feed_data(batch)
+            model.optimize_parameters(current_iter)
+
+    return run
+
+
+def unavoidable_passes(model: Any, batch: Dict[str, torch.Tensor], amp: Optional[str]) -> Callable[[], None]:
+    """The passes any distillation with these networks needs: the student's forward and backward (L1 to the
+    target) and one forward pass of each teacher, ``ITERS_PER_CALL`` times."""
+    lq, gt = batch['lq'].to(model.device), batch['gt'].to(model.device)
+
+    def run() -> None:
+        for _ in range(ITERS_PER_CALL):
+            model.net_g.zero_grad(set_to_none=True)
+            with autocast(model.device, AMP_DTYPES.get(amp)):
+                (model.net_g(lq).float() - gt).abs().mean().backward()
+                with torch.no_grad():
+                    model.teacher_a(lq)
+                    model.teacher_b(gt)
+            model._clear_taps()  # the hooks recorded features that nothing here reads
+
+    return run
 
 
 def _status_bytes(field: str) -> int:
@@ -118,15 +171,46 @@ def peak_memory(step: Callable[[], None], device: torch.device) -> int:
     return _status_bytes('VmHWM') - base
 
 
-def profile_table(slkd: Callable[[], None], rows: int = 15) -> str:
-    """The operators with the most self time in one SLKD iteration."""
+def profile_table(step: Callable[[], None], rows: int = 15) -> str:
+    """The operators with the most self time in one call of ``step``."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=activities) as prof:
-        slkd()
+        step()
     sort_by = 'self_cuda_time_total' if torch.cuda.is_available() else 'self_cpu_time_total'
     return prof.key_averages().table(sort_by=sort_by, row_limit=rows)
+
+
+def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespace,
+            device: torch.device) -> Dict[str, Any]:
+    """One row: seconds per iteration of every variant, the student alone and the unavoidable passes."""
+    generator = torch.Generator().manual_seed(0)
+    batch = {key: torch.rand(args.batch, 3, patch, patch, generator=generator) for key in ('lq', 'gt')}
+    models = {f'slkd_{name}': build_model(in_process(opt, device, args.amp, VARIANTS[name])) for name in args.variants}
+    steps = {name: iterations(model, batch) for name, model in models.items()}
+    steps['student'] = iterations(build_model(in_process(student_alone(opt), device, args.amp, {})), batch)
+    steps['unavoidable'] = unavoidable_passes(next(iter(models.values())), batch, args.amp)
+    seconds = {name: statistics.median(times) / ITERS_PER_CALL
+               for name, times in interleaved_times(steps, args.repeats, device).items()}
+    peaks = {name: peak_memory(step, device) for name, step in steps.items()}
+    if args.profile:
+        print(f'{setup}, patch {patch}: top operators of {ITERS_PER_CALL} SLKD iterations ({args.variants[0]})\n'
+              f'{profile_table(steps[f"slkd_{args.variants[0]}"])}')
+    return {
+        'setup': setup, 'patch': patch, 'seconds': seconds, 'peak_bytes': peaks, 'target': TARGETS[setup],
+        'vs_student': {name: seconds[f'slkd_{name}'] / seconds['student'] for name in args.variants},
+        'vs_unavoidable': {name: seconds[f'slkd_{name}'] / seconds['unavoidable'] for name in args.variants},
+    }
+
+
+def report(row: Dict[str, Any]) -> str:
+    lines = [f"{row['setup']}, patch {row['patch']}: student alone {row['seconds']['student']:.3f} s/iter; "
+             f"SLKD / student alone (target <= {row['target']:g}), and / unavoidable passes:"]
+    for name, ratio in row['vs_student'].items():
+        lines.append(f"  {name:<24} {row['seconds'][f'slkd_{name}']:.3f} s  {ratio:5.2f}x  "
+                     f"{row['vs_unavoidable'][name]:5.2f}x")
+    return '\n'.join(lines)
 
 
 def plot(rows: List[Dict[str, Any]], path: str) -> None:
@@ -134,58 +218,48 @@ def plot(rows: List[Dict[str, Any]], path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    labels = [f'patch {row["patch"]}' for row in rows]
-    width = 0.38
-    for ax, key, unit, scale in ((axes[0], 'seconds', 's / iteration', 1), (axes[1], 'peak_bytes', 'peak MiB', 2**20)):
-        for offset, name in ((-width / 2, 'unavoidable'), (width / 2, 'slkd')):
-            ax.bar([i + offset for i in range(len(rows))], [row[key][name] / scale for row in rows], width, label=name)
-        ax.set_xticks(range(len(rows)), labels)
-        ax.set_ylabel(unit)
-    axes[0].set_title('time (ratio ' + ', '.join(f'{row["ratio"]:.2f}' for row in rows) + f'; target {TARGET})')
-    axes[1].set_title('peak memory')
-    axes[0].legend()
+    variants = list(rows[0]['vs_student'])
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(variants) * len(rows) / 2), 3.8))
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        ax.bar([v + (i - (len(rows) - 1) / 2) * width for v in range(len(variants))],
+               [row['vs_student'][name] for name in variants], width, label=f"{row['setup']} {row['patch']} px")
+    for setup, target in TARGETS.items():
+        if any(row['setup'] == setup for row in rows):
+            ax.axhline(target, linestyle='--', linewidth=1, color='gray')
+    ax.set_xticks(range(len(variants)), variants, rotation=20, ha='right')
+    ax.set_ylabel('SLKD / student-alone iteration')
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
 def main(argv: List[str] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--patches', type=int, nargs='+', default=[64, 128])
+    parser.add_argument('--setups', nargs='+', choices=sorted(TARGETS), default=['shipped', 'tiny'])
+    parser.add_argument('--patches', type=int, nargs='+', default=[64, 128], help='patch sizes of the shipped setup')
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2, help='CPU threads')
     parser.add_argument('--amp', choices=sorted(AMP_DTYPES), help='mixed precision (train.amp), e.g. bf16')
-    parser.add_argument('--profile', action='store_true', help='print the top operators of an SLKD iteration')
+    parser.add_argument('--profile', action='store_true', help='print the top operators of the first variant')
     parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
     compat.apply()
+    flush_denormals()  # as slkd-train does: trained teachers are full of subnormal weights, slow on CPUs
     torch.set_num_threads(args.threads)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     load_before = os.getloadavg()
-    result = {
-        'recipe': osp.relpath(RECIPE, ROOT),
-        'batch': args.batch,
-        'amp': args.amp or False,
-        'repeats': args.repeats,
-        'target': TARGET,
-        'rows': [],
-    }
+    result = {'recipe': osp.relpath(RECIPE, ROOT), 'batch': args.batch, 'amp': args.amp or False,
+              'repeats': args.repeats, 'iters_per_call': ITERS_PER_CALL, 'variants': {n: VARIANTS[n] for n in
+                                                                                      args.variants}, 'rows': []}
     with tempfile.TemporaryDirectory() as checkpoint_dir:
-        for patch in args.patches:
-            slkd, unavoidable = make_steps(patch, args.batch, checkpoint_dir, device, args.amp)
-            steps = {'slkd': slkd, 'unavoidable': unavoidable}
-            seconds = {name: statistics.median(times)
-                       for name, times in interleaved_times(steps, args.repeats, device).items()}
-            peaks = {name: peak_memory(step, device) for name, step in steps.items()}
-            if args.profile:
-                print(f'patch {patch}: top operators of one SLKD iteration\n{profile_table(slkd)}')
-            row = {'patch': patch, 'seconds': seconds, 'ratio': seconds['slkd'] / seconds['unavoidable'],
-                   'peak_bytes': peaks, 'memory_ratio': peaks['slkd'] / max(peaks['unavoidable'], 1)}
-            result['rows'].append(row)
-            print(f'patch {patch}, batch {args.batch}, amp {args.amp or "off"}: SLKD {seconds["slkd"]:.3f} s / '
-                  f'unavoidable {seconds["unavoidable"]:.3f} s = {row["ratio"]:.3f} (target <= {TARGET}); peak memory '
-                  f'{peaks["slkd"] / 2**20:.0f} / {peaks["unavoidable"] / 2**20:.0f} MiB = {row["memory_ratio"]:.2f}')
+        plan = [('shipped', shipped_options(p, checkpoint_dir), p) for p in args.patches if 'shipped' in args.setups]
+        plan += [('tiny', tiny_options(), TINY_PATCH)] if 'tiny' in args.setups else []
+        for setup, opt, patch in plan:
+            result['rows'].append(measure(setup, opt, patch, args, device))
+            print(report(result['rows'][-1]), flush=True)
     result['machine'] = machine_record(load_before, device)
     os.makedirs(args.out, exist_ok=True)
     stem = 'step_cost' + (f'_{args.amp}' if args.amp else '')
