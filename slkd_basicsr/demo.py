@@ -6,8 +6,9 @@
    replaces the shipped ones).
 2. SLKD: a student with 12% of the teacher's parameters distilled from both teachers through BasicSR's trainer
    (``SLKDModel``), and the same student trained alone with the same seed, data and budget.
-3. A table (teachers and both students: PSNR/SSIM/PIQE on held-out photos, params, FLOPs, CPU latency) ending
-   with the paired gain of SLKD over the student alone, and a PNG grid (degraded | student alone | student
+3. A table (teachers and both students: PSNR/SSIM/PIQE on held-out photos, params, FLOPs, CPU latency, each
+   student's training wall time) ending with the paired gain of SLKD over the student alone and how much longer
+   SLKD trained, and a PNG grid (degraded | student alone | student
    (SLKD) | teacher A | clean, 256 px panels) under ``<workdir>/results/``.
 
 Every training step runs ``python -m slkd_basicsr.train -opt <yml>`` in ``<workdir>``: the option files
@@ -18,8 +19,9 @@ import argparse
 import json
 import os
 import shutil
+import time
 from os import path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -59,15 +61,30 @@ def paired_gain_line(rows: Dict[str, Dict[str, float]]) -> str:
     return f'paired gain (SLKD - student alone): {gain:+.2f} dB PSNR'
 
 
+def train_time_line(rows: Dict[str, Dict[str, float]]) -> str:
+    """How much longer the SLKD run trained than the student alone (wall seconds, subprocess start included)."""
+    slkd, alone = rows['student (SLKD)']['train_s'], rows['student alone']['train_s']
+    return f'training time: SLKD {slkd:.0f} s, student alone {alone:.0f} s ({slkd / alone:.1f}x)'
+
+
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:
+    """Markdown table of ``rows``; a value that is None (a shipped teacher's training time) shows as '-'."""
     columns = [('PSNR', 'psnr', '.2f'), ('SSIM', 'ssim', '.4f'), ('PIQE', 'piqe', '.2f'),
                ('params (M)', 'params_M', '.3f'), ('GFLOPs@256', 'GFLOPs_256', '.3f'),
-               ('CPU ms@256', 'cpu_ms_256', '.1f')]
+               ('CPU ms@256', 'cpu_ms_256', '.1f'), ('train s', 'train_s', '.0f')]
     lines = ['| network | ' + ' | '.join(title for title, _, _ in columns) + ' |',
              '|---|' + '---|' * len(columns)]
     for name, row in rows.items():
-        lines.append(f'| {name} | ' + ' | '.join(format(row[key], fmt) for _, key, fmt in columns) + ' |')
+        cells = ['-' if row.get(key) is None else format(row[key], fmt) for _, key, fmt in columns]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def timed_train(options: Dict, workdir: str) -> Tuple[str, float]:
+    """The checkpoint of a training run and its wall seconds."""
+    start = time.perf_counter()
+    path = train(options, workdir)
+    return path, time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -127,13 +144,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         args.save_asset, workdir, '--train-teacher-a')
     teacher_b = teacher(ASSET_TEACHER_B, args.train_teacher_b, teacher_b_options, ASSET_TEACHER_B_ITERS,
                         args.save_asset, workdir, '--train-teacher-b')
-    alone = train(student_alone_options(args.student_iters, seed=args.seed), workdir)
-    student = train(slkd_options(args.student_iters, teacher_a, teacher_b, seed=args.seed), workdir)
+    alone, alone_s = timed_train(student_alone_options(args.student_iters, seed=args.seed), workdir)
+    student, student_s = timed_train(slkd_options(args.student_iters, teacher_a, teacher_b, seed=args.seed), workdir)
 
     nets = {'teacher A': load_net(TEACHER, teacher_a), 'teacher B': load_net(TEACHER_B, teacher_b),
             'student alone': load_net(STUDENT, alone), 'student (SLKD)': load_net(STUDENT, student)}
     rows = evaluate(nets)
-    table = format_table(rows) + '\n\n' + paired_gain_line(rows)
+    for name, seconds in (('teacher A', None), ('teacher B', None), ('student alone', alone_s),
+                          ('student (SLKD)', student_s)):
+        rows[name]['train_s'] = seconds
+    table = format_table(rows) + '\n\n' + paired_gain_line(rows) + '\n' + train_time_line(rows)
     save_grid(nets, osp.join(workdir, 'results', 'slkd_demo_grid.png'))
     with open(osp.join(workdir, 'results', 'slkd_demo_table.json'), 'w') as f:
         json.dump(rows, f, indent=2)

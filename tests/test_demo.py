@@ -22,7 +22,12 @@ def test_demo_writes_table_and_grid(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '| student alone |' in out and '| student (SLKD) |' in out and 'seed 3' in out
     gain = rows['student (SLKD)']['psnr'] - rows['student alone']['psnr']
-    assert out.rstrip().splitlines()[-3] == f'paired gain (SLKD - student alone): {gain:+.2f} dB PSNR'
+    lines = out.rstrip().splitlines()
+    assert lines[-4] == f'paired gain (SLKD - student alone): {gain:+.2f} dB PSNR'
+    slkd_s, alone_s = rows['student (SLKD)']['train_s'], rows['student alone']['train_s']
+    assert rows['teacher A']['train_s'] is None and slkd_s > 0 and alone_s > 0
+    assert lines[-3] == f'training time: SLKD {slkd_s:.0f} s, student alone {alone_s:.0f} s ({slkd_s / alone_s:.1f}x)'
+    assert ' | - |' in out  # the shipped teachers were not trained in this run
     for name in ('demo_student_alone', 'demo_slkd_student'):  # both students ran with the requested seed
         assert 'manual_seed: 3' in (tmp_path / 'options' / f'{name}.yml').read_text()
     log = next((tmp_path / 'experiments' / 'demo_slkd_student').glob('train_*.log')).read_text()
