@@ -88,7 +88,17 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
     'no_kl': ('SLKD w/o L_KL', slkd_without('kd_opt')),
+    'tb1': ('SLKD default, teachers on 1 of 4 samples', recipe.SLKD_LOSSES),
+    'tb1_every2': ('SLKD default, 1 of 4 samples, every 2nd it', recipe.SLKD_LOSSES),
+    'tb1_every4': ('SLKD default, 1 of 4 samples, every 4th it', recipe.SLKD_LOSSES),
 }
+# the cost arms: the default's losses with SLKDModel's options that cut what the teachers and extractors cost
+ARM_DISTILL = {
+    'tb1': {'teacher_batch': 1},
+    'tb1_every2': {'teacher_batch': 1, 'every': 2},
+    'tb1_every4': {'teacher_batch': 1, 'every': 4},
+}
+COST_ARMS = list(ARM_DISTILL)
 MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal', 'slkd_light']
 # the recipe's default loss weights (recipe.SLKD_LOSSES) and the papers' (recipe.PAPER_LOSSES)
 DEFAULT_ARM, PAPER_ARM = 'slkd_light', 'slkd'
@@ -97,9 +107,9 @@ ANNEALED_ARMS = ['slkd_anneal']
 ABLATION_ARMS = ['no_drl', 'no_irl', 'no_nc', 'no_et', 'no_kl']
 PROFILES = {
     'full': {'iters': 1000, 'val_every': 250, 'seeds': [0, 1, 2, 3, 4], 'ablation_seeds': [0, 1, 2],
-             'tasks': list(TASKS), 'ablation_tasks': ['denoise']},
+             'tasks': list(TASKS), 'ablation_tasks': ['denoise'], 'cost_tasks': ['derain']},
     'quick': {'iters': 40, 'val_every': 20, 'seeds': [0], 'ablation_seeds': [], 'tasks': list(TASKS),
-              'ablation_tasks': []},
+              'ablation_tasks': [], 'cost_tasks': []},
 }
 # records of a BasicSR log whose continuation lines are kept; other records keep their first line only, which
 # drops the environment, option and network dumps
@@ -147,6 +157,7 @@ def student_options(task: str, arm: str, seed: int, profile: Dict[str, Any]) -> 
     opt['distill'] = {'log_complexity': False, 'log_grad_shares': True}
     if arm in ANNEALED_ARMS:
         opt['distill']['anneal_iters'] = profile['iters']
+    opt['distill'].update(ARM_DISTILL.get(arm, {}))
     opt['logger'].update(print_freq=profile['val_every'] // 2, save_checkpoint_freq=profile['val_every'])
     return opt
 
@@ -198,10 +209,13 @@ def train_run(task: str, arm: str, seed: int, profile: Dict[str, Any], workdir: 
 
 
 def planned_runs(profile: Dict[str, Any], tasks: Sequence[str], arms: Sequence[str]) -> List[Tuple[str, str, int]]:
-    """(task, arm, seed) in the order that completes whole seeds first: main arms, then the ablations."""
+    """(task, arm, seed) in the order that completes whole seeds first: main arms, then the ablations, then the
+    cost arms (with the main arms' seeds)."""
     plan = [(task, arm, seed) for seed in profile['seeds'] for task in tasks for arm in arms if arm in MAIN_ARMS]
     plan += [(task, arm, seed) for seed in profile['ablation_seeds'] for task in tasks
              if task in profile['ablation_tasks'] for arm in arms if arm in ABLATION_ARMS]
+    plan += [(task, arm, seed) for seed in profile['seeds'] for task in tasks
+             if task in profile.get('cost_tasks', []) for arm in arms if arm in COST_ARMS]
     return plan
 
 
@@ -244,10 +258,10 @@ def summarise(records: Dict[Tuple[str, str, int], Dict[str, Any]], profile: Dict
     budgets = [str(it) for it in range(profile['val_every'], profile['iters'] + 1, profile['val_every'])]
     last = budgets[-1]
     result: Dict[str, Any] = {'tasks': {}, 'paired': {}, 'paired_by_iters': {}, 'slkd_vs_output_kd': {},
-                              'default_vs_paper': {}}
+                              'default_vs_paper': {}, 'cheap_vs_default': {}}
     slkd_arms = [arm for arm in MAIN_ARMS if arm not in ('student', 'output_kd')]
     comparisons = (('paired', 'student', list(ARMS)), ('slkd_vs_output_kd', 'output_kd', slkd_arms),
-                   ('default_vs_paper', PAPER_ARM, [DEFAULT_ARM]))
+                   ('default_vs_paper', PAPER_ARM, [DEFAULT_ARM]), ('cheap_vs_default', DEFAULT_ARM, COST_ARMS))
     for task in teachers:
         arms = {}
         for arm in ARMS:
@@ -331,7 +345,7 @@ def format_budget_table(summary: Dict[str, Any], task: str) -> str:
 def format_comparisons(summary: Dict[str, Any]) -> str:
     """One line per SLKD arm vs output KD and per default vs paper weights, at the largest budget."""
     lines = []
-    for key in ('slkd_vs_output_kd', 'default_vs_paper'):
+    for key in ('slkd_vs_output_kd', 'default_vs_paper', 'cheap_vs_default'):
         for task, entries in summary[key].items():
             for arm, entry in entries.items():
                 ci = entry['ci95']
@@ -386,6 +400,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--ablation-seeds', type=int, nargs='+', help='seeds of the ablations (default 0-2)')
     parser.add_argument('--ablation-tasks', nargs='+', choices=list(TASKS),
                         help='tasks of the ablations (default denoise, where SLKD trails the student alone)')
+    parser.add_argument('--cost-tasks', nargs='+', choices=list(TASKS),
+                        help='tasks of the cost arms (default derain, where the default pays)')
     parser.add_argument('--iters', type=int, help='iterations of every run (default 1000)')
     parser.add_argument('--val-every', type=int, help='budgets scored along each run (default every 250)')
     parser.add_argument('--jobs', type=int, default=2, help='runs side by side, one thread each (default 2)')
@@ -403,7 +419,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     flush_denormals()  # the held-out scoring runs in this process, as slkd-train's runs flush theirs
     torch.set_num_threads(1)
     profile = dict(PROFILES['quick' if args.quick else 'full'])
-    for key in ('tasks', 'seeds', 'ablation_seeds', 'ablation_tasks', 'iters', 'val_every'):
+    for key in ('tasks', 'seeds', 'ablation_seeds', 'ablation_tasks', 'cost_tasks', 'iters', 'val_every'):
         if getattr(args, key) is not None:
             profile[key] = getattr(args, key)
     workdir = osp.abspath(args.workdir)
