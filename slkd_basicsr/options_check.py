@@ -13,7 +13,8 @@ YAML dict) and reports, one line per problem, each starting with the option's do
   ``SRModel``/``SLKDModel``, each ``train.*_opt`` and ``network_*`` against the registered class's constructor,
   ``path``, the options of ``PairedImageDataset`` and ``SyntheticDegradationDataset``), and elsewhere keys so
   close to a known one that they are a typo (``distil``, ``val.metric``); keys of other plugins stay allowed;
-- taps given as a string, ``name`` that would leave ``experiments/``, degradations out of range.
+- taps given as a string, ``name`` that would leave ``experiments/``, a validation or test set's ``name`` that
+  would leave its ``visualization/`` folder or is another set's too, degradations out of range.
 
 The registries are looked up when the check runs, so ``slkd_basicsr`` (or another plugin) must be imported by
 then; an unknown ``type`` is left to ``compat.check_option_types`` (which raises ``UnknownTypeError``).
@@ -217,7 +218,7 @@ def _check_top(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
     name = opt.get('name')
     if not isinstance(name, str) or not name.strip():
         report.add('name', f'must be a non-empty string (the experiment folder name), got {name!r}.')
-    elif any(sep and sep in name for sep in ('/', '\\', os.sep, os.altsep)) or '..' in name or name == '.':
+    elif _leaves_folder(name):
         folder = 'experiments' if is_train else 'results'
         report.add('name', f'{name!r} names a folder outside {folder}/; use a plain name without path separators '
                    "or '..'.")
@@ -244,6 +245,11 @@ def _check_top(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
                        unknown_key_text('', key, SLKD_TOP).replace('unknown key. ', ''))
         elif not key.startswith('network_') and suggest(key, known, CLOSE):
             report.add(key, unknown_key_text('', key, known))
+
+
+def _leaves_folder(name: str) -> bool:
+    """Whether a folder named ``name`` would not be a plain child of its parent (path separators, ``..``, ``.``)."""
+    return any(sep and sep in name for sep in ('/', '\\', os.sep, os.altsep)) or '..' in name or name == '.'
 
 
 def _check_dist_params(report: _Report, opt: Dict[str, Any]) -> None:
@@ -306,6 +312,30 @@ def _check_datasets(report: _Report, opt: Dict[str, Any], is_train: bool) -> Non
             if not dataset.get(key):
                 report.add(f'{dotted}.{key}', 'missing; every dataset needs a name and a type.')
         _check_dataset(report, dataset, dotted, is_train and phase_key == 'train')
+    _check_image_folder_names(report, datasets, is_train)
+
+
+def _check_image_folder_names(report: _Report, datasets: Dict[str, Any], is_train: bool) -> None:
+    """Each validation or test set's ``name`` is the folder its images are saved in (``visualization/<name>``):
+    a plain name, not that of another set."""
+    where = 'experiments/<name>/visualization' if is_train else 'results/<name>/visualization'
+    saved = ('val', ) if is_train else ('test', 'val')  # the phases whose images are saved (others are flagged)
+    first: Dict[str, str] = {}
+    for phase_key, dataset in datasets.items():
+        name = dataset.get('name') if isinstance(dataset, dict) else None
+        if str(phase_key).split('_')[0] not in saved or not name:
+            continue
+        dotted = f'datasets.{phase_key}.name'
+        if not isinstance(name, str):
+            report.add(dotted, f'must be a string (the folder its images are saved in under {where}/), got {name!r}.')
+        elif _leaves_folder(name):
+            report.add(dotted, f"{name!r} names a folder outside {where}/, where this set's images are saved; use a "
+                       "plain name without path separators or '..'.")
+        elif name in first:
+            report.add(dotted, f'{name!r} is also the name of datasets.{first[name]}: both sets would save their '
+                       f'images into {where}/{name}/, one overwriting the other. Give each set its own name.')
+        else:
+            first[name] = phase_key
 
 
 def _check_dataset(report: _Report, dataset: Dict[str, Any], dotted: str, train: bool) -> None:
@@ -664,16 +694,25 @@ def check_iterations_per_epoch(opt: Dict[str, Any], dataset_len: int, source: st
 
 
 def read_options_file(path: str) -> Dict[str, Any]:
-    """Read an options YAML file as BasicSR does; a syntax error becomes an :class:`OptionsError` naming the file,
-    line and column, instead of a parser traceback."""
-    from basicsr.utils.options import ordered_yaml
+    """Read an options YAML file as data (:mod:`slkd_basicsr.compat.safe_yaml`: ordered mappings as BasicSR's
+    loader gives them, no python tags, no duplicate keys, aliases copied); bad YAML, a refused tag or a duplicate
+    key becomes an :class:`OptionsError` naming the file and line, instead of a parser traceback."""
+    from .compat import safe_yaml
 
     with open(path) as f:
         try:
-            return yaml.load(f, Loader=ordered_yaml()[0])
+            return safe_yaml.load(f)
         except yaml.YAMLError as err:
-            mark = getattr(err, 'problem_mark', None)
-            where = f'{path}, line {mark.line + 1}, column {mark.column + 1}' if mark else path
-            problem = getattr(err, 'problem', None) or str(err)
-            raise OptionsError(f'{where}: not valid YAML: {problem}. Check the indentation and the quoting around '
-                               'that line.') from err
+            raise OptionsError(_yaml_error_message(path, err)) from err
+
+
+def _yaml_error_message(path: str, err: yaml.YAMLError) -> str:
+    """``<path>, line L, column C: <problem>``: what to change, in one line."""
+    from .compat import safe_yaml
+
+    mark = getattr(err, 'problem_mark', None)
+    where = f'{path}, line {mark.line + 1}, column {mark.column + 1}' if mark else path
+    problem = getattr(err, 'problem', None) or str(err)
+    if isinstance(err, (safe_yaml.RefusedTagError, safe_yaml.DuplicateKeyError)):
+        return f'{where}: {problem}.'
+    return f'{where}: not valid YAML: {problem}. Check the indentation and the quoting around that line.'

@@ -1,4 +1,5 @@
 """The experiment lock with real processes: a live holder blocks a second run, a dead one is reclaimed."""
+import json
 import os
 import signal
 import subprocess
@@ -7,8 +8,10 @@ from os import path as osp
 
 import pytest
 
+from helpers import REPO_ROOT
 from slkd_basicsr import experiment_lock
-from slkd_basicsr.experiment_lock import ExperimentLockedError, check_unlocked, lock_experiment
+from slkd_basicsr.experiment_lock import (LOCK_NAME, ExperimentLockedError, LockFileError, check_unlocked,
+                                          lock_experiment, lock_new_folder)
 
 # The holder loads the module from its file: no package import, so it starts in a fraction of a second.
 HOLDER = '''
@@ -122,3 +125,103 @@ def test_an_in_process_run_does_not_lock_out_the_next_one(tmp_path):
 def test_a_missing_folder_or_lock_file_is_unlocked(tmp_path):
     check_unlocked(str(tmp_path / 'never_made'))
     check_unlocked(str(tmp_path))
+
+
+# ---- links, hard links and the same-instant window (issue 26) -----------------------------------------------------
+
+@pytest.mark.parametrize('dangling', [False, True], ids=['to a file', 'dangling'])
+def test_a_planted_symlink_is_refused_and_never_written_through(tmp_path, dangling):
+    target = tmp_path / 'precious.txt'
+    if not dangling:
+        target.write_text('keep me\n')
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    os.symlink(target, folder / experiment_lock.LOCK_NAME)
+    for call in (check_unlocked, lock_experiment):
+        with pytest.raises(LockFileError, match='is a symbolic link, which this project never makes; nothing was '
+                           'written through it. Remove it and start the run again.'):
+            call(str(folder))
+    assert target.read_text() == 'keep me\n' if not dangling else not osp.lexists(target)
+
+
+def test_a_planted_hard_link_is_refused(tmp_path):
+    target = tmp_path / 'precious.txt'
+    target.write_text('keep me\n')
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    os.link(target, folder / experiment_lock.LOCK_NAME)
+    with pytest.raises(LockFileError, match='a file with 2 names'):
+        lock_experiment(str(folder))
+    assert target.read_text() == 'keep me\n'
+
+
+def test_a_new_folder_archives_the_old_one_under_its_lock(holder):
+    folder, proc = holder
+    (folder / 'net_g_5.pth').write_bytes(b'old run')
+    with pytest.raises(ExperimentLockedError):  # live: nothing archived
+        lock_new_folder(str(folder))
+    assert os.listdir(folder.parent) == ['run']
+    kill(proc)
+    with lock_new_folder(str(folder)) as lock:
+        assert lock.held and f'pid {proc.pid} ' in lock.reclaimed and os.listdir(folder) == [LOCK_NAME]
+        [archived] = [p for p in os.listdir(folder.parent) if p.startswith('run_archived_')]
+        assert os.listdir(folder.parent / archived) == ['net_g_5.pth']  # the old lock went with it, then released
+
+
+def test_a_folder_holding_only_a_stale_lock_is_taken_without_archiving(holder):
+    folder, proc = holder
+    kill(proc)
+    with lock_new_folder(str(folder)) as lock:
+        assert f'pid {proc.pid} ' in lock.reclaimed
+    assert os.listdir(folder.parent) == ['run']
+
+
+# Another run with the same name, in its own process, making its folder with what slkd-train uses
+RIVAL = '''
+import json, sys
+from slkd_basicsr import compat
+compat.apply()
+import basicsr.train
+try:
+    basicsr.train.make_exp_dirs(json.loads(sys.argv[1]))
+except Exception as err:
+    print(f'{type(err).__name__}: {err}', flush=True)
+    sys.exit(2)
+print('made', flush=True)
+'''
+
+
+def test_two_runs_started_in_the_same_instant_do_not_both_run(tmp_path, monkeypatch):
+    """The rival starts just as this run archives the old folder (the window widened to the whole rival run)."""
+    import basicsr.train
+
+    folder = tmp_path / 'experiments' / 'run'
+    folder.mkdir(parents=True)
+    (folder / 'net_g_5.pth').write_bytes(b'old run')
+    paths = {key: str(folder / sub) for key, sub in (('experiments_root', ''), ('models', 'models'), ('log', ''),
+                                                     ('training_states', 'training_states'))}
+    opt = {'name': 'run', 'is_train': True, 'rank': 0, 'path': paths}
+    rename, rivals = os.rename, []
+
+    pythonpath = REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=pythonpath)
+
+    def rename_after_a_rival(src, dst):
+        rivals.append(subprocess.run([sys.executable, '-c', RIVAL, json.dumps(opt)], capture_output=True, text=True,
+                                     env=env, timeout=300))
+        monkeypatch.setattr(os, 'rename', rename)
+        rename(src, dst)
+
+    monkeypatch.setattr(os, 'rename', rename_after_a_rival)
+    basicsr.train.make_exp_dirs(opt)
+    try:
+        [rival] = rivals
+        assert rival.returncode == 2, rival.stdout + rival.stderr
+        assert f"ExperimentLockedError: The experiment folder '{folder}' is in use by a running training (pid " \
+            f'{os.getpid()} ' in rival.stdout
+        assert experiment_lock.holds(str(folder))
+        assert sorted(os.listdir(folder)) == [LOCK_NAME, 'models', 'training_states']
+        [archived] = [p for p in os.listdir(folder.parent) if p != 'run']
+        assert os.listdir(folder.parent / archived) == ['net_g_5.pth']
+    finally:
+        lock_experiment(str(folder)).release()

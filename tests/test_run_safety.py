@@ -158,3 +158,51 @@ def test_slkd_test_saves_images_without_val_suffix(image_pairs, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     saved = sorted(p.name for p in (tmp_path / 'results' / 'tiny_test' / 'visualization' / 'generated_test').iterdir())
     assert saved == ['000_tiny_test.png', '001_tiny_test.png']
+
+
+# ---- inputs never overwritten, links never followed, nothing outside experiments/ and results/ (issue 26) ----------
+
+def test_a_second_slkd_test_with_the_same_name_is_refused_and_archives_nothing(image_pairs, tmp_path):
+    from slkd_basicsr import experiment_lock
+
+    results = tmp_path / 'results' / 'tiny_test'
+    (results / 'visualization').mkdir(parents=True)
+    (results / 'visualization' / 'first.png').write_bytes(b'the first test, still running')
+    path = write_options(_test_options(image_pairs, str(tmp_path / 'net.pth')), str(tmp_path / 'test.yml'))
+    with experiment_lock.lock_experiment(str(results), experiment_lock.TEST):  # the first slkd-test, running
+        proc = run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path))
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr and proc.stderr.count('\n') == 1, proc.stderr
+    assert f"The results folder '{results}' is in use by a running slkd-test (pid {os.getpid()} " in proc.stderr
+    assert 'give this test another name in the options file' in proc.stderr
+    assert os.listdir(tmp_path / 'results') == ['tiny_test']
+    assert sorted(os.listdir(results / 'visualization')) == ['first.png']
+
+
+@pytest.mark.parametrize('edit, expected', [
+    (lambda datasets: datasets['test_1'].update(name='../../../x'),
+     "datasets.test_1.name: '../../../x' names a folder outside results/<name>/visualization/"),
+    (lambda datasets: datasets.update(test_2=copy.deepcopy(datasets['test_1'])),
+     "datasets.test_2.name: 'generated_test' is also the name of datasets.test_1: both sets would save their "
+     'images into results/<name>/visualization/generated_test/, one overwriting the other.'),
+], ids=['name leaving results', 'two sets of one name'])
+def test_test_set_names_that_would_misplace_images_are_refused(image_pairs, tmp_path, edit, expected):
+    opt = _test_options(image_pairs, str(tmp_path / 'net.pth'))
+    edit(opt['datasets'])
+    path = write_options(opt, str(tmp_path / 'test.yml'))
+    _refused(run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path)), tmp_path, expected)
+    assert not (tmp_path / 'x').exists()
+
+
+def test_a_symlink_planted_as_the_lock_file_is_refused(image_pairs, tmp_path):
+    opt = sr_options(image_pairs)
+    exp = tmp_path / 'experiments' / opt['name']
+    exp.mkdir(parents=True)
+    target = tmp_path / 'precious.txt'
+    target.write_text('keep me\n')
+    os.symlink(target, exp / '.slkd_lock')
+    path = write_options(opt, str(tmp_path / 'run.yml'))
+    proc = run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path))
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr and proc.stderr.count('\n') == 1, proc.stderr
+    assert f"LockFileError: The lock file '{exp / '.slkd_lock'}' is a symbolic link, which this project never " \
+        'makes; nothing was written through it. Remove it and start the run again.' in proc.stderr
+    assert target.read_text() == 'keep me\n' and os.listdir(tmp_path / 'experiments') == [opt['name']]

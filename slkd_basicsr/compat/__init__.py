@@ -12,7 +12,7 @@ from . import torchvision_alias
 
 torchvision_alias.install()  # before the modules below import basicsr
 
-from . import checkpoints, data_io, distributed, options, resume, run_safety  # noqa: E402
+from . import checkpoints, data_io, distributed, options, resume, run_safety, safe_yaml  # noqa: E402
 from .checkpoints import CheckpointError, atomic_torch_save, safe_load  # noqa: E402
 from .options import UnknownTypeError, check_option_types  # noqa: E402
 
@@ -26,6 +26,7 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    safe_yaml.install()  # first: every options file BasicSR reads from here on is read as data
     checkpoints.install()
     resume.install()
     distributed.install()  # before options, so that num_gpu is settled when the types are checked

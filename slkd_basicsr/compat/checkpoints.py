@@ -5,21 +5,29 @@ can run code, and a missing ``param_key`` or a mismatched network fails with a b
 ``load_state_dict`` trace; ``save_network`` writes straight into the final path, so a run killed while saving
 leaves a truncated ``net_g_*.pth``. :func:`install` replaces both methods: loading goes through
 :func:`safe_load` (``weights_only=True``, one :class:`CheckpointError` naming the file and what to do), saving
-through :func:`atomic_torch_save` (temporary file, ``fsync``, rename) by rank 0 alone.
+through :func:`atomic_torch_save` (temporary file, ``fsync``, rename) by rank 0 alone. A run killed during a
+save leaves its temporary file; :func:`remove_stale_temporary_files` clears them on the next run.
 """
 import collections
 import errno
 import os
 import pickle
+import re
 import secrets
+import time
 from os import path as osp
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
 # What BasicSR writes into files beyond tensors and builtins: MultiStepRestartLR keeps its milestones in a
 # collections.Counter, which the weights_only allow-list of some torch releases (2.4-2.x) rejects.
 SAFE_GLOBALS = [collections.Counter]
+
+# atomic_torch_save's temporary files, next to the final file: .<final name>.<pid>.<8 hex digits>.tmp
+TEMPORARY_NAME = re.compile(r'\.(?P<final>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp')
+# About when this process started (the package is imported first): no save of this process is older
+PROCESS_START = time.time()
 
 
 class CheckpointError(RuntimeError):
@@ -80,6 +88,54 @@ def _save_failure(err: BaseException) -> str:
     return f'{type(err).__name__}: {first_line(err)}'
 
 
+def temporary_path(path: str) -> str:
+    """Where :func:`atomic_torch_save` writes ``path`` first: a hidden file of this process in the same folder."""
+    folder = osp.dirname(osp.abspath(path))
+    return osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    if pid <= 0:  # os.kill(0, ...) would signal this process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporary_files(folder: str, started: float = PROCESS_START) -> List[str]:
+    """Remove the temporary files that saves of :func:`atomic_torch_save` killed midway left in ``folder``.
+
+    Only plain files named as :func:`atomic_torch_save` names them are removed, and only those of a process that
+    no longer runs or last written before ``started`` (by default this process's start): a save in progress is
+    never touched. Call it while holding the experiment's lock, so that no other run of it is saving.
+
+    Returns:
+        The names removed, sorted.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        match = TEMPORARY_NAME.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if _process_alive(int(match['pid'])) and entry.stat(follow_symlinks=False).st_mtime >= started:
+            continue
+        try:
+            os.remove(entry.path)
+        except FileNotFoundError:  # gone meanwhile
+            continue
+        removed.append(entry.name)
+    return sorted(removed)
+
+
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` to ``path`` through a temporary file in the same folder and an atomic rename.
 
@@ -89,8 +145,7 @@ def atomic_torch_save(obj: Any, path: str) -> None:
         CheckpointError: The file could not be written (disk full, permission denied, ...), naming the file and
             the reason; the temporary file is removed and an existing ``path`` is left as it was.
     """
-    folder = osp.dirname(osp.abspath(path))
-    tmp_path = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    tmp_path = temporary_path(path)
     try:
         fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, 'wb') as f:

@@ -12,24 +12,36 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   message); then, for training, the train dataset is built once to check that each process gets at least one
   iteration per epoch; every ``val.metrics`` entry is run once on a small generated image (a metric without its
   model files, or with a bad option, fails here); rank 0 refuses an experiment folder a live run holds
-  (:mod:`slkd_basicsr.experiment_lock`); ``slkd-test`` gets ``val.suffix: ~`` when it is not set, as
-  ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
-  ``make_exp_dirs`` would make a folder of it. The random states are restored afterwards, so training starts
-  exactly as before;
-- ``basicsr.train.make_exp_dirs`` and ``basicsr.train.copy_opt_file``: the experiment folder is checked again
-  just before BasicSR archives an old one, and locked by rank 0 before the first file is written into it, on a
-  fresh run and on a resumed one (a stale lock of a crashed run is reclaimed, with a message).
+  (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; ``slkd-test`` gets
+  ``val.suffix: ~`` when it is not set, as ``SRModel`` indexes it when it saves images; ``path.allow_random_init``
+  (read by the check) is removed, as ``make_exp_dirs`` would make a folder of it. The random states are restored
+  afterwards, so training starts exactly as before;
+- ``make_exp_dirs`` of ``basicsr.train`` and ``basicsr.test`` is replaced by :func:`make_exp_dirs`: rank 0 locks
+  the run's folder before BasicSR's archiving of an old one, which then happens under that lock, and the new
+  folder is locked as it is made (:func:`~slkd_basicsr.experiment_lock.lock_new_folder`), so two runs with the
+  same name started in the same instant cannot both run; ``basicsr.train.copy_opt_file`` is wrapped so that
+  rank 0 locks a resumed run's folder before the first file is written into it (a stale lock of a crashed run is
+  reclaimed, with a message). Either way the temporary files of checkpoint saves a killed run left in
+  ``models/`` and ``training_states/`` are removed first
+  (:func:`~slkd_basicsr.compat.checkpoints.remove_stale_temporary_files`).
 """
 import argparse
+import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from os import path as osp
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import yaml
 
 from .. import experiment_lock
 from ..options_check import OptionsError, check_iterations_per_epoch, check_options, options_problems, read_options_file
+from .checkpoints import remove_stale_temporary_files
 
 METRIC_PROBE_SIZE = 192  # a side BasicSR's NIQE (96 px blocks at two scales) and every metric here accept
+SAVE_FOLDERS = ('models', 'training_states')  # where a run's checkpoints are saved (atomic_torch_save)
+# path entries make_exp_dirs makes no folder of, as BasicSR's: checkpoints and settings, not folders of the run
+NOT_FOLDERS = ('strict_load', 'pretrain_network', 'resume', 'param_key')
 
 
 def options_file_path() -> Optional[str]:
@@ -110,8 +122,16 @@ def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
         set_rng_state(state)
     if problems:
         raise OptionsError(_problems_message(source, problems))
-    if is_train and opt.get('rank', 0) == 0:
-        experiment_lock.check_unlocked(opt['path']['experiments_root'])
+    if opt.get('rank', 0) == 0:
+        experiment_lock.check_unlocked(*run_folder(opt))
+
+
+def run_folder(opt: Dict[str, Any]) -> Tuple[str, str]:
+    """The folder a run writes into and what it is locked for: ``experiments/<name>`` for training (the parsed
+    options' ``is_train``), ``results/<name>`` for ``slkd-test``."""
+    if opt['is_train']:
+        return opt['path']['experiments_root'], experiment_lock.TRAINING
+    return opt['path']['results_root'], experiment_lock.TEST
 
 
 def _checked_parse(parse_options: Callable) -> Callable:
@@ -123,8 +143,7 @@ def _checked_parse(parse_options: Callable) -> Callable:
         except OptionsError:
             raise
         except Exception as err:  # noqa: BLE001  (KeyError, TypeError, ... or yaml's errors: explained if we can)
-            if isinstance(err, (KeyError, TypeError, AttributeError, ValueError, IndexError)) or \
-                    type(err).__module__.split('.')[0] == 'yaml':
+            if isinstance(err, (KeyError, TypeError, AttributeError, ValueError, IndexError, yaml.YAMLError)):
                 explain_parse_failure(err, options_file_path(), is_train)
             raise
         if not is_train and isinstance(opt.get('val'), dict):
@@ -138,36 +157,47 @@ def _checked_parse(parse_options: Callable) -> Callable:
     return wrapped
 
 
-def _lock(folder: str) -> None:
-    lock = experiment_lock.lock_experiment(folder)
+def _report_reclaimed(lock: experiment_lock.ExperimentLock) -> None:
     if lock.reclaimed:
-        print(f'Experiment folder {folder!r}: took over the stale lock of a run that ended without releasing it '
+        print(f'Folder {lock.folder!r}: took over the stale lock of a run that ended without releasing it '
               f'({lock.reclaimed}).', flush=True)
 
 
-def _locked_make_exp_dirs(make_exp_dirs: Callable) -> Callable:
-    """Wrap ``make_exp_dirs``: rank 0 checks the lock right before BasicSR archives the folder, then locks it."""
+def remove_leftover_saves(folder: str) -> None:
+    """Remove the temporary files killed checkpoint saves left in the experiment ``folder`` (whose lock this process
+    holds), with a line naming them."""
+    for sub in SAVE_FOLDERS:
+        removed = remove_stale_temporary_files(osp.join(folder, sub))
+        if removed:
+            print(f'Experiment folder {folder!r}: removed {len(removed)} temporary file(s) of a checkpoint save that '
+                  f"was interrupted: {', '.join(osp.join(sub, name) for name in removed)}.", flush=True)
 
-    def wrapped(opt):
-        if not opt.get('is_train') or opt.get('rank', 0) != 0:
-            return make_exp_dirs(opt)
-        folder = opt['path']['experiments_root']
-        experiment_lock.check_unlocked(folder)
-        make_exp_dirs(opt)
-        _lock(folder)
 
-    wrapped.__wrapped__ = make_exp_dirs
-    return wrapped
+def make_exp_dirs(opt: Dict[str, Any]) -> None:
+    """``basicsr.utils.make_exp_dirs`` (rank 0 only, as BasicSR's), its archiving of an old folder done under that
+    folder's lock and the new folder locked as it is made (:func:`~slkd_basicsr.experiment_lock.lock_new_folder`);
+    then the other ``path`` folders are made, as BasicSR makes them."""
+    if opt.get('rank', 0) != 0:
+        return
+    folder, kind = run_folder(opt)
+    tidy = remove_leftover_saves if kind == experiment_lock.TRAINING else None
+    _report_reclaimed(experiment_lock.lock_new_folder(folder, kind, before_archive=tidy))
+    root_key = 'experiments_root' if opt['is_train'] else 'results_root'
+    for key, path in opt['path'].items():
+        if key != root_key and not any(word in key for word in NOT_FOLDERS):
+            os.makedirs(path, exist_ok=True)
 
 
 def _locked_copy_opt_file(copy_opt_file: Callable) -> Callable:
-    """Wrap ``copy_opt_file`` (train_pipeline's first write into the folder, resumed or not): rank 0 locks first."""
+    """Wrap ``copy_opt_file`` (train_pipeline's first write into the folder, resumed or not): rank 0 locks a folder
+    it does not hold yet (a resumed run's) and removes the leftovers of killed saves first."""
 
     def wrapped(opt_file, experiments_root):
         from basicsr.utils.dist_util import get_dist_info
 
-        if get_dist_info()[0] == 0:
-            _lock(experiments_root)
+        if get_dist_info()[0] == 0 and not experiment_lock.holds(experiments_root):
+            _report_reclaimed(experiment_lock.lock_experiment(experiments_root))
+            remove_leftover_saves(experiments_root)
         return copy_opt_file(opt_file, experiments_root)
 
     wrapped.__wrapped__ = copy_opt_file
@@ -175,13 +205,15 @@ def _locked_copy_opt_file(copy_opt_file: Callable) -> Callable:
 
 
 def install() -> None:
-    """Wrap the train and test ``parse_options``, and ``make_exp_dirs`` / ``copy_opt_file`` of ``basicsr.train``."""
+    """Wrap the train and test ``parse_options`` and ``basicsr.train.copy_opt_file``; replace ``make_exp_dirs`` of
+    ``basicsr.train`` and ``basicsr.test``."""
     import basicsr.test
     import basicsr.train
 
     basicsr.train.parse_options = _checked_parse(basicsr.train.parse_options)
     basicsr.test.parse_options = _checked_parse(basicsr.test.parse_options)
-    basicsr.train.make_exp_dirs = _locked_make_exp_dirs(basicsr.train.make_exp_dirs)
+    basicsr.train.make_exp_dirs = make_exp_dirs
+    basicsr.test.make_exp_dirs = make_exp_dirs
     basicsr.train.copy_opt_file = _locked_copy_opt_file(basicsr.train.copy_opt_file)
 
 
@@ -193,6 +225,6 @@ def main_guard(prog: str, main: Callable[[], None]) -> None:
 
     try:
         main()
-    except (OptionsError, experiment_lock.ExperimentLockedError, UnknownTypeError, DataError) as err:
+    except (OptionsError, experiment_lock.ExperimentLockError, UnknownTypeError, DataError) as err:
         print(f'{prog}: {type(err).__module__}.{type(err).__name__}: {err}', file=sys.stderr, flush=True)
         sys.exit(2)

@@ -14,8 +14,12 @@ which ``slkd_basicsr.compat`` makes read checkpoints with ``weights_only=True``.
 The parity check (on by default) runs onnxruntime on the CPU and the PyTorch network on the same random
 inputs in [0, 1] at three sizes (one with odd height and width, one of batch 2) and fails above 1e-4.
 
+The options file is read as data (``slkd_basicsr.compat.safe_yaml``: no python tags). ``--out`` may not be a
+file the command reads (the options file, the checkpoint; compared by real path and inode), nor an existing file
+unless ``--force`` is given.
+
 Exit status: 0 on success, 1 when the export or the parity check fails (the file is kept and named), 2 for
-bad input (options, checkpoint, output folder, missing ``export`` extra), before any export work.
+bad input (options, checkpoint, output path, missing ``export`` extra), before any export work.
 """
 import argparse
 import copy
@@ -31,7 +35,6 @@ from os import path as osp
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import yaml
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -77,12 +80,19 @@ def require_export_extra() -> None:
             raise ExportError(f"{module} is not installed: pip install '{EXTRA}'") from None
 
 
-def check_output_path(path: str) -> str:
-    """The absolute output path, after checking that its folder exists and is writable."""
+def check_output_path(path: str, inputs: Dict[str, str], force: bool = False) -> str:
+    """The absolute output path, after checking that it is none of ``inputs`` (what each is -> its path), that
+    it does not exist unless ``force``, and that its folder exists and is writable."""
     path = osp.abspath(path)
     folder = osp.dirname(path)
     if osp.isdir(path):
         raise ExportError(f'--out {path!r} is a folder; give a file name such as {osp.join(path, "model.onnx")!r}.')
+    for what, input_path in inputs.items():
+        if _same_file(path, input_path):
+            raise ExportError(f'--out {path!r} is {what} this command reads; writing there would replace it. Give '
+                              'another file name.')
+    if osp.lexists(path) and not force:
+        raise ExportError(f'--out {path!r} already exists; pass --force to replace it, or give another file name.')
     if not osp.isdir(folder):
         raise ExportError(f'the output folder {folder!r} does not exist; create it first.')
     try:  # a real file rather than os.access, which says yes to root and knows no ACLs
@@ -93,17 +103,27 @@ def check_output_path(path: str) -> str:
     return path
 
 
+def _same_file(path: str, other: str) -> bool:
+    """Whether ``path`` and ``other`` name one file: the same real path (links resolved) or the same inode."""
+    if osp.realpath(path) == osp.realpath(other):
+        return True
+    try:
+        return osp.samefile(path, other)
+    except OSError:  # either is missing
+        return False
+
+
 def read_options(path: str) -> Dict[str, Any]:
-    """A BasicSR options file (read with BasicSR's ordered YAML loader) that has a ``network_g`` with a ``type``."""
-    from basicsr.utils.options import ordered_yaml
+    """A BasicSR options file, read as data (``options_check.read_options_file``), that has a ``network_g`` with a
+    ``type``."""
+    from slkd_basicsr.options_check import OptionsError, read_options_file
 
     if not osp.isfile(path):
         raise ExportError(f'options file not found: {path!r}.')
-    with open(path) as f:
-        try:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-        except yaml.YAMLError as err:
-            raise ExportError(f'{path!r} is not valid YAML: {str(err).splitlines()[0]}') from None
+    try:
+        opt = read_options_file(path)
+    except OptionsError as err:
+        raise ExportError(str(err)) from None
     if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict) or 'type' not in opt['network_g']:
         raise ExportError(f'{path!r} has no network_g block with a type: slkd-export exports the network '
                           'described there (a BasicSR test or training options file).')
@@ -395,6 +415,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'and width), check it against PyTorch with onnxruntime, and optionally time both.')
     parser.add_argument('-opt', required=True, help='BasicSR options file (test or training) with network_g')
     parser.add_argument('--out', required=True, help='the .onnx file to write (its folder must exist)')
+    parser.add_argument('--force', action='store_true', help='replace --out if it exists (never an input file)')
     parser.add_argument('--checkpoint', default=None, help='weights to load instead of path.pretrain_network_g')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
                         help=f'ONNX opset (default {DEFAULT_OPSET}; at least {MIN_OPSET} for LayerNormalization)')
@@ -423,9 +444,10 @@ def _shape_str(shape: Sequence[int]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Validate every input, export, check parity, time; print one line per step. Returns the exit status."""
     require_export_extra()
-    out = check_output_path(args.out)
     opt = read_options(args.opt)
     checkpoint, param_key, strict = checkpoint_settings(opt, args.opt, args.checkpoint)
+    out = check_output_path(args.out, {'the options file (-opt)': args.opt, 'the checkpoint': checkpoint},
+                            args.force)
     try:
         net = load_network(opt['network_g'], checkpoint, param_key, strict)
     except (compat.CheckpointError, KeyError, ValueError, TypeError) as err:

@@ -56,6 +56,8 @@ PATCHED_FUNCTIONS = {
     'basicsr.train.make_exp_dirs',
     'basicsr.train.copy_opt_file',
     'basicsr.test.parse_options',
+    'basicsr.test.make_exp_dirs',
+    'basicsr.utils.options.ordered_yaml',
     'basicsr.utils.dist_util.init_dist',
     'basicsr.utils.options.init_dist',
     'basicsr.utils.img_util.imfrombytes',

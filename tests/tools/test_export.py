@@ -304,3 +304,57 @@ def test_exported_file_gets_the_umask_mode(tmp_path, monkeypatch, umask, mode):
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / 'm.onnx').st_mode) == mode  # as the log and opt.yml, not 0600
     assert os.listdir(tmp_path) == ['m.onnx']
+
+
+# ---- never overwrite an input (issue 26) -------------------------------------------------------------------------
+
+def _input_as_out(tmp_path, kind):
+    """``--out`` naming an input of the command: the file itself, a symlink to it, or a hard link (same inode)."""
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    target = {'options': options, 'checkpoint': str(tmp_path / 'net_g.pth')}[kind.split()[0]]
+    if kind.endswith('symlink'):
+        os.symlink(target, tmp_path / 'link.onnx')
+        return options, target, str(tmp_path / 'link.onnx')
+    if kind.endswith('hard link'):
+        os.link(target, tmp_path / 'same.onnx')
+        return options, target, str(tmp_path / 'same.onnx')
+    return options, target, target
+
+
+@pytest.mark.parametrize('kind, what', [
+    ('checkpoint', 'the checkpoint'), ('options', 'the options file (-opt)'),
+    ('checkpoint symlink', 'the checkpoint'), ('options hard link', 'the options file (-opt)'),
+])
+def test_out_may_not_be_an_input_even_with_force(tmp_path, capsys, no_export_work, kind, what):
+    options, target, out = _input_as_out(tmp_path, kind)
+    before = open(target, 'rb').read()
+    assert export.main(['-opt', options, '--out', out, '--force']) == 2
+    err = capsys.readouterr().err
+    assert err == f'slkd-export: error: --out {os.path.abspath(out)!r} is {what} this command reads; writing there ' \
+        'would replace it. Give another file name.\n'
+    assert open(target, 'rb').read() == before
+
+
+def test_an_existing_out_is_replaced_only_with_force(tmp_path, capsys, no_export_work, monkeypatch):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    out = tmp_path / 'm.onnx'
+    out.write_bytes(b'an earlier model')
+    assert export.main(['-opt', options, '--out', str(out)]) == 2
+    assert capsys.readouterr().err == f'slkd-export: error: --out {str(out)!r} already exists; pass --force to ' \
+        'replace it, or give another file name.\n'
+    assert out.read_bytes() == b'an earlier model'
+    monkeypatch.undo()  # the exporter may run now
+    assert export.main(['-opt', options, '--out', str(out), '--force', '--no-check']) == 0
+    assert out.read_bytes() != b'an earlier model'
+    assert sorted(os.listdir(tmp_path)) == ['m.onnx', 'net_g.pth', 'test.yml']
+
+
+def test_options_with_a_python_tag_are_refused_and_run_nothing(tmp_path, capsys, no_export_work):
+    _, options = write_case(tmp_path, TINY['NAFNet'])
+    with open(options, 'a') as f:
+        f.write(f"pwn: !!python/object/apply:os.system ['touch {tmp_path / 'MARKER'}']\n")
+    assert export.main(['-opt', options, '--out', str(tmp_path / 'm.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'slkd-export: error: {options}, line ') and err.count('\n') == 1
+    assert 'the tag !!python/object/apply:os.system is refused' in err
+    assert not (tmp_path / 'MARKER').exists() and not list(tmp_path.glob('*.onnx'))
