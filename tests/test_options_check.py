@@ -79,7 +79,8 @@ CASES = [
     ('kd_op typo', lambda o: o['train'].update(kd_op=o['train'].pop('kd_opt')),
      'train.kd_op: unknown key. Did you mean: train.kd_opt?'),
     ('encoder_tap typo', lambda o: o['distill'].update(encoder_tap=o['distill'].pop('encoder_taps')),
-     'distill.encoder_tap: unknown key. Did you mean: distill.encoder_taps, distill.decoder_taps?'),
+     'distill.encoder_tap: unknown key. Did you mean: distill.encoder_taps, distill.decoder_taps, '
+     'distill.teacher_amp?'),
     ('negative kd weight', lambda o: o['train']['kd_opt'].update(loss_weight=-0.5),
      'train.kd_opt.loss_weight: -0.5 is out of range; it must be >= 0.'),
     ('lr abc', lambda o: o['train']['optim_g'].update(lr='abc'),
@@ -295,8 +296,9 @@ def test_suggest_ignores_case_and_keeps_compat_style():
 
 def test_a_key_without_close_match_lists_the_known_ones():
     text = message(edited(slkd(), lambda o: o['distill'].update(qqq=1)))
-    assert 'distill.qqq: unknown key. Known keys: anneal_iters, check_teachers, decoder_taps, encoder_taps, ' \
-           'log_complexity, log_grad_shares, min_teacher_b_psnr, probe_channels, probe_size, scm_resize_mode.' in text
+    assert 'distill.qqq: unknown key. Known keys: anneal_iters, check_teachers, decoder_taps, encoder_taps, every, ' \
+           'log_complexity, log_grad_shares, min_teacher_b_psnr, probe_channels, probe_size, scm_resize_mode, ' \
+           'teacher_amp, teacher_batch.' in text
 
 
 def test_synthetic_dataset_options_and_degradation_ranges():
