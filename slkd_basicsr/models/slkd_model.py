@@ -192,7 +192,7 @@ class SLKDModel(SRModel):
         self.log_grad_shares = distill_opt.get('log_grad_shares', False)
         self.anneal_iters = distill_opt.get('anneal_iters')
         self.teacher_batch = distill_opt.get('teacher_batch')
-        self.distill_every = distill_opt.get('every', 1)
+        self.distill_every = distill_opt.get('every') or 1
         no_teachers = self.teacher_a is None and self.teacher_b is None
         self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
         if not self.teachers_checked:
