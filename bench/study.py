@@ -90,6 +90,7 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_kl': ('SLKD w/o L_KL', slkd_without('kd_opt')),
     'tb1': ('SLKD default, teachers on 1 of 4 samples', recipe.SLKD_LOSSES),
     'tb2': ('SLKD default, teachers on 2 of 4 samples', recipe.SLKD_LOSSES),
+    'tb1_bf16': ('SLKD default, teachers on 1 of 4 samples in bf16', recipe.SLKD_LOSSES),
     'tb1_every2': ('SLKD default, 1 of 4 samples, every 2nd it', recipe.SLKD_LOSSES),
     'tb1_every4': ('SLKD default, 1 of 4 samples, every 4th it', recipe.SLKD_LOSSES),
 }
@@ -97,6 +98,7 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
 ARM_DISTILL = {
     'tb1': {'teacher_batch': 1},
     'tb2': {'teacher_batch': 2},
+    'tb1_bf16': {'teacher_batch': 1, 'teacher_amp': 'bf16'},
     'tb1_every2': {'teacher_batch': 1, 'every': 2},
     'tb1_every4': {'teacher_batch': 1, 'every': 4},
 }
