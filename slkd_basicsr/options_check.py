@@ -557,9 +557,14 @@ def _check_distill(report: _Report, opt: Dict[str, Any], is_slkd: bool, model: A
     if distill.get('scm_resize_mode') is not None and distill['scm_resize_mode'] not in SCM_RESIZE_MODES:
         report.add('distill.scm_resize_mode', f"must be one of {', '.join(SCM_RESIZE_MODES)}, got "
                    f"{distill['scm_resize_mode']!r}.")
-    for key in ('probe_size', 'probe_channels', 'anneal_iters', 'teacher_batch', 'every'):
+    for key in ('probe_size', 'probe_channels', 'anneal_iters', 'every'):
         if distill.get(key) is not None:
             _number(report, f'distill.{key}', distill[key], 1, integer=True)
+    share = distill.get('teacher_batch')
+    if share is not None and not (isinstance(share, int) and not isinstance(share, bool) and share >= 1) and \
+            not (isinstance(share, float) and 0 < share < 1):
+        report.add('distill.teacher_batch', f'must be a number of samples (>= 1) or a share of the batch in (0, 1), '
+                   f'got {share!r}.')
     _amp(report, 'distill.teacher_amp', distill.get('teacher_amp'))
     for key in ('log_complexity', 'check_teachers', 'log_grad_shares'):
         if key in distill:

@@ -115,9 +115,10 @@ class SLKDModel(SRModel):
     at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s),
     ``anneal_iters`` (default None: constant weights; else the distillation terms fade out by a half cosine over
     that many iterations, see :mod:`.distill_schedule`); what the teachers cost: ``teacher_batch`` (default None:
-    the whole batch; else the teachers and every distillation term see the first that many samples, the pixel
-    term still the whole batch), ``every`` (default 1; k: the distillation terms, at k times their weight, and the
-    teachers run every k-th iteration only), ``teacher_amp`` (default ``train.amp``: the teachers' autocast,
+    the whole batch; an integer n: the teachers and every distillation term see the first n samples, a fraction
+    in (0, 1): that share of the batch, at least one sample; the pixel term always sees the whole batch),
+    ``every`` (default 1; k: the distillation terms, at k times their weight, and the teachers run every k-th
+    iteration only), ``teacher_amp`` (default ``train.amp``: the teachers' autocast,
     ``bf16`` | ``fp16`` | false); ``train.amp`` (``bf16`` | ``fp16`` | false, default false:
     the student, the SCM and the teachers run under ``torch.autocast``, fp16 with a ``GradScaler`` whose state is
     saved and resumed; see :mod:`.precision`) and ``val.amp`` (default: ``train.amp``) for validation.
@@ -352,7 +353,7 @@ class SLKDModel(SRModel):
         """
         weight = self.distillation_weight(current_iter)
         distill = weight > 0  # a term at weight 0 costs nothing: its teacher and extractor are not run
-        k = self.teacher_batch or self.lq.shape[0]
+        k = self._teacher_samples(self.lq.shape[0])
         output_a = None
         if distill:
             # Teachers first: their transient activations are freed before the student's graph exists, so the peak
@@ -381,6 +382,15 @@ class SLKDModel(SRModel):
         if self.cri_et and distill:
             losses.append(('l_et', weight * self.cri_et(converted[n:], teacher_feats[n:])))
         return losses
+
+    def _teacher_samples(self, batch: int) -> int:
+        """How many of a batch's ``batch`` samples the teachers see (``distill.teacher_batch``)."""
+        share = self.teacher_batch
+        if share is None:
+            return batch
+        if isinstance(share, float) and share < 1:
+            return max(1, round(share * batch))
+        return min(int(share), batch)
 
     def distillation_weight(self, current_iter: int) -> float:
         """The factor of the distillation terms at ``current_iter``: the annealing schedule's

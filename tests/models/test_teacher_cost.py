@@ -91,10 +91,18 @@ def test_a_teacher_whose_output_is_unused_stops_at_its_last_tap(image_pairs, tea
     assert 'l_pix' in dict(model.compute_losses(2))  # the taps are usable again after a stopped pass
 
 
+@pytest.mark.parametrize('share, batch, samples', [(None, 4, 4), (1, 4, 1), (6, 4, 4), (0.25, 8, 2), (0.25, 2, 1),
+                                                   (0.5, 4, 2)])
+def test_teacher_batch_is_a_count_or_a_share_of_the_batch(image_pairs, teachers, share, batch, samples):
+    model = _model(image_pairs, teachers, teacher_batch=share)
+    assert model._teacher_samples(batch) == samples
+
+
 def test_cost_options_are_checked(image_pairs, teachers):
     opt = slkd_options(image_pairs, teachers)
     opt['distill'].update(teacher_batch=0, every=1.5, teacher_amp='half')
     problems = options_problems(opt, is_train=True)
-    assert any(p.startswith('distill.teacher_batch: 0 is out of range') for p in problems)
+    assert 'distill.teacher_batch: must be a number of samples (>= 1) or a share of the batch in (0, 1), got 0.' \
+        in problems
     assert any(p.startswith('distill.every: ') for p in problems)
     assert "distill.teacher_amp: must be bf16, fp16 or false (mixed precision off), got 'half'." in problems
