@@ -15,13 +15,14 @@ Setups (``--setups``):
 
 Each SLKD variant (``--variants``, see :data:`VARIANTS`) is the setup's options with some ``distill`` options
 changed (what cuts the teachers' cost); ``default`` is the setup as shipped. Every timed call runs
-:data:`ITERS_PER_CALL` iterations, so that ``distill.every`` (2 or 4) is measured over its whole cycle. Peak memory is
-what one call adds to the memory in use before it (see :func:`peak_memory`). ``--amp bf16`` runs everything under
-``train.amp``'s autocast. Writes ``step_cost.json`` and ``step_cost.png`` (``step_cost_bf16.*`` with ``--amp``) to
-``--out`` (``bench/results``).
+``--iters-per-call`` iterations (default :data:`ITERS_PER_CALL`), so that ``distill.every`` (2 or 4) is measured
+over its whole cycle. Peak memory is what one call adds to the memory in use before it (see :func:`peak_memory`).
+``--amp bf16`` runs everything under ``train.amp``'s autocast. Writes ``step_cost.json`` and ``step_cost.png``
+(``step_cost_bf16.*`` with ``--amp``) to ``--out`` (``bench/results``).
 
     python bench/step_cost.py [--setups shipped tiny] [--patches 64 128] [--variants default ...] [--batch 4]
-                              [--repeats 3] [--threads 2] [--amp bf16|fp16] [--profile] [--out DIR]
+                              [--repeats 3] [--iters-per-call 4] [--threads 2] [--amp bf16|fp16] [--profile]
+                              [--out DIR]
 """
 import argparse
 import copy
@@ -51,17 +52,16 @@ RECIPE = osp.join(ROOT, 'options', 'slkd_derain.yml')
 TINY_PATCH = 64
 # the targets of the cost issue: an SLKD iteration at most this many student-alone iterations
 TARGETS = {'shipped': 2.0, 'tiny': 1.5}
-ITERS_PER_CALL = 4
+ITERS_PER_CALL = 4  # default of --iters-per-call: whole cycles of distill.every 2 and 4
 # variant -> distill options over the setup's own; each is one of SLKDModel's cost options or a combination
 VARIANTS = {
     'default': {},
-    'teacher_batch_1': {'teacher_batch': 1},
-    'teacher_batch_2': {'teacher_batch': 2},
-    'every_2': {'every': 2},
+    'teacher_half': {'teacher_batch': 0.5},
+    'teacher_quarter': {'teacher_batch': 0.25},
     'teacher_bf16': {'teacher_amp': 'bf16'},
-    'teacher_batch_1_bf16': {'teacher_batch': 1, 'teacher_amp': 'bf16'},
-    'teacher_batch_1_every_2': {'teacher_batch': 1, 'every': 2},
-    'teacher_batch_1_every_4': {'teacher_batch': 1, 'every': 4},
+    'teacher_quarter_bf16': {'teacher_batch': 0.25, 'teacher_amp': 'bf16'},
+    'teacher_quarter_every_2': {'teacher_batch': 0.25, 'every': 2},
+    'teacher_quarter_every_4': {'teacher_batch': 0.25, 'every': 4},
 }
 DISTILL_LOSSES = ('kd_opt', 'nc_opt', 'et_opt')
 
@@ -108,12 +108,12 @@ def student_alone(opt: Dict[str, Any]) -> Dict[str, Any]:
     return opt
 
 
-def iterations(model: Any, batch: Dict[str, torch.Tensor]) -> Callable[[], None]:
-    """``ITERS_PER_CALL`` training iterations of ``model`` on ``batch``, as BasicSR's loop runs them."""
+def iterations(model: Any, batch: Dict[str, torch.Tensor], count: int) -> Callable[[], None]:
+    """``count`` training iterations of ``model`` on ``batch``, as BasicSR's loop runs them."""
     counter = iter(range(1, 10**9))
 
     def run() -> None:
-        for _ in range(ITERS_PER_CALL):
+        for _ in range(count):
             current_iter = next(counter)
             model.feed_data(batch)
             model.optimize_parameters(current_iter)
@@ -121,13 +121,14 @@ def iterations(model: Any, batch: Dict[str, torch.Tensor]) -> Callable[[], None]
     return run
 
 
-def unavoidable_passes(model: Any, batch: Dict[str, torch.Tensor], amp: Optional[str]) -> Callable[[], None]:
+def unavoidable_passes(model: Any, batch: Dict[str, torch.Tensor], amp: Optional[str],
+                       count: int) -> Callable[[], None]:
     """The passes any distillation with these networks needs: the student's forward and backward (L1 to the
-    target) and one forward pass of each teacher, ``ITERS_PER_CALL`` times."""
+    target) and one forward pass of each teacher, ``count`` times."""
     lq, gt = batch['lq'].to(model.device), batch['gt'].to(model.device)
 
     def run() -> None:
-        for _ in range(ITERS_PER_CALL):
+        for _ in range(count):
             model.net_g.zero_grad(set_to_none=True)
             with autocast(model.device, AMP_DTYPES.get(amp)):
                 (model.net_g(lq).float() - gt).abs().mean().backward()
@@ -188,14 +189,15 @@ def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespac
     generator = torch.Generator().manual_seed(0)
     batch = {key: torch.rand(args.batch, 3, patch, patch, generator=generator) for key in ('lq', 'gt')}
     models = {f'slkd_{name}': build_model(in_process(opt, device, args.amp, VARIANTS[name])) for name in args.variants}
-    steps = {name: iterations(model, batch) for name, model in models.items()}
-    steps['student'] = iterations(build_model(in_process(student_alone(opt), device, args.amp, {})), batch)
-    steps['unavoidable'] = unavoidable_passes(next(iter(models.values())), batch, args.amp)
-    seconds = {name: statistics.median(times) / ITERS_PER_CALL
+    count = args.iters_per_call
+    steps = {name: iterations(model, batch, count) for name, model in models.items()}
+    steps['student'] = iterations(build_model(in_process(student_alone(opt), device, args.amp, {})), batch, count)
+    steps['unavoidable'] = unavoidable_passes(next(iter(models.values())), batch, args.amp, count)
+    seconds = {name: statistics.median(times) / count
                for name, times in interleaved_times(steps, args.repeats, device).items()}
     peaks = {name: peak_memory(step, device) for name, step in steps.items()}
     if args.profile:
-        print(f'{setup}, patch {patch}: top operators of {ITERS_PER_CALL} SLKD iterations ({args.variants[0]})\n'
+        print(f'{setup}, patch {patch}: top operators of {count} SLKD iterations ({args.variants[0]})\n'
               f'{profile_table(steps[f"slkd_{args.variants[0]}"])}')
     return {
         'setup': setup, 'patch': patch, 'seconds': seconds, 'peak_bytes': peaks, 'target': TARGETS[setup],
@@ -241,6 +243,7 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--iters-per-call', type=int, default=ITERS_PER_CALL, help='iterations per timed call')
     parser.add_argument('--threads', type=int, default=2, help='CPU threads')
     parser.add_argument('--amp', choices=sorted(AMP_DTYPES), help='mixed precision (train.amp), e.g. bf16')
     parser.add_argument('--profile', action='store_true', help='print the top operators of the first variant')
@@ -252,8 +255,8 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     load_before = os.getloadavg()
     result = {'recipe': osp.relpath(RECIPE, ROOT), 'batch': args.batch, 'amp': args.amp or False,
-              'repeats': args.repeats, 'iters_per_call': ITERS_PER_CALL, 'variants': {n: VARIANTS[n] for n in
-                                                                                      args.variants}, 'rows': []}
+              'repeats': args.repeats, 'iters_per_call': args.iters_per_call,
+              'variants': {name: VARIANTS[name] for name in args.variants}, 'rows': []}
     with tempfile.TemporaryDirectory() as checkpoint_dir:
         plan = [('shipped', shipped_options(p, checkpoint_dir), p) for p in args.patches if 'shipped' in args.setups]
         plan += [('tiny', tiny_options(), TINY_PATCH)] if 'tiny' in args.setups else []
