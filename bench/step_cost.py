@@ -14,7 +14,8 @@ Setups (``--setups``):
   student with 12% of their parameters) at patch 64, as ``bench/study.py`` trains them.
 
 Each SLKD variant (``--variants``, see :data:`VARIANTS`) is the setup's options with some ``distill`` options
-changed (what cuts the teachers' cost); ``default`` is the setup as shipped. Every timed call runs
+changed (what cuts the teachers' cost): ``shipped`` is the setup as shipped (the teachers on a quarter of each
+batch), ``whole_batch`` the teachers on all of it (the default before the cost study). Every timed call runs
 ``--iters-per-call`` iterations (default :data:`ITERS_PER_CALL`), so that ``distill.every`` (2 or 4) is measured
 over its whole cycle. Peak memory is what one call adds to the memory in use before it (see :func:`peak_memory`).
 ``--amp bf16`` runs everything under ``train.amp``'s autocast. Writes ``step_cost.json`` and ``step_cost.png``
@@ -55,10 +56,11 @@ TARGETS = {'shipped': 2.0, 'tiny': 1.5}
 ITERS_PER_CALL = 4  # default of --iters-per-call: whole cycles of distill.every 2 and 4
 # variant -> distill options over the setup's own; each is one of SLKDModel's cost options or a combination
 VARIANTS = {
-    'default': {},
+    'shipped': {},
+    'whole_batch': {'teacher_batch': None},
     'teacher_half': {'teacher_batch': 0.5},
     'teacher_quarter': {'teacher_batch': 0.25},
-    'teacher_bf16': {'teacher_amp': 'bf16'},
+    'whole_batch_bf16': {'teacher_batch': None, 'teacher_amp': 'bf16'},
     'teacher_quarter_bf16': {'teacher_batch': 0.25, 'teacher_amp': 'bf16'},
     'teacher_quarter_every_2': {'teacher_batch': 0.25, 'every': 2},
     'teacher_quarter_every_4': {'teacher_batch': 0.25, 'every': 4},

@@ -7,13 +7,13 @@ from helpers import load_bench_script
 def test_step_cost_quick_run(tmp_path):
     step_cost = load_bench_script('step_cost')
     result = step_cost.main(['--patches', '32', '--batch', '1', '--repeats', '1', '--iters-per-call', '1', '--amp',
-                             'bf16', '--variants', 'default', 'teacher_quarter', '--out', str(tmp_path)])
+                             'bf16', '--variants', 'shipped', 'whole_batch', '--out', str(tmp_path)])
     assert result['amp'] == 'bf16'
     assert [(row['setup'], row['patch']) for row in result['rows']] == [('shipped', 32), ('tiny', 64)]
     for row in result['rows']:
-        assert set(row['seconds']) == {'slkd_default', 'slkd_teacher_quarter', 'student', 'unavoidable'}
+        assert set(row['seconds']) == {'slkd_shipped', 'slkd_whole_batch', 'student', 'unavoidable'}
         assert all(seconds > 0 for seconds in row['seconds'].values())
-        for name in ('default', 'teacher_quarter'):
+        for name in ('shipped', 'whole_batch'):
             assert row['vs_student'][name] == row['seconds'][f'slkd_{name}'] / row['seconds']['student']
     assert json.loads((tmp_path / 'step_cost_bf16.json').read_text())['rows'][0]['patch'] == 32
     assert (tmp_path / 'step_cost_bf16.png').is_file()

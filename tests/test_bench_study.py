@@ -38,6 +38,8 @@ def test_arms_differ_only_in_distillation_losses_and_schedule(study):
     assert all('anneal_iters' not in options[arm]['distill'] for arm in study.ARMS if arm != 'slkd_anneal')
     identities = {json.dumps([train[arm], options[arm]['distill']], sort_keys=True) for arm in losses}
     assert len(identities) == len(study.ARMS)  # all distinct
+    assert options['tb1']['distill']['teacher_batch'] == 1 and train['tb1'] == train['slkd_light']
+    assert all('teacher_batch' not in options[arm]['distill'] for arm in study.ARMS if arm not in study.COST_ARMS)
     for arm, opt in options.items():  # the same schedule, data and seed everywhere: the arms are paired
         assert opt['manual_seed'] == 3 and opt['datasets'] == options['student']['datasets']
         assert {key: opt['train'][key] for key in ('total_iter', 'optim_g', 'scheduler')} == \
@@ -80,7 +82,7 @@ def test_summary_compares_the_default_weights_with_the_papers(study):
     entry = summary['default_vs_paper']['denoise']['slkd_light']
     assert entry['vs'] == 'slkd' and entry['per_seed_db'] == [0.3, 0.3] and entry['n_seeds'] == 2
     assert summary['paired']['denoise']['slkd_light']['per_seed_db'] == [0.1, 0.0]
-    assert 'denoise: SLKD, default (L_NC, L_ET at 0.02) - SLKD, paper weights: +0.30 dB' in \
+    assert 'denoise: SLKD, L_NC, L_ET at 0.02, teachers on the whole batch - SLKD, paper weights: +0.30 dB' in \
         study.format_comparisons(summary)
 
 

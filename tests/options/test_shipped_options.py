@@ -86,3 +86,9 @@ def test_slkd_recipes_are_set_for_gpus(path):
     assert opt['datasets']['train']['pin_memory'] is True
     assert opt['train']['optim_g']['fused'] is True
     assert opt['train']['amp'] is False
+
+
+@pytest.mark.parametrize('path', [p for p in OPTION_FILES if osp.basename(p).startswith('slkd_')], ids=osp.basename)
+def test_slkd_recipes_feed_the_teachers_a_quarter_of_each_batch(path):
+    """The cost default chosen by bench/study.py's cost arms (docs/options.md#what-the-teachers-cost)."""
+    assert _load(path)['distill']['teacher_batch'] == 0.25
