@@ -48,9 +48,9 @@ class FeatureTaps:
     def __init__(self, net: nn.Module, names: Sequence[str], role: str):
         self.names = list(names)
         self._features: Dict[str, torch.Tensor] = {}
-        self._stop_when_all_recorded = False
-        for name in self.names:
-            find_module(net, name, role).register_forward_hook(self._recorder(name))
+        self._modules = {name: find_module(net, name, role) for name in self.names}
+        for name, module in self._modules.items():
+            module.register_forward_hook(self._recorder(name))
 
     def _recorder(self, name: str):
 
@@ -59,10 +59,12 @@ class FeatureTaps:
                 raise TapError(f'tap {name!r} ({type(module).__name__}) returns {type(output).__name__}, '
                                'not a tensor; tap a module that returns a B x C x H x W feature map.')
             self._features[name] = output
-            if self._stop_when_all_recorded and len(self._features) == len(set(self.names)):
-                raise _AllTapsRecorded
 
         return hook
+
+    def _stop_if_all_recorded(self, module, inputs, output) -> None:
+        if len(self._features) == len(self._modules):
+            raise _AllTapsRecorded
 
     def run_to_last_tap(self, net: nn.Module, x: torch.Tensor) -> None:
         """Run ``net`` on ``x`` only as far as the last of its taps: the layers after it are not computed.
@@ -72,13 +74,15 @@ class FeatureTaps:
         cleared first, so that the stop comes when this pass has recorded every tap.
         """
         self.clear()
-        self._stop_when_all_recorded = True
+        # registered now, so that they run after every other hook of the tapped modules (the taps' own included)
+        stoppers = [module.register_forward_hook(self._stop_if_all_recorded) for module in self._modules.values()]
         try:
             net(x)
         except _AllTapsRecorded:
             pass
         finally:
-            self._stop_when_all_recorded = False
+            for handle in stoppers:
+                handle.remove()
 
     def features(self) -> List[torch.Tensor]:
         """The tapped outputs of the latest forward pass, each B x C x H x W, in the order of ``names``."""

@@ -85,6 +85,11 @@ def resolve_taps(distill_opt: Dict[str, Any], kind: str, student: nn.Module, tea
     return pairs
 
 
+def _head(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The first ``k`` samples of ``x`` (B x ...), ``x`` itself when that is all of them."""
+    return x if k >= x.shape[0] else x[:k]
+
+
 def input_channels(net: nn.Module) -> int:
     """Input channels of a bare network, read off its first convolution (all restoration archs here have one)."""
     for module in net.modules():
@@ -360,8 +365,8 @@ class SLKDModel(SRModel):
             # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
             # target for backward, which inference tensors do not allow.
             with torch.no_grad(), autocast(self.device, self.teacher_amp):
-                output_a = self._run_teacher(self.teacher_a, self.teacher_a_taps, self.lq[:k], self.cri_kd)
-                self._run_teacher(self.teacher_b, self.teacher_b_taps, self.gt[:k], False)
+                output_a = self._run_teacher(self.teacher_a, self.teacher_a_taps, _head(self.lq, k), self.cri_kd)
+                self._run_teacher(self.teacher_b, self.teacher_b_taps, _head(self.gt, k), False)
         with autocast(self.device, self.amp):
             self.output = self.net_g(self.lq)
             converted, teacher_feats = self._converted_features(k) if distill else ([], [])
@@ -375,7 +380,7 @@ class SLKDModel(SRModel):
             losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
                        if value is not None]
         if self.cri_kd and distill:
-            losses.append(('l_kd', weight * self.cri_kd(output[:k], output_a)))
+            losses.append(('l_kd', weight * self.cri_kd(_head(output, k), output_a)))
         n = self.num_encoder_taps
         if self.cri_nc and distill:
             losses.append(('l_nc', weight * self.cri_nc(converted[:n], teacher_feats[:n])))
@@ -421,7 +426,7 @@ class SLKDModel(SRModel):
         teacher_feats = []
         for taps in (self.teacher_a_taps, self.teacher_b_taps):
             teacher_feats += taps.features() if taps is not None else []
-        student_feats = [f[:k] for f in self.student_taps.features()]
+        student_feats = [_head(f, k) for f in self.student_taps.features()]
         converted = self.net_scm(student_feats, [f.shape[-2:] for f in teacher_feats])
         return converted, teacher_feats
 

@@ -165,9 +165,9 @@ def test_faded_out_distillation_runs_no_teacher(image_pairs, teachers):
     model = build_model(opt)
     calls = []
     for teacher in (model.teacher_a, model.teacher_b):
-        teacher.register_forward_hook(lambda module, inputs, output: calls.append(module))
+        teacher.register_forward_pre_hook(lambda module, inputs: calls.append(module))
     logs = train_steps(model, train_batch(opt), 3)
-    assert len(calls) == 2  # iteration 1 only: the weight is 0 from iteration 2
+    assert len(calls) == 2  # both teachers at iteration 1 only: the weight is 0 from iteration 2
     assert {'l_kd', 'l_nc', 'l_et'} <= set(logs[0]) and not {'l_kd', 'l_nc', 'l_et'} & set(logs[2])
     assert logs[2]['distill_weight'] == 0
 
