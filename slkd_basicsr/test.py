@@ -16,7 +16,7 @@ from slkd_basicsr import compat  # noqa: E402  (first: importing the package reg
 # isort: split
 from basicsr.test import test_pipeline  # noqa: E402
 
-from slkd_basicsr.utils import flush_denormals, root_path_for, test_autocast  # noqa: E402
+from slkd_basicsr.utils import autocast_of_test_options, flush_denormals, root_path_for  # noqa: E402
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     root_path = root_path_for(__file__, __package__, os.getcwd())
 
     def run() -> None:
-        with test_autocast(compat.run_safety.options_file_path()):
+        with autocast_of_test_options(compat.run_safety.options_file_path()):
             test_pipeline(root_path)
 
     compat.run_safety.main_guard('slkd-test', run)

@@ -26,7 +26,7 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
-def test_autocast(options_path: Optional[str]) -> ContextManager:
+def autocast_of_test_options(options_path: Optional[str]) -> ContextManager:
     """The autocast context ``val.amp`` of the options file asks ``slkd-test`` for (a no-op when unset).
 
     The value is checked, with every other option, when BasicSR's pipeline parses the file; an invalid one here

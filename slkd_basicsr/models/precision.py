@@ -11,7 +11,6 @@ from typing import Any, ContextManager, Optional
 import torch
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-AMP_CHOICES = tuple(AMP_DTYPES) + (False, )
 
 
 def amp_dtype(value: Any, key: str = 'train.amp') -> Optional[torch.dtype]:
