@@ -42,6 +42,17 @@ def test_step_on_cuda_makes_no_copy_or_sync_once_warm(image_pairs, teachers):
             assert_placed(param.grad, param.device, torch.float32, f'{name}.{pname}.grad')
 
 
+def test_a_plain_optimizer_reads_back_only_its_skip_decision(image_pairs, teachers):
+    model = _model(image_pairs, teachers)  # Adam without fused: it cannot skip a step on the device
+    model.opt['logger']['print_freq'] = 100
+    batch = {key: value.cuda() for key, value in train_batch(model.opt).items()}
+    train_steps(model, batch, 2)
+    model.feed_data(batch)
+    with CopyCounter() as counter:
+        model.optimize_parameters(3)
+    assert counter.h2d == 0 and counter.d2h == 1, counter.events
+
+
 @pytest.mark.parametrize('amp', ['bf16', 'fp16'])
 def test_mixed_precision_trains_on_cuda(image_pairs, teachers, amp):
     model = _model(image_pairs, teachers, amp=amp)

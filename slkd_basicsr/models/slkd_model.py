@@ -448,7 +448,8 @@ class SLKDModel(SRModel):
         The decision is a device tensor, all-reduced so that every rank skips together. Under fp16 the scaler
         skips steps whose scaled gradients overflow on its own, and only a non-finite loss counts as a bad step
         (an overflow is the scaler's business, e.g. at start-up). A bad run of ``max_nonfinite_steps`` raises
-        :class:`NonFiniteLossError`, checked whenever the decision is on the host anyway, else at print_freq.
+        :class:`NonFiniteLossError`, checked at once when the host already knows of a skipped step (an optimiser
+        that cannot skip on the device), else at print_freq; a good step reads nothing back for it.
         """
         optimizer = self.optimizer_g
         self.scaler.unscale_(optimizer)
@@ -465,7 +466,7 @@ class SLKDModel(SRModel):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
 
-        on_host = False
+        skipped_on_host = False  # a bad step the host already knows of: checked at once
         if self.scaler.is_enabled():
             self.scaler.step(optimizer)
             self.scaler.update()
@@ -475,13 +476,13 @@ class SLKDModel(SRModel):
             optimizer.step()
             del optimizer.grad_scale, optimizer.found_inf
         else:
-            on_host = True
-            if not bool(bad):  # the one synchronisation of a step with an optimiser that cannot skip on the device
+            skipped_on_host = bool(bad)  # the one synchronisation of a step with an optimiser that cannot skip
+            if not skipped_on_host:      # on the device
                 optimizer.step()
         self.nonfinite_in_row = (self.nonfinite_in_row + bad) * bad
         self.nonfinite_longest = torch.maximum(self.nonfinite_longest, self.nonfinite_in_row)
         self.nonfinite_total = self.nonfinite_total + bad
-        if on_host or current_iter % self.opt['logger']['print_freq'] == 0:
+        if skipped_on_host or current_iter % self.opt['logger']['print_freq'] == 0:
             self._check_nonfinite()
 
     def _check_nonfinite(self) -> None:
