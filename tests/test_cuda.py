@@ -28,28 +28,27 @@ def _model(image_pairs, teachers, **train):
     return model
 
 
-def test_step_on_cuda_makes_no_copy_or_sync_once_warm(image_pairs, teachers):
-    model = _model(image_pairs, teachers, optim_g={'type': 'Adam', 'lr': 2e-3, 'fused': True})
+def _warm_step(model) -> CopyCounter:
+    """The transfers of the third step on a batch already on the GPU, with nothing logged in between."""
     model.opt['logger']['print_freq'] = 100
     batch = {key: value.cuda() for key, value in train_batch(model.opt).items()}
     train_steps(model, batch, 2)
     model.feed_data(batch)
     with CopyCounter() as counter:
         model.optimize_parameters(3)
-    assert counter.events == []
+    return counter
+
+
+def test_step_on_cuda_makes_no_copy_or_sync_once_warm(image_pairs, teachers):
+    model = _model(image_pairs, teachers, optim_g={'type': 'Adam', 'lr': 2e-3, 'fused': True})
+    assert _warm_step(model).events == []
     for name in ('net_g', 'net_scm'):
         for pname, param in getattr(model, name).named_parameters():
             assert_placed(param.grad, param.device, torch.float32, f'{name}.{pname}.grad')
 
 
 def test_a_plain_optimizer_reads_back_only_its_skip_decision(image_pairs, teachers):
-    model = _model(image_pairs, teachers)  # Adam without fused: it cannot skip a step on the device
-    model.opt['logger']['print_freq'] = 100
-    batch = {key: value.cuda() for key, value in train_batch(model.opt).items()}
-    train_steps(model, batch, 2)
-    model.feed_data(batch)
-    with CopyCounter() as counter:
-        model.optimize_parameters(3)
+    counter = _warm_step(_model(image_pairs, teachers))  # Adam without fused: it cannot skip on the device
     assert counter.h2d == 0 and counter.d2h == 1, counter.events
 
 
