@@ -41,7 +41,7 @@ import yaml
 
 from _common import RESULTS, ROOT, interleaved_times, machine_record
 from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
-from slkd_basicsr.models.precision import AMP_DTYPES, autocast
+from slkd_basicsr.models.precision import AMP_DTYPES, amp_dtype, autocast
 from slkd_basicsr.recipes import demo_recipe
 from slkd_basicsr.utils import flush_denormals
 
@@ -132,7 +132,7 @@ def unavoidable_passes(model: Any, batch: Dict[str, torch.Tensor], amp: Optional
     def run() -> None:
         for _ in range(count):
             model.net_g.zero_grad(set_to_none=True)
-            with autocast(model.device, AMP_DTYPES.get(amp)):
+            with autocast(model.device, amp_dtype(amp)):
                 (model.net_g(lq).float() - gt).abs().mean().backward()
                 with torch.no_grad():
                     model.teacher_a(lq)

@@ -170,9 +170,9 @@ def _bool(report: _Report, key: str, value: Any) -> None:
 
 
 def _amp(report: _Report, key: str, value: Any) -> None:
-    from slkd_basicsr.models.precision import AMP_DTYPES
+    from slkd_basicsr.models.precision import is_amp_value
 
-    if value not in (None, False) and not (isinstance(value, str) and value in AMP_DTYPES):
+    if not is_amp_value(value):
         report.add(key, f'must be bf16, fp16 or false (mixed precision off), got {value!r}.')
 
 

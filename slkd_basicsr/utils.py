@@ -32,7 +32,7 @@ def autocast_of_test_options(options_path: Optional[str]) -> ContextManager:
     The value is checked, with every other option, when BasicSR's pipeline parses the file; an invalid one here
     means no autocast, so that the check reports it.
     """
-    from slkd_basicsr.models.precision import AMP_DTYPES, autocast
+    from slkd_basicsr.models.precision import amp_dtype, autocast, is_amp_value
     from slkd_basicsr.options_check import read_options_file
 
     opt = read_options_file(options_path) if options_path else None
@@ -40,4 +40,4 @@ def autocast_of_test_options(options_path: Optional[str]) -> ContextManager:
     amp = (opt.get('val') or {}).get('amp')
     num_gpu = opt.get('num_gpu', 0)
     device = torch.device('cuda' if num_gpu != 0 and torch.cuda.is_available() else 'cpu')
-    return autocast(device, AMP_DTYPES.get(amp) if isinstance(amp, str) else None)
+    return autocast(device, amp_dtype(amp, 'val.amp') if is_amp_value(amp) else None)

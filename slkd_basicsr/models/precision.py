@@ -13,17 +13,20 @@ import torch
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
+def is_amp_value(value: Any) -> bool:
+    """Whether ``value`` is a valid ``amp`` option: bf16, fp16, false or null."""
+    return value is None or value is False or (isinstance(value, str) and value in AMP_DTYPES)
+
+
 def amp_dtype(value: Any, key: str = 'train.amp') -> Optional[torch.dtype]:
     """The autocast dtype an ``amp`` option names: None for false / null (full precision).
 
     Raises:
         ValueError: naming ``key`` for any other value.
     """
-    if value is None or value is False:
-        return None
-    if isinstance(value, str) and value in AMP_DTYPES:
-        return AMP_DTYPES[value]
-    raise ValueError(f'{key} must be bf16, fp16 or false, got {value!r}.')
+    if not is_amp_value(value):
+        raise ValueError(f'{key} must be bf16, fp16 or false, got {value!r}.')
+    return AMP_DTYPES[value] if value else None
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:

@@ -453,13 +453,13 @@ class SLKDModel(SRModel):
         """
         optimizer = self.optimizer_g
         self.scaler.unscale_(optimizer)
-        grads = [p.grad for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
+        params = [p for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
         bad = ~torch.isfinite(l_total.detach())
         if self.use_grad_clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g['params']],
-                                                       self.grad_clip_norm)
-        else:
-            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
+        else:  # the norm alone: scaling every gradient by 1 would be wasted work
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else \
+                torch.zeros((), device=self.device)
         if not self.scaler.is_enabled():
             bad = bad | ~torch.isfinite(grad_norm)
         bad = bad.to(torch.int64)
