@@ -5,7 +5,7 @@ level by level. Feature maps are not images: each channel is first scaled to uni
 :func:`standardise`), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses
 do not depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
 """
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
@@ -30,6 +30,18 @@ def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
     # a norm reads x once, with no squared copy of it
     mean_square = torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).square() / (x.shape[-2] * x.shape[-1])
     return x / (mean_square + 1e-8).sqrt()
+
+
+def paired(statistic: Callable[[torch.Tensor], torch.Tensor], student: torch.Tensor,
+           teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``statistic`` of the student's and the teacher's B x C x H x W maps, computed in one call.
+
+    The statistics are per sample and channel, so stacking the two maps along the batch changes no value; it halves
+    the number of operator launches, which dominate the cost on the small (sampled-channel) maps the losses see.
+    """
+    dtype = torch.promote_types(student.dtype, teacher.dtype)
+    both = statistic(torch.cat([student.to(dtype), teacher.to(dtype)]))
+    return both[:student.shape[0]], both[student.shape[0]:]
 
 
 class _FeatureStatisticsLoss(FeatureListLoss):
@@ -92,7 +104,8 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
             standardise(x, self.padding), self.c, self.padding, self.shape, eps=self.eps, num_scales=num_scales)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        return (self.statistics(student) - self.statistics(teacher)).abs().mean(dim=(1, 2))
+        student_stats, teacher_stats = paired(self.statistics, student, teacher)
+        return (student_stats - teacher_stats).abs().mean(dim=(1, 2))
 
 
 @LOSS_REGISTRY.register()
@@ -148,7 +161,7 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
         return piqe_block_maps(m, n, segment, self.temperature, matlab_surround=False, eps=self.eps)
 
     def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        student_maps, teacher_maps = self.block_maps(student), self.block_maps(teacher)
+        student_maps, teacher_maps = paired(self.block_maps, student, teacher)
         weight = self.inactive_weight + (1 - self.inactive_weight) * teacher_maps[:, :, 0].detach()
         distance = (student_maps - teacher_maps).abs().mean(dim=2)
         # normalised per channel, so that the mean over channels (and a random subset of them) is unbiased
