@@ -12,13 +12,18 @@
    (SLKD) | teacher A | clean, 256 px panels) under ``<workdir>/results/``.
 
 Every training step runs ``python -m slkd_basicsr.train -opt <yml>`` in ``<workdir>``: the option files
-it writes to ``<workdir>/options/`` are ordinary BasicSR options. The networks, data and option builders are
+it writes to ``<workdir>/options/`` are ordinary BasicSR options, and each run's output goes to the console and
+to ``<workdir>/logs/<name>.log``. The networks, data and option builders are
 :mod:`slkd_basicsr.recipes.demo_recipe`; this module runs them and reports.
+
+Exit status: 0 on success; 2 for a bad argument (before anything is made) or a failed training run (one line
+naming the run and its log).
 """
 import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from os import path as osp
 from typing import Dict, Optional, Sequence, Tuple
@@ -36,8 +41,8 @@ from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_I
                                               dataset_options, slkd_options, student_alone_options, teacher_a_options,
                                               teacher_b_options)
 from slkd_basicsr.recipes.evaluation import cpu_latency_ms, load_net, restoration_scores
-from slkd_basicsr.recipes.runs import train
-from slkd_basicsr.utils import flush_denormals
+from slkd_basicsr.recipes.runs import RunFailed, train
+from slkd_basicsr.utils import ArgumentParser, flush_denormals, folder_path, non_negative_int, positive_int
 
 GRID_PANEL = 256  # px: large enough to see the rain streaks
 GRID_SCALE = 0.7  # of the held-out photo 'coffee' (400 x 600), so that a 256 px crop shows a good part of it
@@ -105,15 +110,17 @@ def save_grid(nets: Dict[str, torch.nn.Module], path: str) -> None:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='slkd-demo', description=__doc__.splitlines()[0])
-    parser.add_argument('--workdir', default='slkd_demo', help='where experiments/ and results/ go')
-    parser.add_argument('--student-iters', type=int, default=500,
+    """The demo's arguments, each checked here (one error line, exit status 2) so that a bad one makes nothing."""
+    parser = ArgumentParser(prog='slkd-demo', description=__doc__.splitlines()[0])
+    parser.add_argument('--workdir', type=folder_path, default='slkd_demo',
+                        help='where options/, logs/, experiments/ and results/ go (made if needed)')
+    parser.add_argument('--student-iters', type=positive_int, default=500,
                         help='iterations of each student (SLKD and alone)')
-    parser.add_argument('--seed', type=int, default=0, help='manual_seed of both student runs')
-    parser.add_argument('--train-teacher-a', type=int, metavar='ITERS', default=0,
-                        help='train Teacher A for ITERS iterations instead of using the shipped checkpoint')
-    parser.add_argument('--train-teacher-b', type=int, metavar='ITERS', default=0,
-                        help='train Teacher B for ITERS iterations instead of using the shipped checkpoint')
+    parser.add_argument('--seed', type=non_negative_int, default=0, help='manual_seed of both student runs')
+    parser.add_argument('--train-teacher-a', type=non_negative_int, metavar='ITERS', default=0,
+                        help='train Teacher A for ITERS iterations instead of using the shipped checkpoint (0: do not)')
+    parser.add_argument('--train-teacher-b', type=non_negative_int, metavar='ITERS', default=0,
+                        help='train Teacher B for ITERS iterations instead of using the shipped checkpoint (0: do not)')
     parser.add_argument('--save-asset', action='store_true',
                         help='with --train-teacher-a/-b: replace the shipped checkpoints')
     return parser.parse_args(argv)
@@ -132,10 +139,22 @@ def teacher(shipped: str, iters: int, options, retrain_iters: int, save: bool, w
     return shipped
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the demo; the exit status (0, or 2 with one line on stderr when a training run fails)."""
     args = parse_args(argv)
+    try:
+        run_demo(args)
+    except RunFailed as err:  # the run's own output, traceback included, is in its log and was echoed above
+        print(f'slkd-demo: error: training run {err.name} failed (exit status {err.returncode}); its output is in '
+              f'{err.log}', file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    """Teachers, both students, the evaluation, the table and the grid, under ``args.workdir``."""
     compat.apply()
-    workdir = osp.abspath(args.workdir)
+    workdir = args.workdir
     os.makedirs(osp.join(workdir, 'results'), exist_ok=True)
     torch.set_num_threads(2)
     flush_denormals()  # the evaluation and latency below run here, as slkd-train/slkd-test do
@@ -167,4 +186,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,9 +1,14 @@
 """The main job in a reduced form: shipped teachers, the student alone and with SLKD, table and grid."""
 import json
+import os
+import sys
+import tempfile
 
 import cv2
+import pytest
 
 from slkd_basicsr import demo
+from slkd_basicsr.recipes import runs
 
 
 def test_demo_writes_table_and_grid(tmp_path, capsys):
@@ -32,3 +37,49 @@ def test_demo_writes_table_and_grid(tmp_path, capsys):
         assert 'manual_seed: 3' in (tmp_path / 'options' / f'{name}.yml').read_text()
     log = next((tmp_path / 'experiments' / 'demo_slkd_student').glob('train_*.log')).read_text()
     assert 'Teacher check: teacher B (clean -> clean) PSNR' in log
+
+
+# ---- bad arguments and failed runs (issue 26) --------------------------------------------------------------------
+
+@pytest.mark.parametrize('args, message', [
+    (['--student-iters', '0'], 'argument --student-iters: 0 is out of range; it must be >= 1'),
+    (['--student-iters', 'ten'], "argument --student-iters: 'ten' is not an integer"),
+    (['--seed', '-1'], 'argument --seed: -1 is out of range; it must be >= 0'),
+    (['--train-teacher-a', '-5'], 'argument --train-teacher-a: -5 is out of range; it must be >= 0'),
+    (['--train-teacher-b', '-5'], 'argument --train-teacher-b: -5 is out of range; it must be >= 0'),
+    (['--workdir', 'a_file'], "argument --workdir: '{tmp}/a_file' is a file, not a folder"),
+    (['--workdir', 'a_file/demo'], "argument --workdir: '{tmp}/a_file/demo' cannot be made: '{tmp}/a_file' is a file"),
+])
+def test_bad_argument_is_one_line_and_makes_nothing(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)  # where the default --workdir would go
+    (tmp_path / 'a_file').write_text('not a folder')
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'slkd-demo: error: {message.format(tmp=tmp_path)}') and err.count('\n') == 1
+    assert os.listdir(tmp_path) == ['a_file']
+
+
+def test_unwritable_workdir_parent_is_one_line(tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):  # permissions do not bind root: refuse the file as the kernel would for a user
+        raise PermissionError(13, 'Permission denied')
+
+    monkeypatch.setattr(tempfile, 'TemporaryFile', refuse)
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(['--workdir', str(tmp_path / 'demo')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (f"slkd-demo: error: argument --workdir: '{tmp_path}/demo' cannot be made: "
+                                       f"'{tmp_path}' is not writable (Permission denied) (see slkd-demo --help)\n")
+    assert not os.listdir(tmp_path)
+
+
+def test_failed_training_run_is_one_line_naming_its_log(tmp_path, monkeypatch, capsys):
+    # a child that fails at once stands in for a training run that fails
+    monkeypatch.setattr(runs, 'TRAIN_COMMAND', (sys.executable, '-c', 'import sys; print("run broke"); sys.exit(3)'))
+    assert demo.main(['--workdir', str(tmp_path), '--student-iters', '1']) == 2
+    captured = capsys.readouterr()
+    log = tmp_path / 'logs' / 'demo_student_alone.log'
+    assert captured.err == (f'slkd-demo: error: training run demo_student_alone failed (exit status 3); its output '
+                            f'is in {log}\n')
+    assert log.read_text() == 'run broke\n' and 'run broke' in captured.out  # in the log and echoed as it came

@@ -19,7 +19,9 @@ file the command reads (the options file, the checkpoint; compared by real path 
 unless ``--force`` is given.
 
 Exit status: 0 on success, 1 when the export or the parity check fails (the file is kept and named), 2 for
-bad input (options, checkpoint, output path, missing ``export`` extra), before any export work.
+bad input (arguments, options, checkpoint, output path, missing ``export`` extra), before any export work, and
+for a ``--bench --bench-size`` below the smallest side the exported graph accepts, found once the graph is traced
+and before anything is written or onnxruntime runs.
 """
 import argparse
 import copy
@@ -40,6 +42,7 @@ from torch.overrides import TorchFunctionMode
 
 from slkd_basicsr import compat
 from slkd_basicsr.complexity import interleaved_times
+from slkd_basicsr.utils import ArgumentParser, positive_int
 
 EXTRA = "slkd-basicsr[export]"
 PARITY_TOLERANCE = 1e-4
@@ -272,10 +275,13 @@ def _torch_onnx_export(net: nn.Module, sample: torch.Tensor, path: str, opset: i
     return int(output_shapes[0][1])
 
 
-def export_onnx(net: nn.Module, path: str, opset: int = DEFAULT_OPSET) -> ExportedModel:
+def export_onnx(net: nn.Module, path: str, opset: int = DEFAULT_OPSET,
+                side_needed: Optional[int] = None) -> ExportedModel:
     """Write ``net`` (eval mode, CPU) as ONNX to ``path`` through a temporary file and an atomic rename.
 
-    On any failure or interrupt the temporary file is removed and ``path`` is left as it was.
+    ``side_needed`` is the smallest height and width the caller will feed (``--bench-size``): an
+    :class:`ExportError` if the graph accepts no side that small. On any failure or interrupt the temporary file
+    is removed and ``path`` is left as it was.
     """
     channels, multiple = input_channels(net), pad_multiple(net)
     shape = parity_shapes(channels, multiple)[0]
@@ -286,19 +292,28 @@ def export_onnx(net: nn.Module, path: str, opset: int = DEFAULT_OPSET) -> Export
     os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         out_channels = _torch_onnx_export(net, sample, tmp_path, opset)
-        reflect = _finish_graph(tmp_path, out_channels)
+        min_side, reason = _min_side(net, multiple, reflect=_finish_graph(tmp_path, out_channels))
+        # before the rename, so that a file that --force would replace is left as it was
+        if side_needed is not None and side_needed < min_side:
+            raise ExportError(f'--bench-size {side_needed} is below {min_side}, the smallest height and width the '
+                              f'exported graph accepts: {reason}. Use --bench-size {min_side} or more; nothing was '
+                              'written.')
         os.replace(tmp_path, path)
     except BaseException:
         if osp.exists(tmp_path):
             os.remove(tmp_path)
         raise
-    min_side, reason = 1, None
-    if reflect:
-        min_side = multiple // 2 + 1
-        reason = (f'{type(net).__name__} reflect-pads H and W to a multiple of {multiple}; reflection needs the pad '
-                  f'to be smaller than the side, so ONNX Runtime refuses sides below {min_side} (PyTorch switches '
-                  'to replicate padding there, a branch a traced graph cannot follow)')
     return ExportedModel(path, channels, out_channels, shape, min_side, reason)
+
+
+def _min_side(net: nn.Module, multiple: int, reflect: bool) -> Tuple[int, Optional[str]]:
+    """The smallest height and width the exported graph of ``net`` accepts, and why (None when it is 1)."""
+    if not reflect:
+        return 1, None
+    min_side = multiple // 2 + 1
+    return min_side, (f'{type(net).__name__} reflect-pads H and W to a multiple of {multiple}; reflection needs the '
+                      f'pad to be smaller than the side, so ONNX Runtime refuses sides below {min_side} (PyTorch '
+                      'switches to replicate padding there, a branch a traced graph cannot follow)')
 
 
 class TopKGaps(TorchFunctionMode):
@@ -410,7 +425,8 @@ def measure_latency(net: nn.Module, path: str, shape: Tuple[int, int, int, int],
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    """The export's arguments; a bad one is one error line, exit status 2."""
+    parser = ArgumentParser(
         prog='slkd-export', description='Export network_g of a BasicSR options file to ONNX (dynamic batch, height '
         'and width), check it against PyTorch with onnxruntime, and optionally time both.')
     parser.add_argument('-opt', required=True, help='BasicSR options file (test or training) with network_g')
@@ -424,16 +440,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(default: on)')
     parser.add_argument('--bench', action='store_true',
                         help='time PyTorch eager and onnxruntime on the CPU at batch 1, --bench-size squared')
-    parser.add_argument('--bench-size', type=int, default=256, help='height and width for --bench (default 256)')
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--bench-size', type=positive_int, default=256,
+                        help='height and width for --bench (default 256; at least the smallest side the graph '
+                        'accepts, which the export states)')
+    parser.add_argument('--threads', type=positive_int, default=None,
                         help='CPU threads for --bench, in both runtimes (default: torch.get_num_threads())')
-    parser.add_argument('--repeats', type=int, default=5, help='timed passes per runtime for --bench (median)')
+    parser.add_argument('--repeats', type=positive_int, default=5,
+                        help='timed passes per runtime for --bench (median)')
     args = parser.parse_args(argv)
     max_opset = getattr(getattr(torch.onnx, '_constants', None), 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET', None)
     if args.opset < MIN_OPSET or (max_opset is not None and args.opset > max_opset):
         parser.error(f'--opset {args.opset}: use {MIN_OPSET} (LayerNormalization) to {max_opset or "the latest"}.')
-    if args.threads is not None and args.threads < 1 or args.repeats < 1 or args.bench_size < 1:
-        parser.error('--threads, --repeats and --bench-size must be positive.')
     return args
 
 
@@ -457,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
           f'(param_key_g {param_key}, strict_load_g {strict})', flush=True)
 
     try:
-        model = export_onnx(net, out, args.opset)
+        model = export_onnx(net, out, args.opset, side_needed=args.bench_size if args.bench else None)
     except ExportError:
         raise
     except Exception as err:  # the exporter raises many types; the user needs the arch and the reason

@@ -187,6 +187,38 @@ def test_missing_extra_is_named_in_one_line(tmp_path, capsys, monkeypatch, no_ex
     assert err == "slkd-export: error: onnxruntime is not installed: pip install 'slkd-basicsr[export]'\n"
 
 
+@pytest.mark.parametrize('args, message', [
+    (['--bench-size', '0'], 'argument --bench-size: 0 is out of range; it must be >= 1'),
+    (['--threads', '0'], 'argument --threads: 0 is out of range; it must be >= 1'),
+    (['--repeats', '-2'], 'argument --repeats: -2 is out of range; it must be >= 1'),
+    (['--bench-size', '2.5'], "argument --bench-size: '2.5' is not an integer"),
+])
+def test_bad_number_is_one_line(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(['-opt', 'x.yml', '--out', 'x.onnx', '--bench', *args])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f'slkd-export: error: {message} (see slkd-export --help)\n'
+
+
+def test_bench_size_below_the_graphs_smallest_side_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import onnxruntime
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('onnxruntime ran although --bench-size was below the smallest side')
+
+    monkeypatch.setattr(onnxruntime, 'InferenceSession', refuse)
+    _, options = write_case(tmp_path, TINY['Restormer'])
+    out = tmp_path / 'm.onnx'
+    out.write_bytes(b'an earlier model')
+    assert export.main(['-opt', options, '--out', str(out), '--force', '--bench', '--bench-size', '4']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('slkd-export: error: --bench-size 4 is below 5, the smallest height and width the exported '
+                          'graph accepts: Restormer reflect-pads H and W to a multiple of 8') and err.count('\n') == 1
+    assert 'Use --bench-size 5 or more; nothing was written.' in err
+    assert out.read_bytes() == b'an earlier model'  # even with --force: the check comes before the rename
+    assert sorted(os.listdir(tmp_path)) == ['m.onnx', 'net_g.pth', 'test.yml']
+
+
 def test_opset_below_layer_normalization_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
         export.parse_args(['-opt', 'x.yml', '--out', 'x.onnx', '--opset', '16'])
@@ -219,8 +251,8 @@ def test_parity_failure_keeps_the_file_and_names_it(tmp_path, capsys, monkeypatc
     out = tmp_path / 'm.onnx'
     export_onnx = export.export_onnx
 
-    def export_then_change_weights(net, path, opset):
-        model = export_onnx(net, path, opset)
+    def export_then_change_weights(net, path, opset, **kwargs):
+        model = export_onnx(net, path, opset, **kwargs)
         with torch.no_grad():
             net.ending.bias.add_(1e-3)  # PyTorch now differs from the exported graph by 1e-3
         return model
