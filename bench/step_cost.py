@@ -62,6 +62,8 @@ VARIANTS = {
     'teacher_quarter': {'teacher_batch': 0.25},
     'whole_batch_bf16': {'teacher_batch': None, 'teacher_amp': 'bf16'},
     'teacher_quarter_bf16': {'teacher_batch': 0.25, 'teacher_amp': 'bf16'},
+    'teacher_quarter_crop_half': {'teacher_batch': 0.25, 'teacher_crop': 0.5},
+    'teacher_quarter_crop_half_bf16': {'teacher_batch': 0.25, 'teacher_crop': 0.5, 'teacher_amp': 'bf16'},
     'teacher_quarter_every_2': {'teacher_batch': 0.25, 'every': 2},
     'teacher_quarter_every_4': {'teacher_batch': 0.25, 'every': 4},
 }

@@ -15,8 +15,9 @@ patches, batch 4), Adam at 2e-3 with cosine decay over the same number of iterat
 ablations and ``slkd_anneal`` start from; ``slkd_light`` has the recipe's default weights (``recipe.SLKD_LOSSES``:
 L_NC and L_ET at 0.02), compared with the papers' weights under ``default_vs_paper`` in ``study.json``. The cost
 arms (derain) keep those weights and cut what the teachers cost (``distill.teacher_batch``, ``distill.every``,
-``distill.teacher_amp``); they are compared with ``slkd_light`` under ``cheap_vs_default``. ``tb1``, the teachers
-on 1 of the 4 samples of a batch, is the recipe's default since (``recipe.SLKD_DISTILL``).
+``distill.teacher_amp``, ``distill.teacher_crop``); they are compared with ``slkd_light`` under
+``cheap_vs_default``. ``tb1``, the teachers on 1 of the 4 samples of a batch, is the recipe's default since
+(``recipe.SLKD_DISTILL``).
 
 **Paired by seed.** All arms of one seed start from the same student weights and see the same batches and the
 same degradations (``SLKDModel`` builds its teachers and SCM with the global random state forked and draws its
@@ -96,6 +97,7 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'tb1_bf16': ('SLKD, teachers on 1 of 4 samples in bf16', recipe.SLKD_LOSSES),
     'tb1_every2': ('SLKD, teachers on 1 of 4 samples, every 2nd it', recipe.SLKD_LOSSES),
     'tb1_every4': ('SLKD, teachers on 1 of 4 samples, every 4th it', recipe.SLKD_LOSSES),
+    'tb1_crop_half': ('SLKD, teachers on a half-side crop of 1 of 4 samples', recipe.SLKD_LOSSES),
 }
 # the cost arms: slkd_light's losses with SLKDModel's options that cut what the teachers and extractors cost; tb1
 # (recipe.SLKD_DISTILL: a quarter of each batch of 4) is the default since, compared with slkd_light under
@@ -106,6 +108,7 @@ ARM_DISTILL = {
     'tb1_bf16': {'teacher_batch': 1, 'teacher_amp': 'bf16'},
     'tb1_every2': {'teacher_batch': 1, 'every': 2},
     'tb1_every4': {'teacher_batch': 1, 'every': 4},
+    'tb1_crop_half': {'teacher_batch': 1, 'teacher_crop': 0.5},
 }
 COST_ARMS = list(ARM_DISTILL)
 MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal', 'slkd_light']

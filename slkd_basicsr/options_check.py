@@ -47,7 +47,7 @@ BASICSR_OTHER_TRAIN = {'optim_d', 'gan_opt', 'net_d_iters', 'net_d_init_iters', 
 
 DISTILL_KEYS = {'encoder_taps', 'decoder_taps', 'scm_resize_mode', 'probe_size', 'probe_channels', 'log_complexity',
                 'check_teachers', 'min_teacher_b_psnr', 'log_grad_shares', 'anneal_iters', 'teacher_batch', 'every',
-                'teacher_amp'}
+                'teacher_amp', 'teacher_crop'}
 SCM_RESIZE_MODES = ('nearest', 'nearest-exact', 'bilinear', 'bicubic', 'area')
 
 # path keys parse_options sets, BasicSR reads, or this plugin reads (per-network keys are added per network_*)
@@ -565,6 +565,11 @@ def _check_distill(report: _Report, opt: Dict[str, Any], is_slkd: bool, model: A
             not (isinstance(share, float) and 0 < share < 1):
         report.add('distill.teacher_batch', f'must be a number of samples (>= 1) or a share of the batch in (0, 1), '
                    f'got {share!r}.')
+    crop = distill.get('teacher_crop')
+    if crop is not None and not (isinstance(crop, int) and not isinstance(crop, bool) and crop >= 1) and \
+            not (isinstance(crop, float) and 0 < crop < 1):
+        report.add('distill.teacher_crop', f'must be a side in pixels (>= 1) or a share of the patch side in (0, 1), '
+                   f'got {crop!r}.')
     _amp(report, 'distill.teacher_amp', distill.get('teacher_amp'))
     for key in ('log_complexity', 'check_teachers', 'log_grad_shares'):
         if key in distill:

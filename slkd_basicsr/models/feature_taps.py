@@ -47,6 +47,7 @@ class FeatureTaps:
 
     def __init__(self, net: nn.Module, names: Sequence[str], role: str):
         self.names = list(names)
+        self.role = role
         self._features: Dict[str, torch.Tensor] = {}
         self._modules = {name: find_module(net, name, role) for name in self.names}
         for name, module in self._modules.items():

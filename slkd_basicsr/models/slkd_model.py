@@ -22,6 +22,7 @@ from .grad_shares import gradient_shares
 from .precision import amp_dtype, autocast, grad_scaler
 from .scm import ScaleConversionModule
 from .teacher_checks import TeacherCheckError
+from .teacher_view import TeacherView
 
 
 class NonFiniteLossError(RuntimeError):
@@ -85,11 +86,6 @@ def resolve_taps(distill_opt: Dict[str, Any], kind: str, student: nn.Module, tea
     return pairs
 
 
-def _head(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The first ``k`` samples of ``x`` (B x ...), ``x`` itself when that is all of them."""
-    return x if k >= x.shape[0] else x[:k]
-
-
 def input_channels(net: nn.Module) -> int:
     """Input channels of a bare network, read off its first convolution (all restoration archs here have one)."""
     for module in net.modules():
@@ -122,6 +118,9 @@ class SLKDModel(SRModel):
     that many iterations, see :mod:`.distill_schedule`); what the teachers cost: ``teacher_batch`` (default None:
     the whole batch; an integer n: the teachers and every distillation term see the first n samples, a fraction
     in (0, 1): that share of the batch, at least one sample; the pixel term always sees the whole batch),
+    ``teacher_crop`` (default None: the whole patch; n: the teachers and the distillation terms see a centred
+    n x n crop of it, a fraction in (0, 1): that share of each side; the student's output and features are cut to
+    the same region, see :mod:`.teacher_view`),
     ``every`` (default 1; k: the distillation terms, at k times their weight, and the teachers run every k-th
     iteration only), ``teacher_amp`` (default ``train.amp``: the teachers' autocast,
     ``bf16`` | ``fp16`` | false); ``train.amp`` (``bf16`` | ``fp16`` | false, default false:
@@ -182,6 +181,8 @@ class SLKDModel(SRModel):
                                           'teacher B decoder tap') if dec_pairs else None
         self.num_encoder_taps = len(enc_pairs)
 
+        self.teacher_batch = distill_opt.get('teacher_batch')
+        self.teacher_crop = distill_opt.get('teacher_crop')
         self.net_scm = None
         if enc_pairs or dec_pairs:
             student_ch, teacher_ch = self._probe_tap_channels(distill_opt)
@@ -197,7 +198,6 @@ class SLKDModel(SRModel):
                 cri.generator = self.channel_rng
         self.log_grad_shares = distill_opt.get('log_grad_shares', False)
         self.anneal_iters = distill_opt.get('anneal_iters')
-        self.teacher_batch = distill_opt.get('teacher_batch')
         self.distill_every = distill_opt.get('every') or 1
         no_teachers = self.teacher_a is None and self.teacher_b is None
         self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
@@ -258,7 +258,8 @@ class SLKDModel(SRModel):
 
     @torch.no_grad()
     def _probe_tap_channels(self, distill_opt: Dict[str, Any]) -> Tuple[List[int], List[int]]:
-        """Run every network once on a small input to read tap channels and check that they fit together."""
+        """Run every network once on a small input to read tap channels and check that they fit together; the
+        teachers see what they will see in training (``distill.teacher_crop``), whose taps must be 4 x 4 or more."""
         lq = self._probe_input(self.net_g, distill_opt)
         was_training = self.net_g.training
         self.net_g.eval()
@@ -266,8 +267,9 @@ class SLKDModel(SRModel):
         self.net_g.train(was_training)
         student_ch = [f.shape[1] for f in self.student_taps.features()]
         teacher_ch = []
-        probes = ((self.teacher_a, self.teacher_a_taps, 'lq', lq), (self.teacher_b, self.teacher_b_taps, 'gt',
-                                                                    torch.rand_like(out)))
+        view = TeacherView.of_batch(lq, None, self.teacher_crop)
+        probes = ((self.teacher_a, self.teacher_a_taps, 'lq', view(lq)), (self.teacher_b, self.teacher_b_taps, 'gt',
+                                                                          torch.rand_like(view(out))))
         for teacher, taps, sees, x in probes:
             if taps is None:
                 continue
@@ -275,9 +277,14 @@ class SLKDModel(SRModel):
                 raise ValueError(f'teacher ({type(teacher).__name__}) takes {input_channels(teacher)} input channels '
                                  f'but sees {sees} with {x.shape[1]}; match the teacher and student channel options.')
             t_out = teacher(x)
-            if t_out.shape != out.shape:
-                raise ValueError(f'teacher output {tuple(t_out.shape)} and student output {tuple(out.shape)} differ; '
-                                 'teacher and student must have the same input and output channels.')
+            if t_out.shape != view(out).shape:
+                raise ValueError(f'teacher output {tuple(t_out.shape)} and student output {tuple(view(out).shape)} '
+                                 'differ; teacher and student must have the same input and output channels.')
+            for name, feature in zip(taps.names, taps.features()):
+                if min(feature.shape[-2:]) < 4 and view.box is not None:
+                    raise TapError(f'distill.teacher_crop: on a {x.shape[-1]}-pixel crop the {taps.role} {name} is '
+                                   f'{feature.shape[-2]} x {feature.shape[-1]}; the feature losses need 4 x 4: raise '
+                                   'teacher_crop or tap a shallower module.')
             teacher_ch += [f.shape[1] for f in taps.features()]
         self._clear_taps()
         return student_ch, teacher_ch
@@ -347,9 +354,10 @@ class SLKDModel(SRModel):
     def compute_losses(self, current_iter: int) -> List[Tuple[str, torch.Tensor]]:
         """Forward the teachers and the student on (``self.lq``, ``self.gt``) and return the weighted terms.
 
-        The teachers see the first ``distill.teacher_batch`` samples (all by default) and the distillation terms
-        compare those; the pixel term takes the whole batch. Teachers whose output no term reads stop at their
-        last tap.
+        The teachers see the first ``distill.teacher_batch`` samples (all by default), cropped to
+        ``distill.teacher_crop`` (not by default), and the distillation terms compare the same samples and region of
+        the student's output and features; the pixel term takes the whole batch. Teachers whose output no term reads
+        stop at their last tap.
 
         Returns:
             (name, 0-dim float32 loss on the model's device) pairs, each attached to the student's graph:
@@ -358,18 +366,18 @@ class SLKDModel(SRModel):
         """
         weight = self.distillation_weight(current_iter)
         distill = weight > 0  # a term at weight 0 costs nothing: its teacher and extractor are not run
-        k = self._teacher_samples(self.lq.shape[0])
+        view = TeacherView.of_batch(self.lq, self.teacher_batch, self.teacher_crop)
         output_a = None
         if distill:
             # Teachers first: their transient activations are freed before the student's graph exists, so the peak
             # memory is not the sum of both. no_grad rather than inference_mode: losses such as MSE save their
             # target for backward, which inference tensors do not allow.
             with torch.no_grad(), autocast(self.device, self.teacher_amp):
-                output_a = self._run_teacher(self.teacher_a, self.teacher_a_taps, _head(self.lq, k), self.cri_kd)
-                self._run_teacher(self.teacher_b, self.teacher_b_taps, _head(self.gt, k), False)
+                output_a = self._run_teacher(self.teacher_a, self.teacher_a_taps, view(self.lq), self.cri_kd)
+                self._run_teacher(self.teacher_b, self.teacher_b_taps, view(self.gt), False)
         with autocast(self.device, self.amp):
             self.output = self.net_g(self.lq)
-            converted, teacher_feats = self._converted_features(k) if distill else ([], [])
+            converted, teacher_feats = self._converted_features(view) if distill else ([], [])
         # the losses compute in float32 (the NSS statistics upcast their inputs themselves)
         output = self.output.float()
         losses = []
@@ -380,22 +388,13 @@ class SLKDModel(SRModel):
             losses += [(name, value) for name, value in (('l_percep', l_percep), ('l_style', l_style))
                        if value is not None]
         if self.cri_kd and distill:
-            losses.append(('l_kd', weight * self.cri_kd(_head(output, k), output_a)))
+            losses.append(('l_kd', weight * self.cri_kd(view(output), output_a)))
         n = self.num_encoder_taps
         if self.cri_nc and distill:
             losses.append(('l_nc', weight * self.cri_nc(converted[:n], teacher_feats[:n])))
         if self.cri_et and distill:
             losses.append(('l_et', weight * self.cri_et(converted[n:], teacher_feats[n:])))
         return losses
-
-    def _teacher_samples(self, batch: int) -> int:
-        """How many of a batch's ``batch`` samples the teachers see (``distill.teacher_batch``)."""
-        share = self.teacher_batch
-        if share is None:
-            return batch
-        if isinstance(share, float) and share < 1:
-            return max(1, round(share * batch))
-        return min(int(share), batch)
 
     def distillation_weight(self, current_iter: int) -> float:
         """The factor of the distillation terms at ``current_iter``: the annealing schedule's
@@ -417,16 +416,16 @@ class SLKDModel(SRModel):
         taps.run_to_last_tap(teacher, x)
         return None
 
-    def _converted_features(self, k: int) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """The first ``k`` samples of the student's tapped features mapped by the SCM to the teachers' shapes, and
-        the teachers' features (encoder taps first, then decoder taps), each k x C x H x W; empty lists without
-        feature terms."""
+    def _converted_features(self, view: TeacherView) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The ``view`` (the teachers' samples and region) of the student's tapped features mapped by the SCM to the
+        teachers' shapes, and the teachers' features (encoder taps first, then decoder taps), each k x C x H x W;
+        empty lists without feature terms."""
         if self.net_scm is None:
             return [], []
         teacher_feats = []
         for taps in (self.teacher_a_taps, self.teacher_b_taps):
             teacher_feats += taps.features() if taps is not None else []
-        student_feats = [_head(f, k) for f in self.student_taps.features()]
+        student_feats = [view(f) for f in self.student_taps.features()]
         converted = self.net_scm(student_feats, [f.shape[-2:] for f in teacher_feats])
         return converted, teacher_feats
 

@@ -1,16 +1,19 @@
-"""What cuts the teachers' cost: a sub-batch, every k-th iteration, autocast, forward passes that stop at the last
-tap. Each test checks what the teachers see and run, and what the terms compare."""
+"""What cuts the teachers' cost: a sub-batch, a crop, every k-th iteration, autocast, forward passes that stop at
+the last tap. Each test checks what the teachers see and run, and what the terms compare."""
 import pytest
 import torch
 from basicsr.models import build_model
 
 from helpers import in_process, slkd_options, train_batch, train_steps
+from slkd_basicsr.models.feature_taps import TapError
 from slkd_basicsr.options_check import options_problems
 
 
-def _model(image_pairs, teachers, train=None, **distill):
+def _model(image_pairs, teachers, train=None, patch=None, **distill):
     opt = in_process(slkd_options(image_pairs, teachers))
     opt['distill'].update(distill)
+    if patch:
+        opt['datasets']['train']['gt_size'] = patch
     opt['train'].update(train or {})
     return build_model(opt)
 
@@ -91,18 +94,43 @@ def test_a_teacher_whose_output_is_unused_stops_at_its_last_tap(image_pairs, tea
     assert 'l_pix' in dict(model.compute_losses(2))  # the taps are usable again after a stopped pass
 
 
-@pytest.mark.parametrize('share, batch, samples', [(None, 4, 4), (1, 4, 1), (6, 4, 4), (0.25, 8, 2), (0.25, 2, 1),
-                                                   (0.5, 4, 2)])
-def test_teacher_batch_is_a_count_or_a_share_of_the_batch(image_pairs, teachers, share, batch, samples):
-    model = _model(image_pairs, teachers, teacher_batch=share)
-    assert model._teacher_samples(batch) == samples
+def test_teacher_crop_feeds_the_teachers_a_crop_and_the_terms_compare_its_region(image_pairs, teachers):
+    """The teachers see the crop of the first sample; L_KL compares the student's output there; L_NC / L_ET reach
+    the student's features only inside the region, the pixel term the whole batch."""
+    model = _model(image_pairs, teachers, patch=48, teacher_batch=1, teacher_crop=32)
+    seen = {}
+    for name in ('teacher_a', 'teacher_b', 'net_g'):
+        getattr(model, name).register_forward_pre_hook(
+            lambda module, inputs, name=name: seen.setdefault(name, []).append(tuple(inputs[0].shape)))
+    model.feed_data(_batch(model))  # 48 px patches: the crop is rows and columns 0..32 (the alignment grid)
+    losses = dict(model.compute_losses(1))
+    assert seen == {'teacher_a': [(1, 3, 32, 32)], 'teacher_b': [(1, 3, 32, 32)], 'net_g': [(4, 3, 48, 48)]}
+    with torch.no_grad():
+        expected_kd = model.cri_kd(model.output[:1, :, :32, :32].float(), model.teacher_a(model.lq[:1, :, :32, :32]))
+    assert torch.allclose(losses['l_kd'], expected_kd)
+    # the last tap of each term (the others also reach it through later taps): inside the region only
+    features = model.student_taps.features()
+    for term, feature in (('l_nc', features[model.num_encoder_taps - 1]), ('l_et', features[-1])):
+        grad, = torch.autograd.grad(losses[term], feature, retain_graph=True)
+        inside = -(-32 * feature.shape[-1] // 48)  # the crop's last map column, rounded outward
+        assert grad[:1, :, :inside, :inside].abs().sum() > 0, term
+        assert grad[1:].abs().sum() == 0 and grad[:, :, inside:].abs().sum() == 0, term
+        assert grad[:, :, :, inside:].abs().sum() == 0, term
+
+
+def test_a_crop_too_small_for_the_teachers_taps_is_refused_when_the_model_is_built(image_pairs, teachers):
+    with pytest.raises(TapError, match=r'distill.teacher_crop: on a 16-pixel crop the teacher A encoder tap '
+                                       r'\S+ is 2 x 2; the feature losses need 4 x 4'):
+        _model(image_pairs, teachers, teacher_crop=16)
 
 
 def test_cost_options_are_checked(image_pairs, teachers):
     opt = slkd_options(image_pairs, teachers)
-    opt['distill'].update(teacher_batch=0, every=1.5, teacher_amp='half')
+    opt['distill'].update(teacher_batch=0, every=1.5, teacher_amp='half', teacher_crop=1.5)
     problems = options_problems(opt, is_train=True)
     assert 'distill.teacher_batch: must be a number of samples (>= 1) or a share of the batch in (0, 1), got 0.' \
         in problems
     assert any(p.startswith('distill.every: ') for p in problems)
+    assert 'distill.teacher_crop: must be a side in pixels (>= 1) or a share of the patch side in (0, 1), got 1.5.' \
+        in problems
     assert "distill.teacher_amp: must be bf16, fp16 or false (mixed precision off), got 'half'." in problems
