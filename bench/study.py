@@ -98,6 +98,8 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'tb1_every2': ('SLKD, teachers on 1 of 4 samples, every 2nd it', recipe.SLKD_LOSSES),
     'tb1_every4': ('SLKD, teachers on 1 of 4 samples, every 4th it', recipe.SLKD_LOSSES),
     'tb1_crop_half': ('SLKD, teachers on a half-side crop of 1 of 4 samples', recipe.SLKD_LOSSES),
+    'tb1_crop_3q': ('SLKD, teachers on a 3/4-side crop of 1 of 4 samples', recipe.SLKD_LOSSES),
+    'tb1_crop_3q_bf16': ('SLKD, teachers on a 3/4-side crop of 1 of 4 samples in bf16', recipe.SLKD_LOSSES),
 }
 # the cost arms: slkd_light's losses with SLKDModel's options that cut what the teachers and extractors cost; tb1
 # (recipe.SLKD_DISTILL: a quarter of each batch of 4) is the default since, compared with slkd_light under
@@ -109,6 +111,8 @@ ARM_DISTILL = {
     'tb1_every2': {'teacher_batch': 1, 'every': 2},
     'tb1_every4': {'teacher_batch': 1, 'every': 4},
     'tb1_crop_half': {'teacher_batch': 1, 'teacher_crop': 0.5},
+    'tb1_crop_3q': {'teacher_batch': 1, 'teacher_crop': 0.75},
+    'tb1_crop_3q_bf16': {'teacher_batch': 1, 'teacher_crop': 0.75, 'teacher_amp': 'bf16'},
 }
 COST_ARMS = list(ARM_DISTILL)
 MAIN_ARMS = ['student', 'output_kd', 'slkd', 'slkd_anneal', 'slkd_light']

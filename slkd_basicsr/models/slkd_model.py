@@ -159,8 +159,9 @@ class SLKDModel(SRModel):
         train_opt = self.opt['train']
         distill_opt = self.opt.get('distill') or {}
         logger = get_root_logger()
-        self.amp = amp_dtype(train_opt.get('amp'))
-        self.teacher_amp = amp_dtype(distill_opt.get('teacher_amp', train_opt.get('amp')), 'distill.teacher_amp')
+        self.amp = amp_dtype(train_opt.get('amp'), 'train.amp', self.device)
+        self.teacher_amp = amp_dtype(distill_opt.get('teacher_amp', train_opt.get('amp')), 'distill.teacher_amp',
+                                     self.device)
         self.scaler = grad_scaler(self.device, self.amp)
 
         self.cri_kd = build_loss(train_opt['kd_opt']).to(self.device) if train_opt.get('kd_opt') else None
@@ -268,11 +269,12 @@ class SLKDModel(SRModel):
         student_ch = [f.shape[1] for f in self.student_taps.features()]
         teacher_ch = []
         view = TeacherView.of_batch(lq, None, self.teacher_crop)
-        probes = ((self.teacher_a, self.teacher_a_taps, 'lq', view(lq)), (self.teacher_b, self.teacher_b_taps, 'gt',
-                                                                          torch.rand_like(view(out))))
-        for teacher, taps, sees, x in probes:
+        gt = torch.rand_like(out)
+        probes = ((self.teacher_a, self.teacher_a_taps, 'lq', lq), (self.teacher_b, self.teacher_b_taps, 'gt', gt))
+        for teacher, taps, sees, full in probes:
             if taps is None:
                 continue
+            x = view(full)
             if input_channels(teacher) != x.shape[1]:
                 raise ValueError(f'teacher ({type(teacher).__name__}) takes {input_channels(teacher)} input channels '
                                  f'but sees {sees} with {x.shape[1]}; match the teacher and student channel options.')
@@ -280,14 +282,29 @@ class SLKDModel(SRModel):
             if t_out.shape != view(out).shape:
                 raise ValueError(f'teacher output {tuple(t_out.shape)} and student output {tuple(view(out).shape)} '
                                  'differ; teacher and student must have the same input and output channels.')
-            for name, feature in zip(taps.names, taps.features()):
-                if min(feature.shape[-2:]) < 4 and view.box is not None:
-                    raise TapError(f'distill.teacher_crop: on a {x.shape[-1]}-pixel crop the {taps.role} {name} is '
-                                   f'{feature.shape[-2]} x {feature.shape[-1]}; the feature losses need 4 x 4: raise '
-                                   'teacher_crop or tap a shallower module.')
             teacher_ch += [f.shape[1] for f in taps.features()]
+            if view.box is not None:
+                self._check_crop(teacher, taps, full, view)
         self._clear_taps()
         return student_ch, teacher_ch
+
+    @staticmethod
+    def _check_crop(teacher: nn.Module, taps: FeatureTaps, full: torch.Tensor, view: TeacherView) -> None:
+        """The teacher's taps on the crop (recorded in ``taps``) must be the crop's region of its taps on the whole
+        ``full`` input, and at least 4 x 4: a teacher that pads the crop to its size multiple sees another image."""
+        on_crop = taps.features()
+        teacher(full)
+        side = view.box[2]
+        for name, crop_map, full_map in zip(taps.names, on_crop, taps.features()):
+            if crop_map.shape[-2:] != view(full_map).shape[-2:]:
+                raise TapError(f'distill.teacher_crop: {type(teacher).__name__} pads a {side}-pixel crop to its size '
+                               f'multiple (its {taps.role} {name} is {tuple(crop_map.shape[-2:])}, not the crop\'s '
+                               f'{tuple(view(full_map).shape[-2:])}); use a crop side that is a multiple of the '
+                               "teacher's (Restormer, DRSformer: 8; NAFNet: 2 ** levels; Uformer: window x 16).")
+            if min(crop_map.shape[-2:]) < 4:
+                raise TapError(f'distill.teacher_crop: on a {side}-pixel crop the {taps.role} {name} is '
+                               f'{crop_map.shape[-2]} x {crop_map.shape[-1]}; the feature losses need 4 x 4: raise '
+                               'teacher_crop or tap a shallower module.')
 
     def _log_complexity(self, distill_opt: Dict[str, Any]) -> None:
         if self.opt.get('rank', 0) != 0:
@@ -541,7 +558,7 @@ class SLKDModel(SRModel):
         """SRModel's test under ``val.amp`` (default ``train.amp``); the student's taps are dropped afterwards, so
         that a full-size validation image's features do not stay alive into the next training step."""
         opt = self.opt.get('val') or {}
-        dtype = amp_dtype(opt.get('amp', (self.opt.get('train') or {}).get('amp')), 'val.amp')
+        dtype = amp_dtype(opt.get('amp', (self.opt.get('train') or {}).get('amp')), 'val.amp', self.device)
         with autocast(self.device, dtype):
             super().test()
         self.output = self.output.float()

@@ -4,6 +4,7 @@ import torch
 from basicsr.models import build_model
 
 from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
+from slkd_basicsr.models import precision
 from slkd_basicsr.models.precision import amp_dtype
 from slkd_basicsr.options_check import options_problems
 
@@ -22,8 +23,19 @@ def _slkd(image_pairs, teachers, amp):
 def test_amp_option_values():
     assert amp_dtype(False) is None and amp_dtype(None) is None
     assert amp_dtype('bf16') == torch.bfloat16 and amp_dtype('fp16') == torch.float16
-    with pytest.raises(ValueError, match="train.amp must be bf16, fp16 or false, got 'fp32'"):
+    with pytest.raises(ValueError, match="train.amp must be bf16, fp16, auto or false, got 'fp32'"):
         amp_dtype('fp32')
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_auto_is_bf16_only_where_the_device_has_it_natively(monkeypatch, native):
+    monkeypatch.setattr(precision, 'native_bf16', lambda device: native)
+    assert amp_dtype('auto', 'distill.teacher_amp', torch.device('cpu')) == (torch.bfloat16 if native else None)
+
+
+def test_auto_on_a_device_without_bf16_is_full_precision():
+    assert not precision.native_bf16(torch.device('meta'))
+    assert amp_dtype('auto', device=torch.device('meta')) is None
 
 
 def test_options_check_names_a_bad_amp(image_pairs, teachers):

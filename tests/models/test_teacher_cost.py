@@ -124,6 +124,12 @@ def test_a_crop_too_small_for_the_teachers_taps_is_refused_when_the_model_is_bui
         _model(image_pairs, teachers, teacher_crop=16)
 
 
+def test_a_crop_the_teachers_would_pad_is_refused_when_the_model_is_built(image_pairs, teachers):
+    """Restormer pads its input to a multiple of 8: on a 20-pixel crop its taps would show 4 padded pixels."""
+    with pytest.raises(TapError, match=r'distill.teacher_crop: Restormer pads a 20-pixel crop to its size multiple'):
+        _model(image_pairs, teachers, teacher_crop=20)
+
+
 def test_cost_options_are_checked(image_pairs, teachers):
     opt = slkd_options(image_pairs, teachers)
     opt['distill'].update(teacher_batch=0, every=1.5, teacher_amp='half', teacher_crop=1.5)
