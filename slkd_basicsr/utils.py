@@ -98,4 +98,4 @@ def autocast_of_test_options(options_path: Optional[str]) -> ContextManager:
     amp = (opt.get('val') or {}).get('amp')
     num_gpu = opt.get('num_gpu', 0)
     device = torch.device('cuda' if num_gpu != 0 and torch.cuda.is_available() else 'cpu')
-    return autocast(device, amp_dtype(amp, 'val.amp') if is_amp_value(amp) else None)
+    return autocast(device, amp_dtype(amp, 'val.amp', device) if is_amp_value(amp) else None)
