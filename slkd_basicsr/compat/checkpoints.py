@@ -28,6 +28,9 @@ SAFE_GLOBALS = [collections.Counter]
 TEMPORARY_NAME = re.compile(r'\.(?P<final>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp')
 # About when this process started (the package is imported first): no save of this process is older
 PROCESS_START = time.time()
+# Share of a network's tensors a non-strict load must fit (name and shape): below it the file is of another network
+# and loading it would leave a mostly random one
+MIN_FITTED_SHARE = 0.5
 
 
 class CheckpointError(RuntimeError):
@@ -179,6 +182,22 @@ def check_state_dict(net: torch.nn.Module, state_dict: Dict[str, torch.Tensor], 
                           '. Check that the network options match the checkpoint (or set strict_load_* to false).')
 
 
+def check_fits_enough(net: torch.nn.Module, state_dict: Dict[str, Any], load_path: str) -> None:
+    """For a non-strict load: raise one :class:`CheckpointError` when the file fits (same name and shape) fewer than
+    :data:`MIN_FITTED_SHARE` of the network's tensors; it comes from another arch or size, and the network would be
+    tested, exported or trained from mostly random weights with nothing but warnings in the log."""
+    own = net.state_dict()
+    fitted = sum(1 for k, v in own.items()
+                 if isinstance(state_dict.get(k), torch.Tensor) and tuple(state_dict[k].shape) == tuple(v.shape))
+    if fitted >= MIN_FITTED_SHARE * len(own):
+        return
+    raise CheckpointError(f'{type(net).__name__} checkpoint {load_path!r} fits only {fitted} of the network\'s '
+                          f'{len(own)} tensors (same name and shape): even with strict_load_* false, the other '
+                          f'{len(own) - fitted} would keep their random initial values. The file was saved from '
+                          'another arch or size: point the path at a checkpoint of this network, or make the network '
+                          'options match the file (strict_load_* true lists every difference).')
+
+
 def _strip_module_prefix(state_dict: Dict[str, Any]) -> Dict[str, Any]:
     return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
 
@@ -226,7 +245,8 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
 
     Behaves like BasicSR's: falls back from ``params_ema`` to ``params``, strips a ``module.`` prefix,
     logs differing keys; ``param_key: ~`` takes the whole file as the state dict. Refuses files that hold no dict
-    of tensors and parameters with NaN or inf values (:func:`check_finite`).
+    of tensors, parameters with NaN or inf values (:func:`check_finite`) and, with ``strict`` false, files that fit
+    fewer than half of the network's tensors (:func:`check_fits_enough`).
     """
     from basicsr.utils import get_root_logger
 
@@ -239,9 +259,12 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
         param_key = 'params'
     load_net = _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name))
     logger.info(f'Loading {net_name} model from {load_path}, with param key: [{param_key}].')
-    self._print_different_keys_loading(net, load_net, strict)
+    # checked before BasicSR logs a warning per differing tensor: a refused file gets its one error alone
     if strict:
         check_state_dict(net, load_net, load_path)
+    else:
+        check_fits_enough(net, load_net, load_path)
+    self._print_different_keys_loading(net, load_net, strict)
     check_finite(net, load_net, load_path)
     net.load_state_dict(load_net, strict=strict)
 

@@ -172,3 +172,36 @@ def test_non_finite_parameters_are_refused_naming_the_first(image_pairs, tmp_pat
     with pytest.raises(checkpoints.CheckpointError, match=rf"Restormer checkpoint '.*diverged.pth' has non-finite "
                        rf"values in '{re.escape(first)}' \(3 NaN, 0 inf of \d+\) and 1 more parameters"):
         model.load_network(model.net_g, path, True, 'params')
+
+
+def test_a_non_strict_load_that_fits_almost_nothing_is_refused(image_pairs, tmp_path):
+    """strict_load_g: false with a checkpoint of another width: BasicSR ignores every tensor of another shape and
+    would test or export a random network; most of the network fitted, the load goes on (fine-tuning)."""
+    from basicsr.archs import build_network
+
+    from helpers import tiny_teacher
+
+    opt = sr_options(image_pairs)
+    opt.update(is_train=False, dist=False, rank=0)
+    model = build_model(opt)
+    total = len(model.net_g.state_dict())
+    wider = str(tmp_path / 'wider.pth')
+    torch.save({'params': build_network(tiny_teacher()).state_dict()}, wider)
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    with pytest.raises(checkpoints.CheckpointError) as err:
+        model.load_network(model.net_g, wider, False, 'params')
+    fitted = int(re.search(r'fits only (\d+) of', str(err.value)).group(1))
+    assert fitted < total / 2
+    assert str(err.value) == (
+        f"Restormer checkpoint '{wider}' fits only {fitted} of the network's {total} tensors (same name and shape): "
+        f'even with strict_load_* false, the other {total - fitted} would keep their random initial values. The file '
+        'was saved from another arch or size: point the path at a checkpoint of this network, or make the network '
+        'options match the file (strict_load_* true lists every difference).')
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+
+    state = dict(before)
+    state['output.weight'] = torch.zeros(1)  # one tensor of another shape (a new head): the rest loads
+    del state['patch_embed.proj.weight']
+    partial = str(tmp_path / 'partial.pth')
+    torch.save({'params': state}, partial)
+    model.load_network(model.net_g, partial, False, 'params')
