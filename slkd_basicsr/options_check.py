@@ -8,22 +8,31 @@ YAML dict) and reports, one line per problem, each starting with the option's do
 - required sections and keys, for training and for testing (``path.pretrain_network_g`` unless
   ``path.allow_random_init: true``);
 - types and ranges of the numbers BasicSR and this plugin read (sizes, iterations, frequencies, learning rates,
-  loss weights);
+  loss weights, ``train.ema_decay`` below 1, ``manual_seed`` in numpy's range), and at least one loss with a
+  weight above 0;
+- the keywords of each ``network_*``, ``train.*_opt``, ``optim_g`` and ``scheduler`` against the registered
+  class's constructor: unknown ones, and values of another type than the parameter's annotation (or, without one,
+  its default) says: ``global_residual: 'false'`` (a string, so true) and ``dim: '8'`` are problems, not a silent
+  truth or a late ``TypeError``;
 - unknown keys where this plugin or BasicSR's ``SRModel`` reads the whole section (``distill``, ``train`` of
-  ``SRModel``/``SLKDModel``, each ``train.*_opt`` and ``network_*`` against the registered class's constructor,
-  ``path``, the options of ``PairedImageDataset`` and ``SyntheticDegradationDataset``), and elsewhere keys so
-  close to a known one that they are a typo (``distil``, ``val.metric``); keys of other plugins stay allowed;
+  ``SRModel``/``SLKDModel``, ``path``, the options of ``PairedImageDataset`` and ``SyntheticDegradationDataset``),
+  and elsewhere keys so close to a known one that they are a typo (``distil``, ``val.metric``); keys of other
+  plugins stay allowed;
 - taps given as a string, ``name`` that would leave ``experiments/``, a validation or test set's ``name`` that
   would leave its ``visualization/`` folder or is another set's too, degradations out of range.
 
 The registries are looked up when the check runs, so ``slkd_basicsr`` (or another plugin) must be imported by
 then; an unknown ``type`` is left to ``compat.check_option_types`` (which raises ``UnknownTypeError``).
+:func:`options_warnings` lists what is allowed but likely unintended (a ``name`` that puts BasicSR in debug mode).
 """
+import collections.abc
 import difflib
 import inspect
 import math
 import os
-from typing import Any, Dict, Iterable, List, Optional, Set
+import types
+import typing
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import yaml
 
@@ -78,6 +87,9 @@ VAL_KEYS = {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'center_frame_o
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
 
 CLOSE = 0.8  # difflib ratio above which an unknown key in an open section counts as a typo of a known one
+# what a constructor parameter without a usable annotation takes, by the type of its default: Python code mixes ints
+# and floats freely, so an int default takes any number (EDSR's res_scale=1 is set to 0.1)
+DEFAULT_HINTS = {bool: bool, int: float, float: float, str: str, list: list, tuple: list}
 
 
 def suggest(name: Any, known: Iterable[str], cutoff: float = 0.6) -> List[str]:
@@ -103,6 +115,10 @@ class _Report:
 
     def add(self, key: str, text: str) -> None:
         self.lines.append(f'{key}: {text}')
+
+    def has(self, key: str) -> bool:
+        """Whether a problem of ``key`` (or of an item of it, ``key[i]``) is reported already."""
+        return any(line.startswith((f'{key}:', f'{key}[')) for line in self.lines)
 
     def section(self, opt: Dict[str, Any], key: str, dotted: str, required: bool) -> Optional[Dict[str, Any]]:
         """``opt[key]`` if it is a mapping; a problem if it is missing (when required) or not a mapping."""
@@ -131,16 +147,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _not_a_number(value: Any) -> str:
-    text = f'must be a number, got {value!r}'
+def _quoted(value: Any) -> str:
+    """``repr(value)``, saying so when it is a string that YAML would read as another type without its quotes
+    (``'false'``, ``'8'``): the quotes are the mistake."""
+    text = repr(value)
     if isinstance(value, str):
         try:
-            float(value)
+            unquoted = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return text
+        if unquoted is not None and not isinstance(unquoted, str):
+            text += ' (a quoted string)'
+    return text
+
+
+def _not_a_number(value: Any) -> str:
+    quoted = _quoted(value)
+    if isinstance(value, str) and quoted == repr(value):  # a string even without quotes
+        try:
+            number = float(value)
         except ValueError:
-            return text + '.'
+            return f'must be a number, got {quoted}.'
         # PyYAML reads 2e-4 (no dot) as a string
-        return text + f' (a string: write {float(value)!r} or !!float {value}).'
-    return text + '.'
+        return f'must be a number, got {quoted} (a string: write {number!r} or !!float {value}).'
+    return f'must be a number, got {quoted}.'
 
 
 def _number(report: _Report, key: str, value: Any, low: float = -math.inf, high: float = math.inf,
@@ -158,15 +188,20 @@ def _number(report: _Report, key: str, value: Any, low: float = -math.inf, high:
         return
     if value < low or (low_open and value == low) or value > high:
         if high == math.inf:
-            bound = f'> {low:g}' if low_open else f'>= {low:g}'
+            bound = f'> {_bound(low)}' if low_open else f'>= {_bound(low)}'
         else:
-            bound = f'between {low:g} and {high:g}'
+            bound = f'between {_bound(low)} and {_bound(high)}'
         report.add(key, f'{value!r} is out of range; it must be {bound}.')
+
+
+def _bound(value: float) -> str:
+    """A range's end as written in a message: whole numbers in full (a seed's 4294967295), others as %g."""
+    return str(int(value)) if float(value).is_integer() else f'{value:g}'
 
 
 def _bool(report: _Report, key: str, value: Any) -> None:
     if not isinstance(value, bool):
-        report.add(key, f'must be true or false, got {value!r}.')
+        report.add(key, f'must be true or false, got {_quoted(value)}.')
 
 
 def _amp(report: _Report, key: str, value: Any) -> None:
@@ -181,30 +216,100 @@ def _optional_str(report: _Report, key: str, value: Any) -> None:
         report.add(key, f'must be a path (a string) or ~, got {value!r}.')
 
 
-def _signature_keys(cls: Any) -> Optional[Dict[str, bool]]:
-    """Constructor keywords of ``cls`` -> whether each is required; None when it takes ``**kwargs``."""
+def _constructor(cls: Any) -> Tuple[Any, Dict[str, Any]]:
+    """The class whose ``__init__`` declares ``cls``'s keywords, and the defaults ``cls`` puts in their place.
+
+    A student preset (``ResSL``: ``StudentPreset`` on ``Restormer``) takes ``**overrides`` and passes them on to its
+    parent arch, with its ``preset`` as the defaults.
+    """
+    from slkd_basicsr.archs.arch_util import StudentPreset
+
+    if isinstance(cls, type) and issubclass(cls, StudentPreset):
+        return next(c for c in cls.__mro__ if not issubclass(c, StudentPreset)), cls.preset
+    return cls, {}
+
+
+def _type_hints(cls: Any) -> Dict[str, Any]:
+    """The resolved annotations of ``cls.__init__`` ({} when they cannot be resolved, e.g. a forward reference to a
+    name the module does not define)."""
     try:
-        params = inspect.signature(cls).parameters.values()
+        return typing.get_type_hints(cls.__init__ if isinstance(cls, type) else cls)
+    except Exception:  # noqa: BLE001  (NameError, TypeError, ...: then the types stay unknown, as unannotated)
+        return {}
+
+
+def _signature_params(cls: Any) -> Optional[Dict[str, inspect.Parameter]]:
+    """Constructor keywords of ``cls``, with resolved annotations and the defaults ``cls`` gives them; None when it
+    takes ``**kwargs`` (any keyword)."""
+    target, preset = _constructor(cls)
+    try:
+        params = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return None
-    return {p.name: p.default is p.empty for p in params
+    hints = _type_hints(target)
+    return {p.name: p.replace(annotation=hints.get(p.name, p.annotation), default=preset.get(p.name, p.default))
+            for p in params
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ('self', 'optimizer', 'params')}
 
 
 def _check_constructor(report: _Report, section: Dict[str, Any], dotted: str, cls: Any, what: str) -> None:
-    """Keys of ``section`` must be constructor keywords of ``cls``; its required keywords must be there."""
-    keys = _signature_keys(cls)
-    if keys is None:
+    """Keys of ``section`` must be constructor keywords of ``cls`` with values of their types
+    (:func:`_check_type`, for keys without a problem yet); its required keywords must be there."""
+    params = _signature_params(cls)
+    if params is None:
         return
-    for key in section:
-        if key != 'type' and key not in keys:
+    for key, value in section.items():
+        if key == 'type':
+            continue
+        if key not in params:
             report.add(f'{dotted}.{key}', f'{what} takes no such argument. ' +
-                       unknown_key_text(f'{dotted}.', key, keys).replace('unknown key. ', ''))
-    for key, required in keys.items():
-        if required and key not in section:
+                       unknown_key_text(f'{dotted}.', key, params).replace('unknown key. ', ''))
+        elif not report.has(f'{dotted}.{key}'):
+            _check_argument(report, f'{dotted}.{key}', value, params[key])
+    for key, param in params.items():
+        if param.default is param.empty and key not in section:
             report.add(f'{dotted}.{key}', f'missing; {what} requires it.')
+
+
+def _check_argument(report: _Report, key: str, value: Any, param: inspect.Parameter) -> None:
+    """Check a constructor argument against its parameter's annotation or, without one, its default's type; None
+    is taken where the default is None or no annotation says otherwise."""
+    annotated = param.annotation is not param.empty and not isinstance(param.annotation, str)
+    hint = param.annotation if annotated else DEFAULT_HINTS.get(type(param.default))
+    if hint is None or (value is None and (param.default is None or not annotated)):
+        return
+    _check_type(report, key, value, hint)
+
+
+def _check_type(report: _Report, key: str, value: Any, hint: Any) -> None:
+    """Report ``value`` unless it can be a ``hint``: bool (true or false only), int (not a float or a string), float
+    (an int or a float), str, a list or tuple (its items checked against an item type, if one), ``Optional`` of
+    one of them. A hint of several types, a class or ``Any`` cannot be told from the options: anything passes."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if value is None and len(members) < len(args):
+            return
+        if len(members) == 1:
+            _check_type(report, key, value, members[0])
+        return
+    if hint in (list, tuple) or origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            report.add(key, f'must be a list, got {_quoted(value)}.')
+            return
+        item = args[0] if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis) else None
+        for i, entry in enumerate(value if item is not None else ()):
+            _check_type(report, f'{key}[{i}]', entry, item)
+    elif hint is bool:
+        _bool(report, key, value)
+    elif hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        report.add(key, f'must be a whole number, got {_quoted(value)}.')
+    elif hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        report.add(key, _not_a_number(value))
+    elif hint is str and not isinstance(value, str):
+        report.add(key, f'must be a string, got {value!r}.')
 
 
 def _registered(registry: Any, name: Any) -> Any:
@@ -234,7 +339,8 @@ def _check_top(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
     if opt.get('scale') is not None:
         _number(report, 'scale', opt['scale'], 1, integer=True)
     if opt.get('manual_seed') is not None:
-        _number(report, 'manual_seed', opt['manual_seed'], integer=True)
+        # BasicSR seeds numpy with manual_seed + rank, and numpy takes seeds in [0, 2**32 - 1]
+        _number(report, 'manual_seed', opt['manual_seed'], 0, 2**32 - opt.get('world_size', 1), integer=True)
     _check_dist_params(report, opt)
     known = BASICSR_TOP | SLKD_TOP
     for key in opt:
@@ -273,8 +379,6 @@ def dist_params_problems(dist_params: Any) -> List[str]:
 
 
 def _check_networks(report: _Report, opt: Dict[str, Any]) -> None:
-    from basicsr.utils.registry import ARCH_REGISTRY
-
     section = report.section(opt, 'network_g', 'network_g', required=True)
     if section is not None and 'type' not in section:
         report.add('network_g.type', 'missing; name the architecture, e.g. Restormer.')
@@ -284,9 +388,16 @@ def _check_networks(report: _Report, opt: Dict[str, Any]) -> None:
             if key != 'network_g':
                 report.add(key, f'must be a mapping with a type, got {section!r}.')
             continue
-        cls = _registered(ARCH_REGISTRY, section.get('type'))
-        if cls is not None:
-            _check_constructor(report, section, key, cls, section['type'])
+        _check_network_arguments(report, section, key)
+
+
+def _check_network_arguments(report: _Report, section: Dict[str, Any], key: str) -> None:
+    """The keywords of a ``network_*`` section against its registered arch's constructor."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    cls = _registered(ARCH_REGISTRY, section.get('type'))
+    if cls is not None:
+        _check_constructor(report, section, key, cls, section['type'])
 
 
 def _check_datasets(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:
@@ -413,7 +524,7 @@ def _check_train(report: _Report, opt: Dict[str, Any], model: Any, is_slkd: bool
     if train.get('warmup_iter') is not None:
         _number(report, 'train.warmup_iter', train['warmup_iter'], -1, integral=True)
     if train.get('ema_decay') is not None:
-        _number(report, 'train.ema_decay', train['ema_decay'], 0, 1)
+        _check_ema_decay(report, train['ema_decay'])
     _check_optimizer(report, train)
     _check_scheduler(report, train)
     if train.get('lr_scm') is not None:
@@ -427,12 +538,33 @@ def _check_train(report: _Report, opt: Dict[str, Any], model: Any, is_slkd: bool
     _amp(report, 'train.amp', train.get('amp'))
     for key in [k for k in train if k.endswith('_opt')]:
         _check_loss(report, train[key], f'train.{key}')
+    _check_something_trains(report, train)
     if model is not None and issubclass(model, SRModel) and not train.get('pixel_opt') and \
             not train.get('perceptual_opt'):
         report.add('train.pixel_opt', f'missing; {model.__name__} needs pixel_opt or perceptual_opt '
                    '(e.g. {type: L1Loss, loss_weight: 1.0}).')
     if is_slkd:
         _check_teachers(report, opt, train)
+
+
+def _check_ema_decay(report: _Report, decay: Any) -> None:
+    if _is_number(decay) and decay >= 1:
+        report.add('train.ema_decay', f'{decay!r} is out of range; it must be >= 0 and < 1: at 1 the EMA network '
+                   '(which validation uses, saved as params_ema) keeps its initial weights, above 1 it drifts away '
+                   'from the training. Use e.g. 0.999, or 0 for no EMA.')
+    else:
+        _number(report, 'train.ema_decay', decay, 0, 1)
+
+
+def _check_something_trains(report: _Report, train: Dict[str, Any]) -> None:
+    """Every loss of ``train`` with ``loss_weight: 0``: nothing would train (a loss without a ``loss_weight`` has its
+    class's default, e.g. 1, or other weights, as PerceptualLoss: it counts as weighing)."""
+    losses = {key: loss for key, loss in train.items() if key.endswith('_opt') and isinstance(loss, dict) and loss}
+    weights = [loss.get('loss_weight') for loss in losses.values()]
+    if losses and all(_is_number(w) and w == 0 for w in weights):
+        keys = ', '.join(f'train.{key}.loss_weight' for key in losses)
+        report.add('train', f'every loss weight is 0 ({keys}): nothing would train. Give at least one loss a '
+                   'loss_weight > 0 (or remove the losses you do not want).')
 
 
 def _check_train_keys(report: _Report, train: Dict[str, Any], exact: Optional[str]) -> None:
@@ -486,8 +618,6 @@ def _check_scheduler(report: _Report, train: Dict[str, Any]) -> None:
         report.add('train.scheduler.type', 'missing; e.g. MultiStepLR or CosineAnnealingRestartLR.')
     classes = {'MultiStepLR': lr_scheduler.MultiStepRestartLR, 'MultiStepRestartLR': lr_scheduler.MultiStepRestartLR,
                'CosineAnnealingRestartLR': lr_scheduler.CosineAnnealingRestartLR}
-    if kind in classes:
-        _check_constructor(report, scheduler, 'train.scheduler', classes[kind], kind)
     for key in ('milestones', 'periods', 'restarts', 'restart_weights'):
         values = scheduler.get(key)
         if values is None:
@@ -507,6 +637,8 @@ def _check_scheduler(report: _Report, train: Dict[str, Any]) -> None:
     for key, low, low_open in (('gamma', 0, True), ('eta_min', 0, False)):
         if scheduler.get(key) is not None:
             _number(report, f'train.scheduler.{key}', scheduler[key], low, low_open=low_open)
+    if kind in classes:
+        _check_constructor(report, scheduler, 'train.scheduler', classes[kind], kind)
 
 
 def _check_loss(report: _Report, loss: Any, dotted: str) -> None:
@@ -654,6 +786,14 @@ def options_problems(opt: Any, is_train: bool) -> List[str]:
     return report.lines
 
 
+def network_problems(section: Dict[str, Any], key: str = 'network_g') -> List[str]:
+    """The problems of one ``network_*`` section's keywords (unknown ones, values of the wrong type), for
+    ``slkd-export``, which builds ``network_g`` from an options file of any phase without the whole check."""
+    report = _Report()
+    _check_network_arguments(report, section, key)
+    return report.lines
+
+
 def check_options(opt: Any, is_train: bool, source: str = 'the options file') -> None:
     """Raise :class:`OptionsError` listing every problem of ``opt``, or return None when there is none.
 
@@ -667,6 +807,23 @@ def check_options(opt: Any, is_train: bool, source: str = 'the options file') ->
         count = f'{len(problems)} problem' + ('s' if len(problems) > 1 else '')
         raise OptionsError(f'{source} has {count} (nothing was started):\n' +
                            '\n'.join(f'  {line}' for line in problems))
+
+
+def options_warnings(opt: Dict[str, Any], is_train: bool) -> List[str]:
+    """What in ``opt`` is allowed but likely unintended, one line each, for the entry point to print.
+
+    A training ``name`` containing ``debug`` puts BasicSR in debug mode (``basicsr.utils.options.parse_options``
+    and ``basicsr.train``): it overrides the logging, checkpoint and validation frequencies and starts no
+    tensorboard or wandb logger. ``--debug`` asks for that mode (it prefixes the name with ``debug_``); call this
+    without it.
+    """
+    name = opt.get('name')
+    if not is_train or not isinstance(name, str) or 'debug' not in name:
+        return []
+    val = ', val.val_freq 8' if 'val' in opt else ''
+    return [f"name: {name!r} contains 'debug', so BasicSR trains in debug mode: logger.print_freq becomes 1, "
+            f'logger.save_checkpoint_freq 8{val}, whatever the options file says, and no tensorboard or wandb logger '
+            "is started. To train with the options file's settings, rename the experiment (a name without 'debug')."]
 
 
 def iterations_per_epoch(opt: Dict[str, Any], dataset_len: int) -> int:

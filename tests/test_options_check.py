@@ -15,7 +15,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from helpers import REPO_ROOT, in_process, slkd_options, sr_options, write_options
 from slkd_basicsr.compat import UnknownTypeError, check_option_types
 from slkd_basicsr.options_check import (OptionsError, check_iterations_per_epoch, check_options, dist_params_problems,
-                                        iterations_per_epoch, options_problems, read_options_file, suggest)
+                                        iterations_per_epoch, options_problems, options_warnings, read_options_file,
+                                        suggest)
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 PAIRS = {'train': {'gt': 'data/train/gt', 'lq': 'data/train/lq'}, 'val': {'gt': 'data/val/gt', 'lq': 'data/val/lq'}}
@@ -125,7 +126,7 @@ CASES = [
     ('path flag typo', lambda o: o['path'].update(strict_load_teacher=False),
      'path.strict_load_teacher: unknown key. Did you mean: path.strict_load_teacher_'),
     ('strict_load not a bool', lambda o: o['path'].update(strict_load_g='yes'),
-     "path.strict_load_g: must be true or false, got 'yes'."),
+     "path.strict_load_g: must be true or false, got 'yes' (a quoted string)."),
     ('no teacher A', lambda o: o.pop('network_teacher_a'),
      'network_teacher_a: missing; train.kd_opt, train.nc_opt needs teacher A.'),
     ('no teacher B checkpoint', lambda o: o['path'].update(pretrain_network_teacher_b=None),
@@ -176,6 +177,42 @@ CASES = [
      'dist_params: must be a mapping of options, got 30.'),
     ('port out of range', lambda o: o.update(dist_params={'port': 70000}),
      'dist_params.port: 70000 is out of range; it must be between 1 and 65535.'),
+    # issue 26: types of arch and loss arguments, a training that trains nothing, EMA, seeds
+    ('global_residual a quoted string', lambda o: o['network_teacher_b'].update(global_residual='false'),
+     "network_teacher_b.global_residual: must be true or false, got 'false' (a quoted string)."),
+    ('bias 0', lambda o: o['network_g'].update(bias=0), 'network_g.bias: must be true or false, got 0.'),
+    ('dim a quoted number', lambda o: o['network_g'].update(dim='8'),
+     "network_g.dim: must be a whole number, got '8' (a quoted string)."),
+    ('dim a fraction', lambda o: o['network_teacher_a'].update(dim=8.5),
+     'network_teacher_a.dim: must be a whole number, got 8.5.'),
+    ('blocks a number', lambda o: o['network_g'].update(num_blocks=4), 'network_g.num_blocks: must be a list, got 4.'),
+    ('a block count a string', lambda o: o['network_g'].update(num_blocks=[1, '2', 1, 1]),
+     "network_g.num_blocks[1]: must be a whole number, got '2' (a quoted string)."),
+    ('expansion factor a word', lambda o: o['network_g'].update(ffn_expansion_factor='wide'),
+     "network_g.ffn_expansion_factor: must be a number, got 'wide'."),
+    ('layer norm type a number', lambda o: o['network_g'].update(LayerNorm_type=1),
+     'network_g.LayerNorm_type: must be a string, got 1.'),
+    ('kd temperature hot', lambda o: o['train']['kd_opt'].update(temperature='hot'),
+     "train.kd_opt.temperature: must be a number, got 'hot'."),
+    ('sample_channels a quoted number', lambda o: o['train']['et_opt'].update(sample_channels='4'),
+     "train.et_opt.sample_channels: must be a whole number, got '4' (a quoted string)."),
+    ('amsgrad a quoted string', lambda o: o['train']['optim_g'].update(amsgrad='true'),
+     "train.optim_g.amsgrad: must be true or false, got 'true' (a quoted string)."),
+    ('milestones a number', lambda o: o['train']['scheduler'].update(milestones=20),
+     'train.scheduler.milestones: must be a list, got 20.'),
+    ('every loss weight 0',
+     lambda o: [o['train'][k].update(loss_weight=0) for k in ('pixel_opt', 'kd_opt', 'nc_opt', 'et_opt')],
+     'train: every loss weight is 0 (train.pixel_opt.loss_weight, train.kd_opt.loss_weight, '
+     'train.nc_opt.loss_weight, train.et_opt.loss_weight): nothing would train.'),
+    ('ema_decay 1', lambda o: o['train'].update(ema_decay=1),
+     'train.ema_decay: 1 is out of range; it must be >= 0 and < 1: at 1 the EMA network (which validation uses, '
+     'saved as params_ema) keeps its initial weights'),
+    ('ema_decay above 1', lambda o: o['train'].update(ema_decay=1.5),
+     'train.ema_decay: 1.5 is out of range; it must be >= 0 and < 1'),
+    ('negative seed', lambda o: o.update(manual_seed=-1),
+     'manual_seed: -1 is out of range; it must be between 0 and 4294967295.'),
+    ('seed beyond numpy', lambda o: o.update(manual_seed=2**32),
+     'manual_seed: 4294967296 is out of range; it must be between 0 and 4294967295.'),
 ]
 
 
@@ -206,6 +243,104 @@ def test_all_problems_come_in_one_message():
 def test_the_source_names_the_file():
     with pytest.raises(OptionsError, match=r"^opt/x.yml has 1 problem \(nothing was started\):\n  train.total_iter"):
         check_options(edited(slkd(), lambda o: o['train'].update(total_iter=0)), True, source='opt/x.yml')
+
+
+def test_a_seed_leaves_room_for_every_rank():
+    """BasicSR seeds each rank with manual_seed + rank."""
+    opt = edited(slkd(), lambda o: o.update(manual_seed=2**32 - 2, world_size=2, dist=True))
+    check_options(opt, True)
+    assert options_problems(edited(opt, lambda o: o.update(manual_seed=2**32 - 1)), True) == [
+        'manual_seed: 4294967295 is out of range; it must be between 0 and 4294967294.']
+
+
+@pytest.mark.parametrize('edit', [
+    lambda o: [o['train'][k].update(loss_weight=0) for k in ('kd_opt', 'nc_opt', 'et_opt')],
+    lambda o: o['train'].update(pixel_opt={'type': 'L1Loss'}, kd_opt={'type': 'ImageKLLoss', 'loss_weight': 0},
+                                nc_opt=None, et_opt=None),  # L1Loss's default weight is 1
+], ids=['the pixel loss alone', 'a loss without loss_weight'])
+def test_one_weighing_loss_is_enough(edit):
+    assert options_problems(edited(slkd(), edit), True) == []
+
+
+def test_the_unquoted_values_pass():
+    def edit(o):
+        o['network_teacher_b'].update(global_residual=False, dim=16, ffn_expansion_factor=2, num_blocks=(1, 1, 1, 1))
+        o['train']['kd_opt'].update(temperature=1)  # an int where a float is annotated
+        o['train']['et_opt'].update(sample_channels=None)  # Optional[int]
+        o['train'].update(ema_decay=0.999)
+        o['manual_seed'] = 0
+
+    assert options_problems(edited(slkd(), edit), True) == []
+
+
+def test_a_student_preset_is_checked_against_its_parent_arch():
+    """ResSL takes Restormer's keywords (its own signature is **overrides), with its preset as the defaults."""
+    def student(**args):
+        return lambda o: o.update(network_g={'type': 'ResSL', **args})
+
+    assert options_problems(edited(slkd(), student()), True) == []
+    assert options_problems(edited(slkd(), student(dim='8', global_residual='no', num_block=[1])), True) == [
+        "network_g.dim: must be a whole number, got '8' (a quoted string).",
+        "network_g.global_residual: must be true or false, got 'no' (a quoted string).",
+        'network_g.num_block: ResSL takes no such argument. Did you mean: network_g.num_blocks, '
+        'network_g.num_refinement_blocks?']
+
+
+@pytest.fixture
+def plugin_arch(monkeypatch):
+    """An arch of another plugin, registered for the test only: unannotated parameters and one annotation that
+    cannot be resolved."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    class PluginArch(torch.nn.Module):
+
+        def __init__(self, num_feat=64, res_scale=1, upsampler='pixelshuffle', flags=(1, 2), act=None,
+                     block: 'NotDefinedAnywhere' = None, use_bn=False):  # noqa: F821  (an unresolvable hint)
+            super().__init__()
+
+    monkeypatch.setitem(ARCH_REGISTRY._obj_map, 'PluginArch', PluginArch)
+    return 'PluginArch'
+
+
+def test_unannotated_arguments_are_checked_against_their_defaults(plugin_arch):
+    def arch(**args):
+        return lambda o: o.update(network_g={'type': plugin_arch, **args})
+
+    # an int default takes any number (EDSR's res_scale=1 is set to 0.1); a None default or a hint that cannot be
+    # resolved takes anything
+    fine = arch(num_feat=32, res_scale=0.1, upsampler='nearest', flags=[3], act='relu', block=object(), use_bn=True)
+    assert options_problems(edited(slkd(), fine), True) == []
+    bad = arch(num_feat='64', res_scale=True, upsampler=2, flags=3, use_bn='false')
+    assert options_problems(edited(slkd(), bad), True) == [
+        "network_g.num_feat: must be a number, got '64' (a quoted string).",
+        'network_g.res_scale: must be a number, got True.',
+        'network_g.upsampler: must be a string, got 2.',
+        'network_g.flags: must be a list, got 3.',
+        "network_g.use_bn: must be true or false, got 'false' (a quoted string)."]
+
+
+def test_a_bad_value_gets_one_line_per_key():
+    """A loss weight, lr or milestone with a problem of its range or type is not reported twice."""
+    def edit(o):
+        o['train']['kd_opt']['loss_weight'] = 'half'
+        o['train']['optim_g']['lr'] = 'fast'
+        o['train']['scheduler']['gamma'] = -1
+
+    assert options_problems(edited(slkd(), edit), True) == [
+        "train.optim_g.lr: must be a number, got 'fast'.",
+        'train.scheduler.gamma: -1 is out of range; it must be > 0.',
+        "train.kd_opt.loss_weight: must be a number, got 'half'."]
+
+
+@pytest.mark.parametrize('name, is_train, warned', [
+    ('tiny_debug_run', True, True), ('tiny', True, False), ('tiny_debug_run', False, False)])
+def test_a_debug_name_is_warned_about_in_training(name, is_train, warned):
+    opt = edited(slkd(), lambda o: o.update(name=name))
+    expected = [f"name: '{name}' contains 'debug', so BasicSR trains in debug mode: logger.print_freq becomes 1, "
+                'logger.save_checkpoint_freq 8, val.val_freq 8, whatever the options file says, and no tensorboard '
+                "or wandb logger is started. To train with the options file's settings, rename the experiment (a "
+                "name without 'debug')."]
+    assert options_warnings(opt, is_train) == (expected if warned else [])
 
 
 def test_options_error_is_a_value_error():
@@ -298,7 +433,7 @@ def test_a_key_without_close_match_lists_the_known_ones():
     text = message(edited(slkd(), lambda o: o['distill'].update(qqq=1)))
     assert 'distill.qqq: unknown key. Known keys: anneal_iters, check_teachers, decoder_taps, encoder_taps, every, ' \
            'log_complexity, log_grad_shares, min_teacher_b_psnr, probe_channels, probe_size, scm_resize_mode, ' \
-           'teacher_amp, teacher_batch.' in text
+           'teacher_amp, teacher_batch, teacher_crop.' in text
 
 
 def test_synthetic_dataset_options_and_degradation_ranges():

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from helpers import REPO_ROOT, TINY_RESTORMER, run_entry, save_checkpoint, sr_options, write_options
+from helpers import REPO_ROOT, TINY_RESTORMER, in_process, run_entry, save_checkpoint, sr_options, write_options
 
 
 def _refused(proc: subprocess.CompletedProcess, tmp_path, *expected: str) -> str:
@@ -52,6 +52,16 @@ BAD_TRAIN = {
          ('val.metrics.piqe', {'type': 'calculate_piqe', 'crop_border': 0, 'convert_to': 'rgb'})],
         ['2 problems', 'val.metrics.brisque: calculate_brisque cannot run (FileNotFoundError', 'svm_model_path',
          "val.metrics.piqe: calculate_piqe cannot run (ValueError: convert_to must be 'gray' or 'y', got 'rgb')"]),
+    # issue 26: types of arch arguments, a training that trains nothing, EMA, seeds
+    'quoted bool and number in the arch': (
+        [('network_g.global_residual', 'false'), ('network_g.dim', '8')],
+        ['2 problems', "network_g.global_residual: must be true or false, got 'false' (a quoted string).",
+         "network_g.dim: must be a whole number, got '8' (a quoted string)."]),
+    'every loss weight 0': ([('train.pixel_opt.loss_weight', 0)],
+                            ['train: every loss weight is 0 (train.pixel_opt.loss_weight): nothing would train.']),
+    'ema_decay 1': ([('train.ema_decay', 1.0)], ['train.ema_decay: 1.0 is out of range; it must be >= 0 and < 1']),
+    'negative seed (BasicSR parser fails)': (
+        [('manual_seed', -1)], ['manual_seed: -1 is out of range; it must be between 0 and 4294967295.']),
 }
 
 
@@ -206,3 +216,23 @@ def test_a_symlink_planted_as_the_lock_file_is_refused(image_pairs, tmp_path):
     assert f"LockFileError: The lock file '{exp / '.slkd_lock'}' is a symbolic link, which this project never " \
         'makes; nothing was written through it. Remove it and start the run again.' in proc.stderr
     assert target.read_text() == 'keep me\n' and os.listdir(tmp_path / 'experiments') == [opt['name']]
+
+
+@pytest.mark.parametrize('debug', [False, True], ids=['name only', 'with --debug'])
+def test_a_debug_name_is_warned_about_unless_debug_mode_is_asked_for(image_pairs, tmp_path, capsys, debug):
+    """BasicSR switches to debug mode for any name containing 'debug'; --debug asks for it (and adds debug_)."""
+    from types import SimpleNamespace
+
+    from slkd_basicsr.compat.run_safety import _checked_parse
+
+    opt = in_process(sr_options(image_pairs))
+    opt['name'] = 'tiny_debug'
+    opt['path']['experiments_root'] = str(tmp_path / 'experiments' / 'tiny_debug')
+    parse = _checked_parse(lambda root_path, is_train: (opt, SimpleNamespace(opt='tiny.yml', debug=debug)))
+    parse(str(tmp_path), True)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith('Warning: ')]
+    assert warnings == ([] if debug else [
+        "Warning: name: 'tiny_debug' contains 'debug', so BasicSR trains in debug mode: logger.print_freq becomes 1, "
+        'logger.save_checkpoint_freq 8, val.val_freq 8, whatever the options file says, and no tensorboard or wandb '
+        "logger is started. To train with the options file's settings, rename the experiment (a name without "
+        "'debug')."])

@@ -12,10 +12,12 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   message); then, for training, the train dataset is built once to check that each process gets at least one
   iteration per epoch; every ``val.metrics`` entry is run once on a small generated image (a metric without its
   model files, or with a bad option, fails here); rank 0 refuses an experiment folder a live run holds
-  (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; ``slkd-test`` gets
-  ``val.suffix: ~`` when it is not set, as ``SRModel`` indexes it when it saves images; ``path.allow_random_init``
-  (read by the check) is removed, as ``make_exp_dirs`` would make a folder of it. The random states are restored
-  afterwards, so training starts exactly as before;
+  (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; a training ``name`` that
+  puts BasicSR in debug mode gets a warning line on stderr (:func:`~slkd_basicsr.options_check.options_warnings`;
+  not with ``--debug``, which asks for that mode); ``slkd-test`` gets ``val.suffix: ~`` when it is not set, as
+  ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
+  ``make_exp_dirs`` would make a folder of it. The random states are restored afterwards, so training starts
+  exactly as before;
 - ``make_exp_dirs`` of ``basicsr.train`` and ``basicsr.test`` is replaced by :func:`make_exp_dirs`: rank 0 locks
   the run's folder before BasicSR's archiving of an old one, which then happens under that lock, and the new
   folder is locked as it is made (:func:`~slkd_basicsr.experiment_lock.lock_new_folder`), so two runs with the
@@ -35,7 +37,8 @@ import numpy as np
 import yaml
 
 from .. import experiment_lock
-from ..options_check import OptionsError, check_iterations_per_epoch, check_options, options_problems, read_options_file
+from ..options_check import (OptionsError, check_iterations_per_epoch, check_options, options_problems,
+                             options_warnings, read_options_file)
 from .checkpoints import remove_stale_temporary_files
 
 METRIC_PROBE_SIZE = 192  # a side BasicSR's NIQE (96 px blocks at two scales) and every metric here accept
@@ -149,6 +152,9 @@ def _checked_parse(parse_options: Callable) -> Callable:
         if not is_train and isinstance(opt.get('val'), dict):
             opt['val'].setdefault('suffix', None)  # SRModel indexes val['suffix'] when slkd-test saves images
         check_run(opt, is_train, args.opt)
+        if not getattr(args, 'debug', False) and opt.get('rank', 0) == 0:  # with --debug, debug mode is asked for
+            for line in options_warnings(opt, is_train):
+                print(f'Warning: {line}', file=sys.stderr, flush=True)
         # read by the check only; BasicSR's make_exp_dirs would make a folder of every other path entry
         opt['path'].pop('allow_random_init', None)
         return opt, args

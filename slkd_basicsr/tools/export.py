@@ -118,8 +118,8 @@ def _same_file(path: str, other: str) -> bool:
 
 def read_options(path: str) -> Dict[str, Any]:
     """A BasicSR options file, read as data (``options_check.read_options_file``), that has a ``network_g`` with a
-    ``type``."""
-    from slkd_basicsr.options_check import OptionsError, read_options_file
+    ``type`` and keywords its arch takes, of the types it takes (``options_check.network_problems``)."""
+    from slkd_basicsr.options_check import OptionsError, network_problems, read_options_file
 
     if not osp.isfile(path):
         raise ExportError(f'options file not found: {path!r}.')
@@ -130,6 +130,9 @@ def read_options(path: str) -> Dict[str, Any]:
     if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict) or 'type' not in opt['network_g']:
         raise ExportError(f'{path!r} has no network_g block with a type: slkd-export exports the network '
                           'described there (a BasicSR test or training options file).')
+    problems = network_problems(opt['network_g'])
+    if problems:
+        raise ExportError(f'{path}: ' + ' '.join(problems))
     return opt
 
 

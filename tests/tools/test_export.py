@@ -140,6 +140,34 @@ def test_checkpoint_of_another_network_is_refused(tmp_path, capsys, no_export_wo
     assert 'shape mismatch' in capsys.readouterr().err
 
 
+def test_a_non_strict_load_that_fits_almost_nothing_is_refused(tmp_path, capsys, no_export_work):
+    """strict_load_g: false would export a network of random weights (BasicSR skips every tensor of another shape)."""
+    other = build_network({**TINY['NAFNet'], 'width': 16})
+    _, options = write_case(tmp_path, TINY['NAFNet'], state=other.state_dict())
+    opt = yaml.safe_load(open(options))
+    opt['path']['strict_load_g'] = False
+    options = tmp_path / 'test.yml'
+    options.write_text(yaml.safe_dump(opt))
+    assert export.main(['-opt', str(options), '--out', str(tmp_path / 'm.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"NAFNet checkpoint '.*net_g.pth' fits only \d+ of the network's \d+ tensors", err)
+    assert err.count('\n') == 1 and not list(tmp_path.glob('*.onnx'))
+
+
+def test_arch_arguments_of_the_wrong_type_are_refused(tmp_path, capsys, no_export_work):
+    """global_residual: 'false' (quoted) would be true: the export would add the input to the output."""
+    _, options = write_case(tmp_path, TINY['Restormer'])
+    opt = yaml.safe_load(open(options))
+    opt['network_g'].update(global_residual='false', dim='8')
+    options = tmp_path / 'test.yml'
+    options.write_text(yaml.safe_dump(opt))
+    assert export.main(['-opt', str(options), '--out', str(tmp_path / 'm.onnx')]) == 2
+    assert capsys.readouterr().err == (
+        f"slkd-export: error: {options}: network_g.dim: must be a whole number, got '8' (a quoted string). "
+        "network_g.global_residual: must be true or false, got 'false' (a quoted string).\n")
+    assert not list(tmp_path.glob('*.onnx'))
+
+
 def test_options_without_network_g_are_refused(tmp_path, capsys, no_export_work):
     options = tmp_path / 'train.yml'
     options.write_text(yaml.safe_dump({'name': 'x', 'path': {'pretrain_network_g': 'net.pth'}}))
