@@ -42,7 +42,8 @@ class OptionsError(ValueError):
 
 
 # What parse_options and the pipelines add to the options (never written by users, never flagged)
-PARSED_TOP = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path', 'resume_position'}
+PARSED_TOP = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path', 'resume_position',
+              'epoch_shape'}
 BASICSR_TOP = {'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'network_d', 'path',
                'train', 'val', 'logger', 'dist_params', 'find_unused_parameters'}
 SLKD_TOP = {'distill', 'network_teacher_a', 'network_teacher_b'}

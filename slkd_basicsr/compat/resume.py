@@ -12,7 +12,9 @@ with fresh random states. :func:`install` replaces:
 - ``BaseModel.save_training_state``: :func:`save_training_state` (every rank's random states gathered, written
   atomically by rank 0);
 - ``BaseModel.resume_training``: :func:`resume_training`, which applies the options file's learning rates,
-  optimiser and scheduler settings where they differ from the state's, logging each change;
+  optimiser and scheduler settings where they differ from the state's, logging each change, and refuses with an
+  :class:`~slkd_basicsr.options_check.OptionsError` a state whose optimisers optimised other parameters (SLKD's
+  feature terms added or removed: the SCM's param group comes or goes);
 - ``basicsr.train.create_train_val_dataloader`` and ``EnlargedSampler.__iter__``: once after resume, the
   sampler skips the samples of the current epoch already consumed and restores this rank's saved random states
   (python, numpy, torch and, on a GPU, the CUDA generator of the process's device).
@@ -20,7 +22,9 @@ with fresh random states. :func:`install` replaces:
 Each rank resumes its own random streams: the state holds one entry per rank (``rng``, a list in rank order). A
 state of an older version holds a single set, which every rank restores, as before. A state saved by a different
 number of processes cannot place the run inside its epoch: the epoch restarts from its first batch without
-restoring random states (as BasicSR does), with a warning.
+restoring random states (as BasicSR does), with a warning; so does a state saved with another batch size or
+dataset (each state records the :func:`epoch_shape` of its run; for an older state without one, an iteration that
+does not fall inside the saved epoch gives it away), instead of skipping a wrong, even negative, number of batches.
 
 With ``num_worker_per_gpu: 0`` a resumed run is then bit-identical to an uninterrupted one on the CPU, in one
 process or several; with loader workers the data order is right but augmentation randomness is drawn afresh.
@@ -37,6 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..options_check import OptionsError
 from .checkpoints import CheckpointError, atomic_torch_save, first_line, safe_load
 
 # Entries of a scheduler's state that say where it stands, not how it is configured (base_lrs follow the optimiser's
@@ -45,6 +50,9 @@ SCHEDULER_POSITION = {'last_epoch', '_step_count', '_is_initial', '_get_lr_calle
                       'base_lrs', 'cumulative_period', 'verbose', '_initial_step'}
 # Entries of an optimiser's param group that are not settings of the options file (initial_lr is its lr).
 GROUP_POSITION = {'params', 'lr', 'initial_lr'}
+# What places an iteration inside an epoch (:func:`epoch_shape`, saved with each training state), in words
+EPOCH_SHAPE_WORDS = {'batch_size': 'batch size per process', 'iters_per_epoch': 'iterations per epoch',
+                     'dataset_size': 'dataset size', 'samples_per_epoch': 'samples per epoch (all processes)'}
 
 
 def training_states(state_dir: str) -> List[str]:
@@ -87,6 +95,7 @@ class ResumePosition:
     iter: int
     rng: Optional[Dict[str, Any]]
     notes: List[str] = field(default_factory=list)  # warnings from finding the state, for the run's log
+    epoch_shape: Optional[Dict[str, int]] = None  # the saving run's epoch_shape (None: a state of an older version)
 
     def __str__(self) -> str:  # BasicSR logs the whole options dict; keep the random states out of it
         return f'epoch {self.epoch}, iter {self.iter}'
@@ -157,7 +166,9 @@ def save_training_state(self, epoch: int, current_iter: int, **extra: Any) -> No
 
     BasicSR calls it on every rank, so every rank enters the gathering of the random states; rank 0 alone writes.
     The state holds BasicSR's entries (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng`` (each rank's
-    :func:`rng_state`, in rank order) and the ``extra`` entries a model adds (``SLKDModel`` adds its SCM weights).
+    :func:`rng_state`, in rank order), ``epoch_shape`` (:func:`epoch_shape` of the run's train loader, which places
+    the iteration inside its epoch on resume) and the ``extra`` entries a model adds (``SLKDModel`` adds its SCM
+    weights).
     """
     if current_iter == -1:  # BasicSR's final save: on every rank alike, no training state
         return
@@ -170,6 +181,7 @@ def save_training_state(self, epoch: int, current_iter: int, **extra: Any) -> No
         'optimizers': [o.state_dict() for o in self.optimizers],
         'schedulers': [s.state_dict() for s in self.schedulers],
         'rng': rng,
+        'epoch_shape': self.opt.get('epoch_shape'),
         **extra,
     }
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -232,7 +244,7 @@ def resume_from(opt: Dict[str, Any], resume_state: Dict[str, Any], notes: List[s
     check_resume(opt, resume_state['iter'])
     rng, note = own_rng_state(resume_state.get('rng'), opt.get('rank', 0), opt.get('world_size', 1))
     opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], rng,
-                                            notes + ([note] if note else []))
+                                            notes + ([note] if note else []), resume_state.get('epoch_shape'))
 
 
 def _plain(value: Any) -> Any:
@@ -306,6 +318,43 @@ def replay_schedule(model: Any, current_iter: int) -> None:
             model.update_learning_rate(it, warmup_iter=warmup_iter)
 
 
+def parameter_mismatch(optimizer: torch.optim.Optimizer, saved: Dict[str, Any]) -> Optional[str]:
+    """How what ``optimizer`` (built from the options file) optimises differs from what the ``saved`` one did: the
+    number of param groups, of tensors in a group, or a tensor's shape (from its saved moments); None if alike."""
+    saved_groups = saved['param_groups']
+    if len(saved_groups) != len(optimizer.param_groups):
+        return (f'has {len(saved_groups)} param group(s) in the training state, {len(optimizer.param_groups)} from '
+                'the options file')
+    for j, (group, saved_group) in enumerate(zip(optimizer.param_groups, saved_groups)):
+        if len(group['params']) != len(saved_group['params']):
+            return (f"param group {j} holds {len(saved_group['params'])} tensors in the training state, "
+                    f"{len(group['params'])} from the options file")
+        for param, index in zip(group['params'], saved_group['params']):
+            for value in saved['state'].get(index, {}).values():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    return (f'a tensor of param group {j} has shape {tuple(value.shape)} in the training state, '
+                            f'{tuple(param.shape)} from the options file')
+    return None
+
+
+def check_parameters(model: Any, saved_optimizers: List[Dict[str, Any]]) -> None:
+    """Raise an :class:`OptionsError` when an optimiser of ``model`` optimises other parameters than the saved one
+    (:func:`parameter_mismatch`): its state cannot continue them (torch's ``load_state_dict`` would fail with
+    "loaded state dict has a different number of parameter groups")."""
+    for prefix, labels, optimizer, saved in zip(optimizer_keys(model), lr_keys(model), model.optimizers,
+                                                saved_optimizers):
+        mismatch = parameter_mismatch(optimizer, saved)
+        if mismatch is None:
+            continue
+        raise OptionsError(
+            f"resuming from {model.opt['path'].get('resume_state')!r}: {prefix} {mismatch} "
+            f"({', '.join(labels)}). The trained parameters changed since the state was saved: with SLKDModel the "
+            'SCM is a param group of its own while a feature term (train.nc_opt, train.et_opt) is on, so one was '
+            'added or removed (or its taps changed). The saved optimiser cannot continue other parameters: put the '
+            "state's loss terms back to resume, or start a new run (a new name, or without --auto_resume and "
+            "path.resume_state: BasicSR then archives this experiment's folder).")
+
+
 def resume_training(self, resume_state: Dict[str, Any]) -> None:
     """``BaseModel.resume_training`` that applies the options file's settings where they differ from the state's.
 
@@ -328,6 +377,7 @@ def resume_training(self, resume_state: Dict[str, Any]) -> None:
         raise CheckpointError(f"the resume state has {len(saved_optimizers)} optimisers and {len(saved_schedulers)} "
                               f'schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: it was '
                               'written by another model type; start a new run.')
+    check_parameters(self, saved_optimizers)
     changes = changed_settings(self, saved_optimizers, saved_schedulers)
     if changes:
         replay_schedule(self, resume_state['iter'])
@@ -351,19 +401,55 @@ def resume_training(self, resume_state: Dict[str, Any]) -> None:
                             f"run started with the options file, at iter {resume_state['iter']}.")
 
 
+def epoch_shape(train_loader: Any, train_sampler: Any) -> Dict[str, int]:
+    """What places an iteration inside an epoch (:data:`EPOCH_SHAPE_WORDS`): the batch of each process, the
+    iterations per epoch, the training samples and the samples per epoch that ``EnlargedSampler`` shuffles."""
+    return {'batch_size': train_loader.batch_size, 'iters_per_epoch': len(train_loader),
+            'dataset_size': len(train_sampler.dataset), 'samples_per_epoch': train_sampler.total_size}
+
+
+def epoch_change(position: ResumePosition, shape: Dict[str, int], consumed: int) -> Optional[str]:
+    """Why the resumed run cannot skip the ``consumed`` batches of the saved epoch (a warning line), or None.
+
+    A state saved with another :func:`epoch_shape` (a changed batch size or dataset) places the iteration in
+    another epoch than this run's; a state of an older version, which has none, at least has to fall inside the
+    epoch. Then the epoch restarts from its first batch, as for a state of another number of processes.
+    """
+    saved = position.epoch_shape
+    if saved is not None:
+        changes = [f'{words} {saved[key]} -> {shape[key]}' for key, words in EPOCH_SHAPE_WORDS.items()
+                   if key in saved and saved[key] != shape[key]]
+        if not changes:
+            return None
+        reason = f"the training state was saved with epochs of another shape ({', '.join(changes)})"
+    elif 0 <= consumed <= shape['iters_per_epoch']:
+        return None
+    else:
+        reason = (f'the training state (epoch {position.epoch}, iter {position.iter}) does not fall inside epoch '
+                  f"{position.epoch} of this run's {shape['iters_per_epoch']} iterations per epoch (the batch size "
+                  'or the dataset changed)')
+    return (f'Resume: {reason}: the current epoch restarts from its first batch and no random state is restored '
+            '(each rank keeps the one seeded from manual_seed + rank).')
+
+
 def _resumable_loaders(create_train_val_dataloader: Callable) -> Callable:
     """Wrap ``create_train_val_dataloader``: after resume, tell the train sampler what to skip and restore."""
 
     def wrapped(opt, logger):
         result = create_train_val_dataloader(opt, logger)
         train_loader, train_sampler = result[0], result[1]
+        opt['epoch_shape'] = epoch_shape(train_loader, train_sampler)  # saved with each training state
         position = opt.get('resume_position')
         for note in position.notes if position is not None else []:
             logger.warning(note)
         if position is not None and position.rng is not None:
             consumed = position.iter - position.epoch * len(train_loader)
-            train_sampler.resume = {'skip': consumed * train_loader.batch_size, 'rng': position.rng}
-            logger.info(f'Resuming inside epoch {position.epoch}: skipping its first {consumed} batches.')
+            change = epoch_change(position, opt['epoch_shape'], consumed)
+            if change is not None:
+                logger.warning(change)
+            else:
+                train_sampler.resume = {'skip': consumed * train_loader.batch_size, 'rng': position.rng}
+                logger.info(f'Resuming inside epoch {position.epoch}: skipping its first {consumed} batches.')
         return result
 
     wrapped.__wrapped__ = create_train_val_dataloader

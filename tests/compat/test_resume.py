@@ -361,3 +361,158 @@ def test_another_world_size_restarts_the_epoch_without_restoring(tmp_path):
         'Resume: the training state holds the random states of 2 process(es), this run has 1: the current epoch '
         'restarts from its first batch and no random state is restored (each rank keeps the one seeded from '
         'manual_seed + rank).']
+
+
+# ---- resume after a change of the loss terms or of the batch (issue 26) -----------------------------------------
+
+def _slkd_model(image_pairs, teachers, features):
+    opt = in_process(slkd_options(image_pairs, teachers))
+    opt['path']['resume_state'] = 'experiments/tiny_slkd/training_states/4.state'
+    if not features:
+        opt['train'].update(nc_opt=None, et_opt=None)
+    return build_model(opt)
+
+
+@pytest.mark.parametrize('saved_features, features', [(True, False), (False, True)],
+                         ids=['feature terms removed', 'feature terms added'])
+def test_resume_after_the_param_groups_changed_is_refused(image_pairs, teachers, saved_features, features):
+    """The SCM is a param group of its own only with feature terms; torch's load_state_dict would raise
+    'loaded state dict has a different number of parameter groups'."""
+    from slkd_basicsr.options_check import OptionsError
+
+    saved = _slkd_model(image_pairs, teachers, saved_features)
+    state = {'epoch': 0, 'iter': 4, 'optimizers': [o.state_dict() for o in saved.optimizers],
+             'schedulers': [s.state_dict() for s in saved.schedulers]}
+    groups = (2, 1) if saved_features else (1, 2)
+    labels = 'train.optim_g.lr' + ('' if saved_features else ', train.lr_scm (unset: train.optim_g.lr)')
+    with pytest.raises(OptionsError) as err:
+        _slkd_model(image_pairs, teachers, features).resume_training(state)
+    assert str(err.value) == (
+        f"resuming from 'experiments/tiny_slkd/training_states/4.state': train.optim_g has {groups[0]} param "
+        f'group(s) in the training state, {groups[1]} from the options file ({labels}). The trained parameters '
+        'changed since the state was saved: with SLKDModel the SCM is a param group of its own while a feature term '
+        '(train.nc_opt, train.et_opt) is on, so one was added or removed (or its taps changed). The saved optimiser '
+        "cannot continue other parameters: put the state's loss terms back to resume, or start a new run (a new "
+        "name, or without --auto_resume and path.resume_state: BasicSR then archives this experiment's folder).")
+
+
+def test_parameter_mismatch_names_the_group_and_the_shape():
+    from slkd_basicsr.compat.resume import parameter_mismatch
+
+    def adam(*shapes):
+        params = [torch.nn.Parameter(torch.ones(shape)) for shape in shapes]
+        optimizer = torch.optim.Adam([{'params': params[:1]}, {'params': params[1:]}])
+        for param in params:
+            param.grad = torch.ones_like(param)
+        optimizer.step()
+        return optimizer
+
+    saved = adam((3, 3), (4, ), (2, ))
+    assert parameter_mismatch(adam((3, 3), (4, ), (2, )), saved.state_dict()) is None
+    assert parameter_mismatch(adam((3, 3), (4, )), saved.state_dict()) == (
+        'param group 1 holds 2 tensors in the training state, 1 from the options file')
+    assert parameter_mismatch(adam((3, 3), (5, ), (2, )), saved.state_dict()) == (
+        'a tensor of param group 1 has shape (4,) in the training state, (5,) from the options file')
+
+
+class _Log:
+    """A logger that keeps what it is given."""
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(('info', message))
+
+    def warning(self, message):
+        self.lines.append(('warning', message))
+
+
+def _loaders(opt, batch, images):
+    """What create_train_val_dataloader gives for a dataset of ``images`` items and a batch of ``batch``."""
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    from slkd_basicsr.compat.resume import _resumable_loaders
+
+    dataset = list(range(images))
+    sampler = EnlargedSampler(dataset, 1, 0)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
+    log = _Log()
+    _resumable_loaders(lambda opt, logger: (loader, sampler, [], 9, 99))(opt, log)
+    return sampler, log.lines
+
+
+RESTART = ': the current epoch restarts from its first batch and no random state is restored (each rank keeps the ' \
+          'one seeded from manual_seed + rank).'
+
+
+@pytest.mark.parametrize('saved_shape, batch, images, epoch, it, expected', [
+    ({'batch_size': 2, 'iters_per_epoch': 4, 'dataset_size': 8, 'samples_per_epoch': 8}, 2, 8, 1, 6,
+     ('info', 'Resuming inside epoch 1: skipping its first 2 batches.')),
+    ({'batch_size': 2, 'iters_per_epoch': 4, 'dataset_size': 8, 'samples_per_epoch': 8}, 1, 8, 1, 6,
+     ('warning', 'Resume: the training state was saved with epochs of another shape (batch size per process 2 -> 1, '
+      'iterations per epoch 4 -> 8)' + RESTART)),
+    ({'batch_size': 2, 'iters_per_epoch': 4, 'dataset_size': 8, 'samples_per_epoch': 8}, 2, 9, 0, 3,
+     ('warning', 'Resume: the training state was saved with epochs of another shape (dataset size 8 -> 9, samples '
+      'per epoch (all processes) 8 -> 9)' + RESTART)),
+    (None, 1, 8, 1, 6,  # a state of an older version: -2 batches to skip
+     ('warning', "Resume: the training state (epoch 1, iter 6) does not fall inside epoch 1 of this run's 8 "
+      'iterations per epoch (the batch size or the dataset changed)' + RESTART)),
+    (None, 2, 8, 1, 6, ('info', 'Resuming inside epoch 1: skipping its first 2 batches.')),
+], ids=['same', 'batch changed', 'dataset changed', 'old state, negative', 'old state, inside'])
+def test_a_resume_skips_batches_only_in_an_epoch_of_the_saved_shape(saved_shape, batch, images, epoch, it, expected):
+    from slkd_basicsr.compat.resume import ResumePosition
+
+    opt = {'resume_position': ResumePosition(epoch, it, rng_state(), [], saved_shape)}
+    sampler, lines = _loaders(opt, batch, images)
+    assert lines == [expected]
+    skipped = expected[0] == 'info'
+    assert (getattr(sampler, 'resume', None) is not None) == skipped
+    if skipped:
+        assert sampler.resume['skip'] == 2 * batch
+    assert opt['epoch_shape'] == {'batch_size': batch, 'iters_per_epoch': images // batch, 'dataset_size': images,
+                                  'samples_per_epoch': images}
+
+
+def test_a_training_state_records_its_epoch_shape(tmp_path):
+    model = _saving_model(tmp_path, 0)
+    model.opt['epoch_shape'] = {'batch_size': 2, 'iters_per_epoch': 4, 'dataset_size': 8, 'samples_per_epoch': 8}
+    save_training_state(model, 1, 6)
+    opt = {'auto_resume': False, 'rank': 0, 'world_size': 1, 'path': {'resume_state': str(tmp_path / '6.state')}}
+    load_resume_state(opt)
+    assert opt['resume_position'].epoch_shape == model.opt['epoch_shape']
+
+
+def test_auto_resume_after_removing_feature_terms_or_changing_the_batch(image_pairs, teachers, tmp_path):
+    """slkd-train --auto_resume: feature terms removed -> one line, exit 2, no checkpoint written; a smaller batch
+    -> a warning, the epoch restarts (BasicSR logged 'skipping its first -2 batches'), training goes on."""
+    opt = slkd_options(image_pairs, teachers)
+    opt['train']['total_iter'] = 6
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
+    opt['val']['val_freq'] = 100
+    opt_path = str(tmp_path / 'slkd.yml')
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    experiment = tmp_path / 'experiments' / 'tiny_slkd'
+    files = sorted(p.name for p in (experiment / 'models').iterdir())
+
+    features_off = dict(opt, train={**opt['train'], 'nc_opt': None, 'et_opt': None, 'total_iter': 9})
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(features_off, opt_path), '--auto_resume'],
+                     str(tmp_path))
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1].startswith(
+        "slkd-train: slkd_basicsr.options_check.OptionsError: resuming from "
+        f"'{experiment / 'training_states' / '6.state'}': train.optim_g has 2 param group(s) in the training state, "
+        '1 from the options file (train.optim_g.lr).')
+    assert sorted(p.name for p in (experiment / 'models').iterdir()) == files
+    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['3.state', '6.state']
+
+    opt['train']['total_iter'] = 9
+    opt['datasets']['train']['batch_size_per_gpu'] = 1
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _log_lines(proc, 'Resume: the training state was saved with epochs of another shape (batch size per '
+                            'process 2 -> 1, iterations per epoch 4 -> 8): the current epoch restarts from its first '
+                            'batch')
+    assert not _log_lines(proc, 'skipping its first')
+    assert (experiment / 'training_states' / '9.state').exists()
