@@ -33,6 +33,8 @@ import time
 from os import path as osp
 from typing import Callable, Dict, Optional
 
+from slkd_basicsr.errors import UserError
+
 LOCK_NAME = '.slkd_lock'
 TRAINING, TEST = 'training', 'test'  # what a folder is locked for: experiments/<name> or results/<name>
 
@@ -41,7 +43,7 @@ TRAINING, TEST = 'training', 'test'  # what a folder is locked for: experiments/
 _HELD: Dict[str, 'ExperimentLock'] = {}
 
 
-class ExperimentLockError(RuntimeError):
+class ExperimentLockError(UserError, RuntimeError):
     """The run's folder cannot be locked: a live run holds it, or its lock file is not one this project made."""
 
 

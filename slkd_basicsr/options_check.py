@@ -36,8 +36,10 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import yaml
 
+from slkd_basicsr.errors import UserError
 
-class OptionsError(ValueError):
+
+class OptionsError(UserError, ValueError):
     """The options file has problems; the message lists each on its own line with the option's dotted key."""
 
 
@@ -209,7 +211,8 @@ def _amp(report: _Report, key: str, value: Any) -> None:
     from slkd_basicsr.models.precision import is_amp_value
 
     if not is_amp_value(value):
-        report.add(key, f'must be bf16, fp16 or false (mixed precision off), got {value!r}.')
+        report.add(key, f'must be bf16, fp16, auto (bf16 where the device has it natively) or false (mixed precision '
+                   f'off), got {value!r}.')
 
 
 def _optional_str(report: _Report, key: str, value: Any) -> None:

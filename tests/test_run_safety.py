@@ -1,5 +1,6 @@
 """Bad options stop slkd-train / slkd-test with one message before anything is made; a live experiment is locked."""
 import copy
+import errno
 import os
 import signal
 import subprocess
@@ -9,7 +10,13 @@ import time
 import pytest
 import torch
 
-from helpers import REPO_ROOT, TINY_RESTORMER, in_process, run_entry, save_checkpoint, sr_options, write_options
+from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, run_entry, save_checkpoint, slkd_options, sr_options,
+                     write_options)
+from slkd_basicsr.compat import CheckpointError, run_safety
+from slkd_basicsr.data.data_checks import DataError
+from slkd_basicsr.models.feature_taps import TapError
+from slkd_basicsr.models.slkd_model import NonFiniteLossError
+from slkd_basicsr.models.teacher_checks import TeacherCheckError
 
 
 def _refused(proc: subprocess.CompletedProcess, tmp_path, *expected: str) -> str:
@@ -213,7 +220,7 @@ def test_a_symlink_planted_as_the_lock_file_is_refused(image_pairs, tmp_path):
     path = write_options(opt, str(tmp_path / 'run.yml'))
     proc = run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path))
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr and proc.stderr.count('\n') == 1, proc.stderr
-    assert f"LockFileError: The lock file '{exp / '.slkd_lock'}' is a symbolic link, which this project never " \
+    assert f"slkd-train: The lock file '{exp / '.slkd_lock'}' is a symbolic link, which this project never " \
         'makes; nothing was written through it. Remove it and start the run again.' in proc.stderr
     assert target.read_text() == 'keep me\n' and os.listdir(tmp_path / 'experiments') == [opt['name']]
 
@@ -236,3 +243,65 @@ def test_a_debug_name_is_warned_about_unless_debug_mode_is_asked_for(image_pairs
         'logger.save_checkpoint_freq 8, val.val_freq 8, whatever the options file says, and no tensorboard or wandb '
         "logger is started. To train with the options file's settings, rename the experiment (a name without "
         "'debug')."])
+
+
+@pytest.mark.parametrize('err, expected', [
+    (OSError(errno.ENOSPC, 'No space left on device', '/data/exp/models/net_g_8.pth'),
+     'No space left on device: /data/exp/models/net_g_8.pth; the disk is full: free some space, then continue with '
+     '--auto_resume.'),
+    (PermissionError(errno.EACCES, 'Permission denied', '/data/ro/experiments'),
+     'Permission denied: /data/ro/experiments; check its permissions, or run from a folder you can write to.'),
+    (OSError(errno.ELOOP, 'Too many levels of symbolic links', '/data/loop'),
+     'Too many levels of symbolic links: /data/loop; a loop of symbolic links: fix or remove the link.'),
+])
+def test_common_os_faults_are_one_line_saying_what_to_do(err, expected, capsys, monkeypatch):
+    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+    monkeypatch.setattr(sys, 'argv', ['slkd-train'])
+
+    def main():
+        raise err
+
+    with pytest.raises(SystemExit) as stop:
+        run_safety.main_guard('slkd-train', main)
+    assert stop.value.code == 2 and capsys.readouterr().err == f'slkd-train: {expected}\n'
+
+
+@pytest.mark.parametrize('error', [CheckpointError, TapError, TeacherCheckError, NonFiniteLossError, DataError])
+def test_the_projects_errors_are_one_line_unless_a_traceback_is_asked_for(error, capsys, monkeypatch):
+    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+    monkeypatch.setattr(sys, 'argv', ['slkd-train'])
+
+    def main():
+        raise error('what went wrong; what to do')
+
+    with pytest.raises(SystemExit) as stop:
+        run_safety.main_guard('slkd-train', main)
+    assert stop.value.code == 2 and capsys.readouterr().err == 'slkd-train: what went wrong; what to do\n'
+    monkeypatch.setenv(run_safety.TRACEBACK_ENV, '1')
+    with pytest.raises(error):
+        run_safety.main_guard('slkd-train', main)
+    monkeypatch.setenv(run_safety.TRACEBACK_ENV, '0')
+    monkeypatch.setattr(sys, 'argv', ['slkd-train', '--debug'])
+    with pytest.raises(error):
+        run_safety.main_guard('slkd-train', main)
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+
+    def main():
+        raise ZeroDivisionError('a bug')
+
+    with pytest.raises(ZeroDivisionError):
+        run_safety.main_guard('slkd-train', main)
+
+
+def test_a_teacher_checkpoint_that_is_empty_is_one_line(image_pairs, teachers, tmp_path):
+    opt = slkd_options(image_pairs, teachers)
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    opt['path']['pretrain_network_teacher_a'] = str(empty)
+    opt['train']['total_iter'] = 2
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.startswith('slkd-train: ') and str(empty) in proc.stderr, proc.stderr

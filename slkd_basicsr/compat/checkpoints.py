@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from slkd_basicsr.errors import UserError
+
 # What BasicSR writes into files beyond tensors and builtins: MultiStepRestartLR keeps its milestones in a
 # collections.Counter, which the weights_only allow-list of some torch releases (2.4-2.x) rejects.
 SAFE_GLOBALS = [collections.Counter]
@@ -33,7 +35,7 @@ PROCESS_START = time.time()
 MIN_FITTED_SHARE = 0.5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint or training state could not be read safely or does not fit."""
 
 
@@ -267,6 +269,40 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
     self._print_different_keys_loading(net, load_net, strict)
     check_finite(net, load_net, load_path)
     net.load_state_dict(load_net, strict=strict)
+
+
+def check_checkpoints_fit(opt: Dict[str, Any]) -> None:
+    """Before anything is made: each ``network_<x>`` with a ``path.pretrain_network_<x>`` against its file, as
+    :func:`load_network` will load it (``param_key_<x>``, ``strict_load_<x>``; names and shapes only, the network
+    built on the ``meta`` device). A network whose arch cannot be built on ``meta`` is left to the load itself.
+
+    Raises:
+        CheckpointError: the first file that is missing, unreadable or does not fit, as :func:`load_network` would.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    path = opt.get('path') or {}
+    for key in sorted(k for k in opt if k.startswith('network_') and isinstance(opt[k], dict)):
+        which = key[len('network_'):]
+        load_path = path.get(f'pretrain_network_{which}')
+        if not load_path:
+            continue
+        arch_opt = dict(opt[key])
+        try:  # not build_network: its log line would make BasicSR's logger before it has its log file
+            with torch.device('meta'):
+                net = ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
+        except Exception:  # noqa: BLE001  (an arch that computes on real tensors while built: checked at load)
+            continue
+        net_name = type(net).__name__
+        load_net = safe_load(load_path, map_location='meta', what=f'{net_name} checkpoint')
+        param_key = path.get(f'param_key_{which}', 'params')
+        if isinstance(load_net, dict) and param_key is not None and param_key not in load_net and 'params' in load_net:
+            param_key = 'params'
+        state_dict = _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name))
+        if path.get(f'strict_load_{which}', True):
+            check_state_dict(net, state_dict, load_path)
+        else:
+            check_fits_enough(net, state_dict, load_path)
 
 
 def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:

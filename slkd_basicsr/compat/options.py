@@ -12,6 +12,8 @@ the same kind of message (still a ``NotImplementedError``).
 import difflib
 from typing import Any, Callable, Dict, Iterable, Optional
 
+from slkd_basicsr.errors import UserError
+
 # BasicSR 1.4.2 picks these with if/else in BaseModel, not through a registry: the names it accepts.
 BASICSR_OPTIMIZERS = ('Adam', )
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
@@ -26,7 +28,7 @@ REGISTRY_OPTIONS = {
 }
 
 
-class UnknownTypeError(KeyError):
+class UnknownTypeError(UserError, KeyError):
     """An options ``type`` that names nothing registered. A ``KeyError``, as BasicSR's ``Registry.get`` raises."""
 
     def __str__(self) -> str:  # KeyError's own __str__ is the repr of the message, quotes and escapes included

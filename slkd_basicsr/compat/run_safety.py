@@ -28,6 +28,7 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   (:func:`~slkd_basicsr.compat.checkpoints.remove_stale_temporary_files`).
 """
 import argparse
+import errno
 import os
 import sys
 from os import path as osp
@@ -37,9 +38,10 @@ import numpy as np
 import yaml
 
 from .. import experiment_lock
+from ..errors import UserError
 from ..options_check import (OptionsError, check_iterations_per_epoch, check_options, options_problems,
                              options_warnings, read_options_file)
-from .checkpoints import remove_stale_temporary_files
+from .checkpoints import check_checkpoints_fit, remove_stale_temporary_files
 
 METRIC_PROBE_SIZE = 192  # a side BasicSR's NIQE (96 px blocks at two scales) and every metric here accept
 SAVE_FOLDERS = ('models', 'training_states')  # where a run's checkpoints are saved (atomic_torch_save)
@@ -127,6 +129,7 @@ def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
         raise OptionsError(_problems_message(source, problems))
     if opt.get('rank', 0) == 0:
         experiment_lock.check_unlocked(*run_folder(opt))
+    check_checkpoints_fit(opt)
 
 
 def run_folder(opt: Dict[str, Any]) -> Tuple[str, str]:
@@ -223,14 +226,48 @@ def install() -> None:
     basicsr.train.copy_opt_file = _locked_copy_opt_file(basicsr.train.copy_opt_file)
 
 
-def main_guard(prog: str, main: Callable[[], None]) -> None:
-    """Run an entry point's ``main``; a clear options, lock or data error ends it with its message and exit
-    status 2, without a traceback (the message says what to change)."""
-    from ..data.data_checks import DataError
-    from .options import UnknownTypeError
+# OS faults a user can fix, by errno, with what to do about them
+OS_FAULTS = {
+    errno.EACCES: 'check its permissions, or run from a folder you can write to',
+    errno.EPERM: 'check its permissions, or run from a folder you can write to',
+    errno.EROFS: 'the file system is read-only: run from a folder you can write to',
+    errno.ENOENT: 'check the path (in the options file or on the command line)',
+    errno.ENOTDIR: 'a part of the path is a file, not a folder: check the path',
+    errno.EISDIR: 'a folder where a file is expected: check the path',
+    errno.ELOOP: 'a loop of symbolic links: fix or remove the link',
+    errno.ENOSPC: 'the disk is full: free some space, then continue with --auto_resume',
+    errno.EDQUOT: 'the disk quota is used up: free some space, then continue with --auto_resume',
+    errno.ENAMETOOLONG: 'shorten the name or the path',
+}
+# set to 1 (or pass --debug) for the traceback of an error the entry points would print as one message
+TRACEBACK_ENV = 'SLKD_TRACEBACK'
 
+
+def error_message(err: BaseException) -> Optional[str]:
+    """The message an entry point prints for ``err`` instead of a traceback: the project's own text, or for a
+    common OS fault its reason, the path and what to do; None for anything else (a bug: its traceback is kept)."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in OS_FAULTS:
+        where = f': {err.filename}' if err.filename else ''
+        return f'{err.strerror}{where}; {OS_FAULTS[err.errno]}.'
+    return None
+
+
+def traceback_asked() -> bool:
+    """Whether the user asked for tracebacks: ``SLKD_TRACEBACK`` set to anything but 0, or ``--debug``."""
+    return os.environ.get(TRACEBACK_ENV, '0') not in ('', '0') or '--debug' in sys.argv
+
+
+def main_guard(prog: str, main: Callable[[], None]) -> None:
+    """Run an entry point's ``main``; the project's errors (options, lock, data, checkpoint, tap, teacher check,
+    non-finite loss) and the common OS faults end it with ``prog: <message>`` on stderr and exit status 2, without
+    a traceback (the message says what to do) unless :func:`traceback_asked`."""
     try:
         main()
-    except (OptionsError, experiment_lock.ExperimentLockError, UnknownTypeError, DataError) as err:
-        print(f'{prog}: {type(err).__module__}.{type(err).__name__}: {err}', file=sys.stderr, flush=True)
+    except Exception as err:
+        message = error_message(err)
+        if message is None or traceback_asked():
+            raise
+        print(f'{prog}: {message}', file=sys.stderr, flush=True)
         sys.exit(2)

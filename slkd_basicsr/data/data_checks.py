@@ -11,10 +11,12 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence
 import numpy as np
 from basicsr.utils import imfrombytes
 
+from slkd_basicsr.errors import UserError
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset folder, file or LMDB entry is missing, empty, unpaired or unreadable."""
 
 

@@ -5,8 +5,10 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
+from slkd_basicsr.errors import UserError
 
-class TapError(ValueError):
+
+class TapError(UserError, ValueError):
     """A tap names a module that the network does not have, or no taps are given and none can be defaulted."""
 
 

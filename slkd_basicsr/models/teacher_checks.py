@@ -11,12 +11,14 @@ from basicsr.data import build_dataset
 from basicsr.metrics.psnr_ssim import calculate_psnr_pt
 from torch import nn
 
+from slkd_basicsr.errors import UserError
+
 CHECK_IMAGES = 4  # at most this many validation images, spread over the set
 CHECK_CROP = 128  # centre crops of at most this size (a multiple of 8, as the archs' downsampling needs)
 DEFAULT_MIN_TEACHER_B_PSNR = 30.0
 
 
-class TeacherCheckError(ValueError):
+class TeacherCheckError(UserError, ValueError):
     """A teacher failed its check before training: Teacher A no better than its input, or Teacher B below
     ``distill.min_teacher_b_psnr``."""
 
