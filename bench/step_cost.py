@@ -15,11 +15,11 @@ Setups (``--setups``):
 
 Each SLKD variant (``--variants``, see :data:`VARIANTS`) is the setup's options with some ``distill`` options
 changed (what cuts the teachers' cost): ``shipped`` is the setup as shipped (the teachers on a quarter of each
-batch), ``whole_batch`` the teachers on all of it (the default before the cost study). Every timed call runs
-``--iters-per-call`` iterations (default :data:`ITERS_PER_CALL`), so that ``distill.every`` (2 or 4) is measured
-over its whole cycle. Peak memory is what one call adds to the memory in use before it (see :func:`peak_memory`).
-``--amp bf16`` runs everything under ``train.amp``'s autocast. Writes ``step_cost.json`` and ``step_cost.png``
-(``step_cost_bf16.*`` with ``--amp``) to ``--out`` (``bench/results``).
+batch, cropped to 3/4 of each side), ``whole_batch`` the teachers on all of it, uncropped (the default before the
+cost study). Every timed call runs ``--iters-per-call`` iterations (default :data:`ITERS_PER_CALL`), so that
+``distill.every`` (2 or 4) is measured over its whole cycle. Peak memory is what one call adds to the memory in
+use before it (see :func:`peak_memory`). ``--amp bf16`` runs everything under ``train.amp``'s autocast. Writes
+``step_cost.json`` and ``step_cost.png`` (``step_cost_bf16.*`` with ``--amp``) to ``--out`` (``bench/results``).
 
     python bench/step_cost.py [--setups shipped tiny] [--patches 64 128] [--variants default ...] [--batch 4]
                               [--repeats 3] [--iters-per-call 4] [--threads 2] [--amp bf16|fp16] [--profile]
@@ -57,15 +57,16 @@ ITERS_PER_CALL = 4  # default of --iters-per-call: whole cycles of distill.every
 # variant -> distill options over the setup's own; each is one of SLKDModel's cost options or a combination
 VARIANTS = {
     'shipped': {},
-    'whole_batch': {'teacher_batch': None},
-    'teacher_half': {'teacher_batch': 0.5},
-    'teacher_quarter': {'teacher_batch': 0.25},
-    'whole_batch_bf16': {'teacher_batch': None, 'teacher_amp': 'bf16'},
-    'teacher_quarter_bf16': {'teacher_batch': 0.25, 'teacher_amp': 'bf16'},
+    'whole_batch': {'teacher_batch': None, 'teacher_crop': None},
+    'teacher_half': {'teacher_batch': 0.5, 'teacher_crop': None},
+    'teacher_quarter': {'teacher_batch': 0.25, 'teacher_crop': None},
+    'teacher_quarter_crop_3q': {'teacher_batch': 0.25, 'teacher_crop': 0.75},
     'teacher_quarter_crop_half': {'teacher_batch': 0.25, 'teacher_crop': 0.5},
-    'teacher_quarter_crop_half_bf16': {'teacher_batch': 0.25, 'teacher_crop': 0.5, 'teacher_amp': 'bf16'},
-    'teacher_quarter_every_2': {'teacher_batch': 0.25, 'every': 2},
-    'teacher_quarter_every_4': {'teacher_batch': 0.25, 'every': 4},
+    'whole_batch_bf16': {'teacher_batch': None, 'teacher_crop': None, 'teacher_amp': 'bf16'},
+    'teacher_quarter_bf16': {'teacher_batch': 0.25, 'teacher_crop': None, 'teacher_amp': 'bf16'},
+    'teacher_quarter_crop_3q_bf16': {'teacher_batch': 0.25, 'teacher_crop': 0.75, 'teacher_amp': 'bf16'},
+    'teacher_quarter_every_2': {'teacher_batch': 0.25, 'teacher_crop': None, 'every': 2},
+    'teacher_quarter_every_4': {'teacher_batch': 0.25, 'teacher_crop': None, 'every': 4},
 }
 DISTILL_LOSSES = ('kd_opt', 'nc_opt', 'et_opt')
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from slkd_basicsr.compat import CheckpointError, resume
 from slkd_basicsr.complexity import complexity_table
+from slkd_basicsr.errors import UserError
 from . import teacher_checks
 from .distill_schedule import distill_weight
 from .feature_taps import FeatureTaps, TapError
@@ -25,7 +26,7 @@ from .teacher_checks import TeacherCheckError
 from .teacher_view import TeacherView
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Too many optimiser steps in a row had a non-finite loss or gradient."""
 
 
@@ -276,12 +277,12 @@ class SLKDModel(SRModel):
                 continue
             x = view(full)
             if input_channels(teacher) != x.shape[1]:
-                raise ValueError(f'teacher ({type(teacher).__name__}) takes {input_channels(teacher)} input channels '
-                                 f'but sees {sees} with {x.shape[1]}; match the teacher and student channel options.')
+                raise TapError(f'teacher ({type(teacher).__name__}) takes {input_channels(teacher)} input channels '
+                               f'but sees {sees} with {x.shape[1]}; match the teacher and student channel options.')
             t_out = teacher(x)
             if t_out.shape != view(out).shape:
-                raise ValueError(f'teacher output {tuple(t_out.shape)} and student output {tuple(view(out).shape)} '
-                                 'differ; teacher and student must have the same input and output channels.')
+                raise TapError(f'teacher output {tuple(t_out.shape)} and student output {tuple(view(out).shape)} '
+                               'differ; teacher and student must have the same input and output channels.')
             teacher_ch += [f.shape[1] for f in taps.features()]
             if view.box is not None:
                 self._check_crop(teacher, taps, full, view)

@@ -5,6 +5,7 @@ the batch) and ``distill.teacher_crop`` (a centred square of the patch; the data
 place it anywhere in the images). The student still sees the whole batch; its output and tapped features are cut
 to the same samples and region before they are compared with the teachers'.
 """
+import math
 from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -35,16 +36,20 @@ class TeacherView(NamedTuple):
     def of_batch(cls, x: torch.Tensor, share: Optional[Union[int, float]],
                  crop: Optional[Union[int, float]]) -> 'TeacherView':
         """The view of ``x`` (B x C x H x W) for ``distill.teacher_batch`` = ``share`` and ``teacher_crop`` = ``crop``:
-        None (the whole patch), a side in pixels (no crop if not smaller than the patch), or a share of each side in
-        (0, 1)."""
+        None (the whole patch), a side in pixels, or a share of each side in (0, 1), rounded up to a multiple of
+        :data:`CROP_ALIGN` (so that a default share never leaves a deep tap too small or makes a teacher pad). No
+        crop when it would not be smaller than the patch."""
         h, w = x.shape[-2:]
+        if crop is None:
+            return cls(teacher_samples(share, x.shape[0]), None, (h, w))
+        if crop < 1:
+            height, width = (min(size, math.ceil(crop * size / CROP_ALIGN) * CROP_ALIGN) for size in (h, w))
+        else:
+            height, width = min(crop, h), min(crop, w)
         box = None
-        if crop is not None and (crop < 1 or crop < max(h, w)):
-            height, width = ((max(1, round(crop * h)), max(1, round(crop * w))) if crop < 1 else
-                             (min(crop, h), min(crop, w)))
-            top = (h - height) // 2 // CROP_ALIGN * CROP_ALIGN
-            left = (w - width) // 2 // CROP_ALIGN * CROP_ALIGN
-            box = (top, left, height, width)
+        if (height, width) != (h, w):
+            box = ((h - height) // 2 // CROP_ALIGN * CROP_ALIGN, (w - width) // 2 // CROP_ALIGN * CROP_ALIGN, height,
+                   width)
         return cls(teacher_samples(share, x.shape[0]), box, (h, w))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from slkd_basicsr.options_check import options_problems
 # batch). Measured: l_total 0.3%, l_pix 0.4%, l_kd 1.2%, l_nc 3.0%, l_et 4.2% (the feature terms compare
 # statistics of bf16 features, upcast after the rounding; bf16 keeps 8 mantissa bits, 0.4% per rounding).
 BF16_LOSS_RTOL = 0.06
+AMP_PROBLEM = 'must be bf16, fp16, auto (bf16 where the device has it natively) or false (mixed precision off)'
 
 
 def _slkd(image_pairs, teachers, amp):
@@ -43,8 +44,8 @@ def test_options_check_names_a_bad_amp(image_pairs, teachers):
     opt['train']['amp'] = True
     opt['val']['amp'] = 'half'
     problems = options_problems(opt, is_train=True)
-    assert 'train.amp: must be bf16, fp16 or false (mixed precision off), got True.' in problems
-    assert "val.amp: must be bf16, fp16 or false (mixed precision off), got 'half'." in problems
+    assert f'train.amp: {AMP_PROBLEM}, got True.' in problems
+    assert f"val.amp: {AMP_PROBLEM}, got 'half'." in problems
 
 
 def test_bf16_trains_close_to_float32(image_pairs, teachers):

@@ -139,4 +139,5 @@ def test_cost_options_are_checked(image_pairs, teachers):
     assert any(p.startswith('distill.every: ') for p in problems)
     assert 'distill.teacher_crop: must be a side in pixels (>= 1) or a share of the patch side in (0, 1), got 1.5.' \
         in problems
-    assert "distill.teacher_amp: must be bf16, fp16 or false (mixed precision off), got 'half'." in problems
+    assert "distill.teacher_amp: must be bf16, fp16, auto (bf16 where the device has it natively) or false (mixed " \
+        "precision off), got 'half'." in problems

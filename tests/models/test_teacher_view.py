@@ -22,9 +22,11 @@ def test_the_crop_is_centred_on_the_alignment_grid_and_cuts_every_map_alike():
     torch.testing.assert_close(view(tap), torch.nn.functional.avg_pool2d(view(x), 4))
 
 
-def test_a_crop_can_be_a_share_of_the_patch_side():
-    view = TeacherView.of_batch(torch.rand(1, 3, 128, 64), None, 0.5)
-    assert view.box == (32, 16, 64, 32)
+def test_a_crop_can_be_a_share_of_the_patch_side_rounded_up_to_the_alignment():
+    assert TeacherView.of_batch(torch.rand(1, 3, 128, 64), None, 0.5).box == (32, 16, 64, 32)
+    assert TeacherView.of_batch(torch.rand(1, 3, 128, 64), None, 0.75).box == (16, 0, 96, 48)
+    # 3/4 of 32 px is 24, rounded up to 32: the whole patch, no crop
+    assert TeacherView.of_batch(torch.rand(1, 3, 32, 32), None, 0.75).box is None
 
 
 def test_a_region_that_falls_between_map_pixels_is_rounded_outward():

@@ -89,6 +89,9 @@ def test_slkd_recipes_are_set_for_gpus(path):
 
 
 @pytest.mark.parametrize('path', [p for p in OPTION_FILES if osp.basename(p).startswith('slkd_')], ids=osp.basename)
-def test_slkd_recipes_feed_the_teachers_a_quarter_of_each_batch(path):
-    """The cost default chosen by bench/study.py's cost arms (docs/options.md#what-the-teachers-cost)."""
-    assert _load(path)['distill']['teacher_batch'] == 0.25
+def test_slkd_recipes_feed_the_teachers_a_cropped_quarter_of_each_batch(path):
+    """The cost default chosen by bench/study.py's cost arms (docs/options.md#what-the-teachers-cost); Uformer pads
+    its input to the whole 128 px patch, so its teachers see it uncropped."""
+    distill = _load(path)['distill']
+    assert distill['teacher_batch'] == 0.25
+    assert distill.get('teacher_crop') == (None if 'uformer' in path else 0.75)
