@@ -16,8 +16,8 @@ ablations and ``slkd_anneal`` start from; ``slkd_light`` has the recipe's defaul
 L_NC and L_ET at 0.02), compared with the papers' weights under ``default_vs_paper`` in ``study.json``. The cost
 arms (derain) keep those weights and cut what the teachers cost (``distill.teacher_batch``, ``distill.every``,
 ``distill.teacher_amp``, ``distill.teacher_crop``); they are compared with ``slkd_light`` under
-``cheap_vs_default``. ``tb1``, the teachers on 1 of the 4 samples of a batch, is the recipe's default since
-(``recipe.SLKD_DISTILL``).
+``cheap_vs_default``. ``tb1_crop_3q``, the teachers on 1 of the 4 samples of a batch cropped to 3/4 of each side,
+is the recipe's default since (``recipe.SLKD_DISTILL``; ``tb1`` before it).
 
 **Paired by seed.** All arms of one seed start from the same student weights and see the same batches and the
 same degradations (``SLKDModel`` builds its teachers and SCM with the global random state forked and draws its
@@ -92,18 +92,18 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
     'no_nc': ('SLKD w/o L_NC', {**slkd_without(), 'nc_opt': PLAIN_FEATURES}),
     'no_et': ('SLKD w/o L_ET', {**slkd_without(), 'et_opt': PLAIN_FEATURES}),
     'no_kl': ('SLKD w/o L_KL', slkd_without('kd_opt')),
-    'tb1': ('SLKD default: teachers on 1 of 4 samples', recipe.SLKD_LOSSES),
+    'tb1': ('SLKD, teachers on 1 of 4 samples', recipe.SLKD_LOSSES),
     'tb2': ('SLKD, teachers on 2 of 4 samples', recipe.SLKD_LOSSES),
     'tb1_bf16': ('SLKD, teachers on 1 of 4 samples in bf16', recipe.SLKD_LOSSES),
     'tb1_every2': ('SLKD, teachers on 1 of 4 samples, every 2nd it', recipe.SLKD_LOSSES),
     'tb1_every4': ('SLKD, teachers on 1 of 4 samples, every 4th it', recipe.SLKD_LOSSES),
     'tb1_crop_half': ('SLKD, teachers on a half-side crop of 1 of 4 samples', recipe.SLKD_LOSSES),
-    'tb1_crop_3q': ('SLKD, teachers on a 3/4-side crop of 1 of 4 samples', recipe.SLKD_LOSSES),
+    'tb1_crop_3q': ('SLKD default: teachers on a 3/4-side crop of 1 of 4 samples', recipe.SLKD_LOSSES),
     'tb1_crop_3q_bf16': ('SLKD, teachers on a 3/4-side crop of 1 of 4 samples in bf16', recipe.SLKD_LOSSES),
 }
-# the cost arms: slkd_light's losses with SLKDModel's options that cut what the teachers and extractors cost; tb1
-# (recipe.SLKD_DISTILL: a quarter of each batch of 4) is the default since, compared with slkd_light under
-# cheap_vs_default. tb1_every2 / tb1_every4 stopped after 2 / 1 seeds, clearly behind (a rerun completes them)
+# the cost arms: slkd_light's losses with SLKDModel's options that cut what the teachers and extractors cost,
+# compared with slkd_light under cheap_vs_default; tb1_crop_3q (recipe.SLKD_DISTILL: a quarter of each batch of 4,
+# cropped to 3/4 of each side) is the default since, tb1 before it. tb1_every2 / tb1_every4 stopped after 2 / 1 seeds, clearly behind (a rerun completes them)
 ARM_DISTILL = {
     'tb1': {'teacher_batch': 1},
     'tb2': {'teacher_batch': 2},
