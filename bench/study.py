@@ -103,7 +103,8 @@ ARMS: Dict[str, Tuple[str, Dict[str, Dict[str, Any]]]] = {
 }
 # the cost arms: slkd_light's losses with SLKDModel's options that cut what the teachers and extractors cost,
 # compared with slkd_light under cheap_vs_default; tb1_crop_3q (recipe.SLKD_DISTILL: a quarter of each batch of 4,
-# cropped to 3/4 of each side) is the default since, tb1 before it. tb1_every2 / tb1_every4 stopped after 2 / 1 seeds, clearly behind (a rerun completes them)
+# cropped to 3/4 of each side) is the default since, tb1 before it. tb1_every2 / tb1_every4 stopped after 2 / 1
+# seeds, clearly behind (a rerun completes them)
 ARM_DISTILL = {
     'tb1': {'teacher_batch': 1},
     'tb2': {'teacher_batch': 2},
