@@ -22,7 +22,7 @@ from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
 def main() -> None:
     compat.apply()
     flush_denormals()
-    # options, lock and data errors: their message, exit status 2, no traceback (compat/run_safety.py)
+    # the project's errors and common OS faults: one message, exit status 2, no traceback (compat/run_safety.py)
     root_path = root_path_for(__file__, __package__, os.getcwd())
     compat.run_safety.main_guard('slkd-train', lambda: train_pipeline(root_path))
 

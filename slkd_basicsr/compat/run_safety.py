@@ -12,7 +12,8 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   message); then, for training, the train dataset is built once to check that each process gets at least one
   iteration per epoch; every ``val.metrics`` entry is run once on a small generated image (a metric without its
   model files, or with a bad option, fails here); rank 0 refuses an experiment folder a live run holds
-  (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; a training ``name`` that
+  (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; each ``network_*`` with
+  a pretrain path is checked against its file (:func:`~.checkpoints.check_checkpoints_fit`); a training ``name`` that
   puts BasicSR in debug mode gets a warning line on stderr (:func:`~slkd_basicsr.options_check.options_warnings`;
   not with ``--debug``, which asks for that mode); ``slkd-test`` gets ``val.suffix: ~`` when it is not set, as
   ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
