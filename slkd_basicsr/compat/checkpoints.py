@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from os import path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -242,6 +242,26 @@ def _state_dict_in(load_net: Any, load_path: str, param_key: Optional[str], net_
     return state_dict
 
 
+def _state_dict_of_file(net: torch.nn.Module, load_path: str, param_key: Optional[str],
+                        map_location: Any = 'cpu') -> Tuple[Dict[str, Any], Optional[str]]:
+    """The state dict ``load_path`` holds for ``net`` under ``param_key`` (falling back from a missing key to
+    'params', as BasicSR does; a ``module.`` prefix stripped), and the key it came from."""
+    net_name = type(net).__name__
+    load_net = safe_load(load_path, map_location=map_location, what=f'{net_name} checkpoint')
+    if isinstance(load_net, dict) and param_key is not None and param_key not in load_net and 'params' in load_net:
+        param_key = 'params'
+    return _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name)), param_key
+
+
+def _check_fit(net: torch.nn.Module, state_dict: Dict[str, Any], load_path: str, strict: bool) -> None:
+    """A strict load must fit exactly (:func:`check_state_dict`), a non-strict one enough
+    (:func:`check_fits_enough`)."""
+    if strict:
+        check_state_dict(net, state_dict, load_path)
+    else:
+        check_fits_enough(net, state_dict, load_path)
+
+
 def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
     """``BaseModel.load_network`` through :func:`safe_load`, with a :class:`CheckpointError` for what does not fit.
 
@@ -254,18 +274,12 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
 
     logger = get_root_logger()
     net = self.get_bare_model(net)
-    net_name = net.__class__.__name__
-    load_net = safe_load(load_path, what=f'{net_name} checkpoint')
-    if isinstance(load_net, dict) and param_key is not None and param_key not in load_net and 'params' in load_net:
+    load_net, used_key = _state_dict_of_file(net, load_path, param_key)
+    if used_key != param_key:
         logger.info(f'Loading: {param_key} does not exist, use params.')
-        param_key = 'params'
-    load_net = _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name))
-    logger.info(f'Loading {net_name} model from {load_path}, with param key: [{param_key}].')
+    logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{used_key}].')
     # checked before BasicSR logs a warning per differing tensor: a refused file gets its one error alone
-    if strict:
-        check_state_dict(net, load_net, load_path)
-    else:
-        check_fits_enough(net, load_net, load_path)
+    _check_fit(net, load_net, load_path, strict)
     self._print_different_keys_loading(net, load_net, strict)
     check_finite(net, load_net, load_path)
     net.load_state_dict(load_net, strict=strict)
@@ -293,16 +307,8 @@ def check_checkpoints_fit(opt: Dict[str, Any]) -> None:
                 net = ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
         except Exception:  # noqa: BLE001  (an arch that computes on real tensors while built: checked at load)
             continue
-        net_name = type(net).__name__
-        load_net = safe_load(load_path, map_location='meta', what=f'{net_name} checkpoint')
-        param_key = path.get(f'param_key_{which}', 'params')
-        if isinstance(load_net, dict) and param_key is not None and param_key not in load_net and 'params' in load_net:
-            param_key = 'params'
-        state_dict = _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name))
-        if path.get(f'strict_load_{which}', True):
-            check_state_dict(net, state_dict, load_path)
-        else:
-            check_fits_enough(net, state_dict, load_path)
+        state_dict, _ = _state_dict_of_file(net, load_path, path.get(f'param_key_{which}', 'params'), 'meta')
+        _check_fit(net, state_dict, load_path, path.get(f'strict_load_{which}', True))
 
 
 def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
