@@ -1,80 +1,74 @@
 """Products of an MSCN map with its circularly shifted neighbours, and the AGGD fits of those products."""
+from functools import lru_cache
 from typing import Tuple
 
 import torch
 
-from .device import backward_autocast_off, full_precision
+from .device import backward_autocast_off, device_constant, full_precision
 from .fits import aggd_from_moments, fill_sign_rows, moment_rows, signed_moments, signed_moments_grad
 
 # BRISQUE's horizontal, vertical and two diagonal neighbours, as (row, column) shifts.
 NEIGHBOUR_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 
 
-def _wrap_pieces(length: int, shift: int) -> Tuple[Tuple[slice, slice], ...]:
-    """(target, source) index ranges along one axis with ``out[i] = x[(i - shift) mod length]``."""
-    shift %= length
-    pieces = ((slice(shift, length), slice(0, length - shift)), (slice(0, shift), slice(length - shift, length)))
-    return tuple(piece for piece in pieces if piece[0].start != piece[0].stop)
+@lru_cache(maxsize=None)
+def _shift_sources(h: int, w: int) -> torch.Tensor:
+    """4 * H * W int64: for each shift of :data:`NEIGHBOUR_SHIFTS` in turn, the flat index of ``m[i - di, j - dj]``
+    (mod H, W) for every flat position ``i * W + j`` of an H x W map."""
+    i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    return torch.cat([(((i - di) % h) * w + (j - dj) % w).flatten() for di, dj in NEIGHBOUR_SHIFTS])
 
 
-def _shift_pieces(h: int, w: int, di: int, dj: int):
-    """Pairs of (target, source) 2-D index tuples that together make a circular shift by (di, dj) of an h x w map.
+def neighbour_rows(m: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The four neighbour products of ``m`` in a :func:`fits.moment_rows` buffer, and the shifted maps.
 
-    Working on these views instead of a padded copy lets shifted products be written straight into a buffer.
-    """
-    for rows_to, rows_from in _wrap_pieces(h, di):
-        for cols_to, cols_from in _wrap_pieces(w, dj):
-            yield (..., rows_to, cols_to), (..., rows_from, cols_from)
-
-
-def shifted_product(m: torch.Tensor, di: int, dj: int, out: torch.Tensor) -> torch.Tensor:
-    """Write ``m * circshift(m, (di, dj))`` (MATLAB's circshift: ``out[i, j] = m[i, j] m[i - di, j - dj]``) to out.
+    Shifts are MATLAB's circshift: the product for shift (di, dj) is ``m[i, j] m[i - di, j - dj]`` (indices mod H,
+    W). The four shifted maps are one gather, whatever the map's size: on the small feature maps the losses compare,
+    the number of operator launches, not the arithmetic, is what costs.
 
     Args:
-        m: ... x H x W.
-        out: a tensor of the shape of ``m`` (may be a view into a larger buffer).
+        m: B x C x H x W.
+
+    Returns:
+        rows: B x C x 4 x 4 x H*W, the products in row 0 of each shift's 4 x H*W block (rows 1-3 as
+            :func:`fits.moment_rows` leaves them); shifted: B x C x 4 x H*W, the shifted maps.
     """
-    for target, source in _shift_pieces(*m.shape[-2:], di, dj):
-        torch.mul(m[target], m[source], out=out[target])
-    return out
+    flat = m.flatten(-2)
+    sources = device_constant(_shift_sources, *m.shape[-2:], like=m, dtype=torch.int64)
+    # on a 2-D view: index_select along the last of several dimensions is several times slower on CPUs
+    shifted = flat.reshape(-1, flat.shape[-1]).index_select(1, sources).view(*flat.shape[:-1], -1, flat.shape[-1])
+    rows = moment_rows(shifted)
+    torch.mul(shifted, flat.unsqueeze(-2), out=rows[..., 0, :])
+    return rows, shifted
 
 
 class _NeighbourMoments(torch.autograd.Function):
     """:func:`fits.signed_moments` of the four neighbour products of B x C x H x W: B x C x 4 x 6.
 
-    Each product is written into one reused buffer and never kept: backward recomputes it, which saves memory
-    and allocations (on a CPU, fresh large tensors cost more than the arithmetic); these sums dominate the
-    cost of the BRISQUE loss.
+    Only ``m`` is kept for backward, which rebuilds the products (cheaper than holding 20 maps of its size between
+    the passes); these sums dominate the cost of the BRISQUE loss.
     """
 
     @staticmethod
     def forward(ctx, m: torch.Tensor) -> torch.Tensor:
         m = m.contiguous()
         ctx.save_for_backward(m)
-        rows = moment_rows(m.flatten(-2))
-        product = rows[..., 0, :].unflatten(-1, m.shape[-2:])
-        moments = []
-        for di, dj in NEIGHBOUR_SHIFTS:
-            shifted_product(m, di, dj, product)
-            moments.append(signed_moments(rows))
-        return torch.stack(moments, dim=2)
+        return signed_moments(neighbour_rows(m)[0])
 
     @staticmethod
     @backward_autocast_off
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         m, = ctx.saved_tensors
-        rows = moment_rows(m.flatten(-2))
-        product = rows[..., 0, :].unflatten(-1, m.shape[-2:])
-        grad_m = torch.zeros_like(m)
-        for k, (di, dj) in enumerate(NEIGHBOUR_SHIFTS):
-            shifted_product(m, di, dj, product)
-            fill_sign_rows(rows)
-            grad_p = signed_moments_grad(rows, grad[..., k, :]).view_as(m)
-            # d(m_i m_{i-d})/dm: the term where m is the first factor, and the one where it is the shifted one
-            for target, source in _shift_pieces(*m.shape[-2:], di, dj):
-                grad_m[target].addcmul_(grad_p[target], m[source])
-                grad_m[source].addcmul_(grad_p[target], m[target])
-        return grad_m
+        rows, shifted = neighbour_rows(m)
+        fill_sign_rows(rows)
+        grad_p = signed_moments_grad(rows, grad)
+        flat = m.flatten(-2)
+        # d(m_i m_{i-d})/dm: the term where m is the first factor, and the one where it is the shifted one (added
+        # back at the source of each shifted sample)
+        grad_m = (grad_p * shifted).sum(dim=-2)
+        sources = device_constant(_shift_sources, *m.shape[-2:], like=m, dtype=torch.int64)
+        grad_m.index_add_(-1, sources, (grad_p * flat.unsqueeze(-2)).flatten(-2))
+        return grad_m.view_as(m)
 
 
 @full_precision
