@@ -15,7 +15,8 @@ DEFAULT_SAMPLE_CHANNELS = 8
 class FeatureListLoss(nn.Module):
     """Shared plumbing: option checks, per-level comparison of student and teacher lists, BasicSR reduction.
 
-    Subclasses define :meth:`level_loss` as a mean over channels, which is what makes channel sampling unbiased.
+    Subclasses define :meth:`level_loss` (or :meth:`levels_loss`) as a mean over channels, which is what makes
+    channel sampling unbiased.
 
     Args:
         loss_weight: multiplier of the loss.
@@ -61,6 +62,11 @@ class FeatureListLoss(nn.Module):
         """Loss of one level, B x C x H x W each -> (B,)."""
         raise NotImplementedError
 
+    def levels_loss(self, pairs: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Losses of all levels, (student, teacher) pairs -> levels x B: :meth:`level_loss` of each, unless a
+        subclass computes the levels together."""
+        return torch.stack([self.level_loss(s, t) for s, t in pairs])
+
     def forward(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """Compare lists of feature maps level by level.
 
@@ -83,7 +89,7 @@ class FeatureListLoss(nn.Module):
                 raise ValueError(f'{name}: level {level} has student {tuple(s.shape)} and teacher {tuple(t.shape)}; '
                                  'expected equal B x C x H x W shapes with H, W >= 4 (check the SCM output size)')
         with autocast_off(student_feats[0].device.type):
-            losses = torch.stack([self.level_loss(*self.sample(s, t)) for s, t in zip(student_feats, teacher_feats)])
+            losses = self.levels_loss([self.sample(s, t) for s, t in zip(student_feats, teacher_feats)])
             return self.loss_weight * reduce_loss(losses, self.reduction)
 
 

@@ -5,13 +5,13 @@ level by level. Feature maps are not images: each channel is first scaled to uni
 :func:`standardise`), so the MSCN constant ``c`` is in units of the channel's standard deviation and the losses
 do not depend on the features' scale; all statistics are computed in float32 (float64 for float64 inputs).
 """
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 
 from slkd_basicsr.losses.feature_loss import DEFAULT_SAMPLE_CHANNELS, FeatureListLoss
-from slkd_basicsr.nss.brisque import brisque_statistics
+from slkd_basicsr.nss.brisque import brisque_statistics_of_maps
 from slkd_basicsr.nss.device import full_precision
 from slkd_basicsr.nss.filters import PADDING_MODES, mscn
 from slkd_basicsr.nss.piqe import piqe_block_maps
@@ -32,15 +32,20 @@ def standardise(x: torch.Tensor, padding: str) -> torch.Tensor:
     return x / (mean_square + 1e-8).sqrt()
 
 
-def paired(statistic: Callable[[torch.Tensor], torch.Tensor], student: torch.Tensor,
-           teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``statistic`` of the student's and the teacher's B x C x H x W maps, computed in one call.
+def stacked(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """The student's and the teacher's B x C x H x W maps as one 2B x C x H x W batch, in their common dtype.
 
-    The statistics are per sample and channel, so stacking the two maps along the batch changes no value; it halves
-    the number of operator launches, which dominate the cost on the small (sampled-channel) maps the losses see.
+    The statistics are per sample and channel, so computing them on the stack changes no value; it halves the
+    number of operator launches, which dominate the cost on the small (sampled-channel) maps the losses see.
     """
     dtype = torch.promote_types(student.dtype, teacher.dtype)
-    both = statistic(torch.cat([student.to(dtype), teacher.to(dtype)]))
+    return torch.cat([student.to(dtype), teacher.to(dtype)])
+
+
+def paired(statistic: Callable[[torch.Tensor], torch.Tensor], student: torch.Tensor,
+           teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``statistic`` of the student's and the teacher's B x C x H x W maps, computed in one call (:func:`stacked`)."""
+    both = statistic(stacked(student, teacher))
     return both[:student.shape[0]], both[student.shape[0]:]
 
 
@@ -97,15 +102,17 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
         self.min_scale_size = min_scale_size
         self.shape = shape
 
-    def statistics(self, x: torch.Tensor) -> torch.Tensor:
-        """B x C x H x W -> B x C x (18 or 36) differentiable BRISQUE statistics."""
-        num_scales = 2 if min(x.shape[-2:]) >= 2 * self.min_scale_size else 1
-        return brisque_statistics(
-            standardise(x, self.padding), self.c, self.padding, self.shape, eps=self.eps, num_scales=num_scales)
+    def statistics(self, xs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """B_i x C_i x H_i x W_i maps -> B_i x C_i x (18 or 36) differentiable BRISQUE statistics of each; the maps
+        of equal shape at any scale are computed together (:func:`~slkd_basicsr.nss.brisque.brisque_statistics_of_maps`)."""
+        num_scales = [2 if min(x.shape[-2:]) >= 2 * self.min_scale_size else 1 for x in xs]
+        return brisque_statistics_of_maps([standardise(x, self.padding) for x in xs], num_scales, self.c,
+                                          self.padding, self.shape, eps=self.eps)
 
-    def level_loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        student_stats, teacher_stats = paired(self.statistics, student, teacher)
-        return (student_stats - teacher_stats).abs().mean(dim=(1, 2))
+    def levels_loss(self, pairs: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        stats = self.statistics([stacked(student, teacher) for student, teacher in pairs])
+        return torch.stack([(both[:len(student)] - both[len(student):]).abs().mean(dim=(1, 2))
+                            for both, (student, _) in zip(stats, pairs)])
 
 
 @LOSS_REGISTRY.register()

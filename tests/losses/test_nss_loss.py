@@ -57,10 +57,28 @@ def test_statistics_are_per_sample():
     what else is in the batch, or L_NC / L_ET would mix the two."""
     maps = _teacher((4, 3, 16, 16))
     brisque, piqe = BRISQUEFeatureLoss(), PIQEFeatureLoss()
-    for statistic in (brisque.statistics, piqe.block_maps):
+    for statistic in (lambda x: brisque.statistics([x])[0], piqe.block_maps):
         together = statistic(maps)
         alone = torch.cat([statistic(maps[i:i + 1]) for i in range(4)])
         torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_brisque_levels_computed_together_equal_levels_alone():
+    """L_NC computes the maps of equal shape at any scale in one call (the 16 x 16 level's half scale with the
+    8 x 8 level): each level's statistics and gradient must be those of the level alone."""
+    levels = [_teacher((2, 3, 16, 16)).requires_grad_(), _teacher((1, 3, 8, 8)).requires_grad_(),
+              _teacher((2, 5, 8, 8)).requires_grad_()]
+    loss = BRISQUEFeatureLoss()
+    together = loss.statistics(levels)
+    alone = [loss.statistics([level])[0] for level in levels]
+    assert [t.shape[-1] for t in together] == [36, 36, 36]
+    for t, a in zip(together, alone):
+        torch.testing.assert_close(t, a, rtol=1e-5, atol=1e-6)
+    weights = [torch.randn_like(t) for t in together]
+    grads_together = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, together)), levels)
+    grads_alone = torch.autograd.grad(sum((w * a).sum() for w, a in zip(weights, alone)), levels)
+    for g_t, g_a in zip(grads_together, grads_alone):
+        torch.testing.assert_close(g_t, g_a, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize('loss_cls', VARIANTS)
