@@ -305,3 +305,52 @@ def test_a_teacher_checkpoint_that_is_empty_is_one_line(image_pairs, teachers, t
     proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.startswith('slkd-train: ') and str(empty) in proc.stderr, proc.stderr
+
+
+# ---- taps, their pairing and the networks' channels, checked before the experiment folder is made (issue 26) -------
+
+TINY_NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1, 1, 1], 'middle_blk_num': 1,
+               'dec_blk_nums': [1, 1, 1, 1]}
+TINY_UFORMER = {'type': 'Uformer', 'img_size': 64, 'embed_dim': 8, 'win_size': 4, 'depths': [1] * 9,
+                'modulator': True}
+
+
+def _uformer_student_tapping_a_tuple(opt):
+    opt.update(network_g=dict(TINY_UFORMER))
+    del opt['train']['et_opt']
+    opt['distill']['encoder_taps'] = [['encoderlayer_0.blocks.0.attn.qkv', 'encoder_level1']]
+
+
+BAD_TAPS = {
+    'a tap that does not exist': (
+        lambda opt: opt['distill'].update(encoder_taps=['encoder_level1', ['encoder_levle2', 'encoder_level2']]),
+        "slkd-train: student tap 'encoder_levle2' does not exist in Restormer. Closest existing modules: "
+        'encoder_level2, '),
+    'default taps that do not pair': (
+        lambda opt: opt.update(network_g=dict(TINY_NAFNET)),
+        'slkd-train: distill.decoder_taps is not set and the default decoder taps of student NAFNet and teacher B '
+        "Restormer differ in number (['decoders.0', 'decoders.1', 'decoders.2', 'decoders.3'] vs ['decoder_level3', "
+        "'decoder_level2', 'decoder_level1']); list [student, teacher] pairs in distill.decoder_taps."),
+    'student and teacher channels differ': (
+        lambda opt: opt['network_g'].update(out_channels=1, global_residual=False),
+        'slkd-train: teacher output (1, 3, 32, 32) and student output (1, 1, 32, 32) differ; teacher and student '
+        'must have the same input and output channels.'),
+    'a tap that returns no tensor': (
+        _uformer_student_tapping_a_tuple,
+        "slkd-train: tap 'encoderlayer_0.blocks.0.attn.qkv' (LinearProjection) returns tuple, not a tensor; tap a "
+        'module that returns a B x C x H x W feature map.'),
+    'a teacher_crop the teachers would pad': (
+        lambda opt: opt['distill'].update(teacher_crop=20),
+        'slkd-train: distill.teacher_crop: Restormer pads a 20-pixel crop to its size multiple (its teacher A '
+        "encoder tap encoder_level1 is (24, 24), not the crop's (20, 20)); use a crop side"),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_TAPS), ids=lambda c: c.replace(' ', '_'))
+def test_taps_that_do_not_fit_stop_before_anything_is_made(case, image_pairs, teachers, tmp_path):
+    edit, expected = BAD_TAPS[case]
+    opt = slkd_options(image_pairs, teachers)
+    edit(opt)
+    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
+    err = _refused(proc, tmp_path, expected)
+    assert err.startswith(expected) and err.count('\n') == 1, err

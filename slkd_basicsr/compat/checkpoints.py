@@ -285,6 +285,22 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
     net.load_state_dict(load_net, strict=strict)
 
 
+def network_on_meta(arch_opt: Dict[str, Any]) -> Optional[torch.nn.Module]:
+    """The network of a ``network_*`` options section built on the ``meta`` device (names and shapes, no memory,
+    no initialisation), or None for an arch that cannot be built there (one that computes on values while built).
+
+    Not ``build_network``: its log line would make BasicSR's logger before the logger has its log file.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    arch_opt = dict(arch_opt)
+    try:
+        with torch.device('meta'):
+            return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
+    except Exception:  # noqa: BLE001  (such an arch is checked when it is built for real)
+        return None
+
+
 def check_checkpoints_fit(opt: Dict[str, Any]) -> None:
     """Before anything is made: each ``network_<x>`` with a ``path.pretrain_network_<x>`` against its file, as
     :func:`load_network` will load it (``param_key_<x>``, ``strict_load_<x>``; names and shapes only, the network
@@ -293,19 +309,14 @@ def check_checkpoints_fit(opt: Dict[str, Any]) -> None:
     Raises:
         CheckpointError: the first file that is missing, unreadable or does not fit, as :func:`load_network` would.
     """
-    from basicsr.utils.registry import ARCH_REGISTRY
-
     path = opt.get('path') or {}
     for key in sorted(k for k in opt if k.startswith('network_') and isinstance(opt[k], dict)):
         which = key[len('network_'):]
         load_path = path.get(f'pretrain_network_{which}')
         if not load_path:
             continue
-        arch_opt = dict(opt[key])
-        try:  # not build_network: its log line would make BasicSR's logger before it has its log file
-            with torch.device('meta'):
-                net = ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
-        except Exception:  # noqa: BLE001  (an arch that computes on real tensors while built: checked at load)
+        net = network_on_meta(opt[key])
+        if net is None:
             continue
         state_dict, _ = _state_dict_of_file(net, load_path, path.get(f'param_key_{which}', 'params'), 'meta')
         _check_fit(net, state_dict, load_path, path.get(f'strict_load_{which}', True))

@@ -13,7 +13,9 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   iteration per epoch; every ``val.metrics`` entry is run once on a small generated image (a metric without its
   model files, or with a bad option, fails here); rank 0 refuses an experiment folder a live run holds
   (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; each ``network_*`` with
-  a pretrain path is checked against its file (:func:`~.checkpoints.check_checkpoints_fit`); a training ``name`` that
+  a pretrain path is checked against its file (:func:`~.checkpoints.check_checkpoints_fit`); an ``SLKDModel``
+  training's taps, their pairing and the networks' channels are checked by the model's own probe on networks built
+  on the ``meta`` device (:func:`~slkd_basicsr.models.distill_taps.check_taps`); a training ``name`` that
   puts BasicSR in debug mode gets a warning line on stderr (:func:`~slkd_basicsr.options_check.options_warnings`;
   not with ``--debug``, which asks for that mode); ``slkd-test`` gets ``val.suffix: ~`` when it is not set, as
   ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
@@ -116,6 +118,7 @@ def train_dataset_length(opt: Dict[str, Any]) -> int:
 
 def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
     """Everything :func:`install`'s ``parse_options`` checks, on parsed options; raises at the first failed stage."""
+    from ..models.distill_taps import check_taps
     from .resume import rng_state, set_rng_state
 
     check_options(opt, is_train, source)
@@ -131,6 +134,8 @@ def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
     if opt.get('rank', 0) == 0:
         experiment_lock.check_unlocked(*run_folder(opt))
     check_checkpoints_fit(opt)
+    if is_train:
+        check_taps(opt)
 
 
 def run_folder(opt: Dict[str, Any]) -> Tuple[str, str]:

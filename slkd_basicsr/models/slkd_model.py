@@ -1,6 +1,6 @@
 """SLKDModel: dual-teacher Simultaneous Learning Knowledge Distillation as a BasicSR model type."""
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -18,7 +18,8 @@ from slkd_basicsr.complexity import complexity_table
 from slkd_basicsr.errors import UserError
 from . import teacher_checks
 from .distill_schedule import distill_weight
-from .feature_taps import FeatureTaps, TapError
+from .distill_taps import probe_input, probe_tap_channels, tap_networks
+from .feature_taps import FeatureTaps
 from .grad_shares import gradient_shares
 from .precision import amp_dtype, autocast, grad_scaler
 from .scm import ScaleConversionModule
@@ -28,71 +29,6 @@ from .teacher_view import TeacherView
 
 class NonFiniteLossError(UserError, RuntimeError):
     """Too many optimiser steps in a row had a non-finite loss or gradient."""
-
-
-def parse_taps(taps: Sequence[Any], key: str) -> List[Tuple[str, str]]:
-    """Normalise ``distill.<key>`` into (student module, teacher module) name pairs.
-
-    Each entry is a module name used on both networks, or a two-element [student, teacher] list.
-    """
-    pairs = []
-    for entry in taps:
-        if isinstance(entry, str):
-            pairs.append((entry, entry))
-        elif isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(n, str) for n in entry):
-            pairs.append((entry[0], entry[1]))
-        else:
-            raise ValueError(f'distill.{key}: entry {entry!r} must be a module name or a [student, teacher] '
-                             'pair of module names.')
-    if not pairs:
-        raise ValueError(f'distill.{key} is empty while its loss is enabled: list at least one tap, '
-                         'or remove the loss from the train section.')
-    return pairs
-
-
-def default_taps(net: nn.Module, kind: str, role: str) -> List[str]:
-    """The ``kind`` ('encoder' or 'decoder') entry of the bare network's ``default_taps`` class attribute.
-
-    Raises:
-        TapError: naming ``role`` and the arch when it declares none.
-    """
-    taps = (getattr(net, 'default_taps', None) or {}).get(kind)
-    if not taps:
-        raise TapError(f'{role} {type(net).__name__} declares no default {kind} taps: list them in '
-                       f'distill.{kind}_taps (module names of the {kind}, or [student, teacher] pairs).')
-    return list(taps)
-
-
-def resolve_taps(distill_opt: Dict[str, Any], kind: str, student: nn.Module, teacher: nn.Module,
-                 teacher_role: str) -> List[Tuple[str, str]]:
-    """(student, teacher) module pairs for ``kind`` taps: ``distill.<kind>_taps``, else the archs' defaults.
-
-    Defaults of the same family pair by name. Defaults of different families (e.g. Restormer teachers, a NAFNet
-    student) pair by position, which needs as many taps on both sides.
-    """
-    key = f'{kind}_taps'
-    if distill_opt.get(key) is not None:
-        return parse_taps(distill_opt[key], key)
-    student_taps = default_taps(student, kind, 'student')
-    teacher_taps = default_taps(teacher, kind, teacher_role)
-    if student_taps == teacher_taps:
-        return [(name, name) for name in student_taps]
-    names = f'student {type(student).__name__} and {teacher_role} {type(teacher).__name__}'
-    if len(student_taps) != len(teacher_taps):
-        raise TapError(f'distill.{key} is not set and the default {kind} taps of {names} differ in number '
-                       f'({student_taps} vs {teacher_taps}); list [student, teacher] pairs in distill.{key}.')
-    pairs = list(zip(student_taps, teacher_taps))
-    get_root_logger().info(f'SLKD: distill.{key} not set; default {kind} taps of {names} paired by position: '
-                           + ', '.join(f'{s} -> {t}' for s, t in pairs))
-    return pairs
-
-
-def input_channels(net: nn.Module) -> int:
-    """Input channels of a bare network, read off its first convolution (all restoration archs here have one)."""
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    raise ValueError(f'{type(net).__name__} has no Conv2d; set distill.probe_channels in the options.')
 
 
 @MODEL_REGISTRY.register()
@@ -111,7 +47,7 @@ class SLKDModel(SRModel):
     ``strict_load_teacher_a/_b`` (default True); ``train.kd_opt``, ``train.nc_opt``, ``train.et_opt``
     (each optional); ``train.lr_scm`` (default: the student's lr); ``train.use_grad_clip`` and
     ``train.grad_clip_norm`` (default 0.01); ``train.max_nonfinite_steps`` (default 10); ``distill``:
-    ``encoder_taps``, ``decoder_taps`` (default: the archs' ``default_taps``, see :func:`resolve_taps`),
+    ``encoder_taps``, ``decoder_taps`` (default: the archs' ``default_taps``, see :func:`~.distill_taps.resolve_taps`),
     ``scm_resize_mode``, ``probe_size``, ``probe_channels``, ``log_complexity``, ``check_teachers`` (default
     True) and ``min_teacher_b_psnr`` (default 30, see :mod:`.teacher_checks`), ``log_grad_shares`` (default False:
     at ``logger.print_freq``, ``share_<term>`` = the term's gradient norm on the student over ``l_pix``'s),
@@ -174,25 +110,25 @@ class SLKDModel(SRModel):
             logger.info('SLKD: kd_opt, nc_opt and et_opt are all off; training the student alone (as SRModel).')
 
         student = self.get_bare_model(self.net_g)
-        enc_pairs = resolve_taps(distill_opt, 'encoder', student, self.teacher_a, 'teacher A') if self.cri_nc else []
-        dec_pairs = resolve_taps(distill_opt, 'decoder', student, self.teacher_b, 'teacher B') if self.cri_et else []
-        self.student_taps = FeatureTaps(student, [s for s, _ in enc_pairs + dec_pairs], 'student tap')
-        self.teacher_a_taps = FeatureTaps(self.teacher_a, [t for _, t in enc_pairs],
-                                          'teacher A encoder tap') if enc_pairs else None
-        self.teacher_b_taps = FeatureTaps(self.teacher_b, [t for _, t in dec_pairs],
-                                          'teacher B decoder tap') if dec_pairs else None
-        self.num_encoder_taps = len(enc_pairs)
+        # the same taps and probe as the check before the experiment folder is made (distill_taps.check_taps)
+        taps = tap_networks(distill_opt, student, self.teacher_a if self.cri_nc else None,
+                            self.teacher_b if self.cri_et else None)
+        for note in taps.notes:
+            logger.info(note)
+        self.student_taps, self.teacher_a_taps, self.teacher_b_taps = taps.student, taps.teacher_a, taps.teacher_b
+        self.num_encoder_taps = taps.num_encoder
 
         self.teacher_batch = distill_opt.get('teacher_batch')
         self.teacher_crop = distill_opt.get('teacher_crop')
         self.net_scm = None
-        if enc_pairs or dec_pairs:
-            student_ch, teacher_ch = self._probe_tap_channels(distill_opt)
+        if taps.teacher_a is not None or taps.teacher_b is not None:
+            student_ch, teacher_ch = probe_tap_channels(student, self.teacher_a, self.teacher_b, taps,
+                                                        probe_input(self.opt, student, self.device), self.teacher_crop)
             scm = ScaleConversionModule(student_ch, teacher_ch, distill_opt.get('scm_resize_mode', 'bilinear'))
             self.net_scm = self.model_to_device(scm)
             self.net_scm.train()
         if distill_opt.get('log_complexity', True):
-            self._log_complexity(distill_opt)
+            self._log_complexity()
 
         self.channel_rng = torch.Generator(device=self.device).manual_seed(self._channel_seed())
         for cri in (self.cri_nc, self.cri_et):
@@ -253,64 +189,10 @@ class SLKDModel(SRModel):
         teacher.requires_grad_(False)
         return teacher
 
-    def _probe_input(self, net: nn.Module, distill_opt: Dict[str, Any]) -> torch.Tensor:
-        size = distill_opt.get('probe_size') or self.opt['datasets'].get('train', {}).get('gt_size') or 64
-        channels = distill_opt.get('probe_channels') or input_channels(self.get_bare_model(net))
-        return torch.rand(1, channels, size, size, device=self.device)
-
-    @torch.no_grad()
-    def _probe_tap_channels(self, distill_opt: Dict[str, Any]) -> Tuple[List[int], List[int]]:
-        """Run every network once on a small input to read tap channels and check that they fit together; the
-        teachers see what they will see in training (``distill.teacher_crop``), whose taps must be 4 x 4 or more."""
-        lq = self._probe_input(self.net_g, distill_opt)
-        was_training = self.net_g.training
-        self.net_g.eval()
-        out = self.net_g(lq)
-        self.net_g.train(was_training)
-        student_ch = [f.shape[1] for f in self.student_taps.features()]
-        teacher_ch = []
-        view = TeacherView.of_batch(lq, None, self.teacher_crop)
-        gt = torch.rand_like(out)
-        probes = ((self.teacher_a, self.teacher_a_taps, 'lq', lq), (self.teacher_b, self.teacher_b_taps, 'gt', gt))
-        for teacher, taps, sees, full in probes:
-            if taps is None:
-                continue
-            x = view(full)
-            if input_channels(teacher) != x.shape[1]:
-                raise TapError(f'teacher ({type(teacher).__name__}) takes {input_channels(teacher)} input channels '
-                               f'but sees {sees} with {x.shape[1]}; match the teacher and student channel options.')
-            t_out = teacher(x)
-            if t_out.shape != view(out).shape:
-                raise TapError(f'teacher output {tuple(t_out.shape)} and student output {tuple(view(out).shape)} '
-                               'differ; teacher and student must have the same input and output channels.')
-            teacher_ch += [f.shape[1] for f in taps.features()]
-            if view.box is not None:
-                self._check_crop(teacher, taps, full, view)
-        self._clear_taps()
-        return student_ch, teacher_ch
-
-    @staticmethod
-    def _check_crop(teacher: nn.Module, taps: FeatureTaps, full: torch.Tensor, view: TeacherView) -> None:
-        """The teacher's taps on the crop (recorded in ``taps``) must be the crop's region of its taps on the whole
-        ``full`` input, and at least 4 x 4: a teacher that pads the crop to its size multiple sees another image."""
-        on_crop = taps.features()
-        teacher(full)
-        side = view.box[2]
-        for name, crop_map, full_map in zip(taps.names, on_crop, taps.features()):
-            if crop_map.shape[-2:] != view(full_map).shape[-2:]:
-                raise TapError(f'distill.teacher_crop: {type(teacher).__name__} pads a {side}-pixel crop to its size '
-                               f'multiple (its {taps.role} {name} is {tuple(crop_map.shape[-2:])}, not the crop\'s '
-                               f'{tuple(view(full_map).shape[-2:])}); use a crop side that is a multiple of the '
-                               "teacher's (Restormer, DRSformer: 8; NAFNet: 2 ** levels; Uformer: window x 16).")
-            if min(crop_map.shape[-2:]) < 4:
-                raise TapError(f'distill.teacher_crop: on a {side}-pixel crop the {taps.role} {name} is '
-                               f'{crop_map.shape[-2]} x {crop_map.shape[-1]}; the feature losses need 4 x 4: raise '
-                               'teacher_crop or tap a shallower module.')
-
-    def _log_complexity(self, distill_opt: Dict[str, Any]) -> None:
+    def _log_complexity(self) -> None:
         if self.opt.get('rank', 0) != 0:
             return
-        shape = tuple(self._probe_input(self.net_g, distill_opt).shape[1:])
+        shape = tuple(probe_input(self.opt, self.get_bare_model(self.net_g), self.device).shape[1:])
         rows = [(name, net) for name, net in (('teacher_a', self.teacher_a), ('teacher_b', self.teacher_b))
                 if net is not None] + [('student', self.get_bare_model(self.net_g))]
         get_root_logger().info(complexity_table(rows, shape))
