@@ -175,6 +175,8 @@ def in_process(opt: Dict[str, Any]) -> Dict[str, Any]:
 
     opt = copy.deepcopy(opt)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    for key, dataset in opt.get('datasets', {}).items():
+        dataset.update(phase=key.split('_')[0], scale=opt.get('scale', 1))
     set_random_seed(opt.get('manual_seed', 0))
     return opt
 

@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, run_entry, save_checkpoint, slkd_options, sr_options,
-                     write_options)
+from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, make_pairs, paired_dataset, run_entry, save_checkpoint,
+                     slkd_options, sr_options, write_options)
 from slkd_basicsr.compat import CheckpointError, run_safety
 from slkd_basicsr.data.data_checks import DataError
 from slkd_basicsr.models.feature_taps import TapError
@@ -57,8 +57,10 @@ BAD_TRAIN = {
     'metric that cannot run': (
         [('val.metrics.brisque', {'type': 'calculate_brisque', 'crop_border': 0}),
          ('val.metrics.piqe', {'type': 'calculate_piqe', 'crop_border': 0, 'convert_to': 'rgb'})],
-        ['2 problems', 'val.metrics.brisque: calculate_brisque cannot run (FileNotFoundError', 'svm_model_path',
-         "val.metrics.piqe: calculate_piqe cannot run (ValueError: convert_to must be 'gray' or 'y', got 'rgb')"]),
+        ['2 problems', 'val.metrics.brisque: calculate_brisque cannot run on the first image of datasets.val, 40 x 40 '
+         'pixels (FileNotFoundError', 'svm_model_path',
+         'val.metrics.piqe: calculate_piqe cannot run on the first image of datasets.val, 40 x 40 pixels (ValueError: '
+         "convert_to must be 'gray' or 'y', got 'rgb')"]),
     # issue 26: types of arch arguments, a training that trains nothing, EMA, seeds
     'quoted bool and number in the arch': (
         [('network_g.global_residual', 'false'), ('network_g.dim', '8')],
@@ -69,6 +71,14 @@ BAD_TRAIN = {
     'ema_decay 1': ([('train.ema_decay', 1.0)], ['train.ema_decay: 1.0 is out of range; it must be >= 0 and < 1']),
     'negative seed (BasicSR parser fails)': (
         [('manual_seed', -1)], ['manual_seed: -1 is out of range; it must be between 0 and 4294967295.']),
+    # issue 26: metrics tried at the size of the validation images (40 px here), not on a generated 192 px image
+    'metrics that cannot score the validation images': (
+        [('val.metrics.psnr.crop_border', 20), ('val.metrics.niqe', {'type': 'calculate_niqe', 'crop_border': 0})],
+        ['2 problems',
+         'val.metrics.psnr: calculate_psnr cannot run on the first image of datasets.val, 40 x 40 pixels (its value '
+         'is NaN; crop_border 20 crops every pixel); fix its options',
+         'val.metrics.niqe: calculate_niqe cannot run on the first image of datasets.val, 40 x 40 pixels '
+         '(RuntimeError: ']),
 }
 
 
@@ -354,3 +364,30 @@ def test_taps_that_do_not_fit_stop_before_anything_is_made(case, image_pairs, te
     proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
     err = _refused(proc, tmp_path, expected)
     assert err.startswith(expected) and err.count('\n') == 1, err
+
+
+def _scored_set(folders, kind='PairedImageDataset'):
+    """A validation or test set of ``folders`` as parse_options leaves it (phase and scale set)."""
+    dataset = {**paired_dataset(folders, 'val'), 'type': kind, 'phase': 'val', 'scale': 1}
+    if kind == 'SingleImageDataset':
+        del dataset['dataroot_gt']
+    return dataset
+
+
+def test_metrics_are_tried_at_the_size_of_the_first_image_of_each_scored_set(image_pairs, tmp_path):
+    """NIQE needs more than 40 px (its 96 px blocks): refused for the 40 px sets, fine at 192 px."""
+    niqe = {'niqe': {'type': 'calculate_niqe', 'crop_border': 0}}
+    large = make_pairs(str(tmp_path / 'large'), 1, 192, seed=2)
+    datasets = {'train': paired_dataset(image_pairs['train'], 'train'), 'val': _scored_set(image_pairs['val'])}
+    opt = {'scale': 1, 'val': {'metrics': niqe}, 'datasets': datasets}
+    problem = 'val.metrics.niqe: calculate_niqe cannot run on the first image of {}, 40 x 40 pixels (RuntimeError: '
+    found = run_safety.metric_problems(opt, is_train=True)
+    assert len(found) == 1 and found[0].startswith(problem.format('datasets.val'))
+    opt['datasets']['val'] = _scored_set(large)
+    assert run_safety.metric_problems(opt, is_train=True) == []
+    del opt['datasets']['val']  # no validation set: the generated 192 px image
+    assert run_safety.metric_problems(opt, is_train=True) == []
+    # slkd-test scores every set; one without GT is scored at its LQ size times the scale
+    opt['datasets'] = {'test_1': _scored_set(large), 'test_2': _scored_set(image_pairs['val'], 'SingleImageDataset')}
+    found = run_safety.metric_problems(opt, is_train=False)
+    assert len(found) == 1 and found[0].startswith(problem.format('datasets.test_2'))

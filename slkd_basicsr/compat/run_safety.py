@@ -10,12 +10,14 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   :class:`~slkd_basicsr.options_check.OptionsError` naming the file and each option's dotted key (a file that
   BasicSR's parser itself chokes on, e.g. bad YAML or no ``datasets``, is checked as read, with the same
   message); then, for training, the train dataset is built once to check that each process gets at least one
-  iteration per epoch; every ``val.metrics`` entry is run once on a small generated image (a metric without its
-  model files, or with a bad option, fails here); rank 0 refuses an experiment folder a live run holds
-  (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test`` for its results folder; each ``network_*`` with
-  a pretrain path is checked against its file (:func:`~.checkpoints.check_checkpoints_fit`); an ``SLKDModel``
-  training's taps, their pairing and the networks' channels are checked by the model's own probe on networks built
-  on the ``meta`` device (:func:`~slkd_basicsr.models.distill_taps.check_taps`); a training ``name`` that
+  iteration per epoch; every ``val.metrics`` entry is run once on a generated image of the size of each
+  validation (or test) set's first image (a metric without its model files, with a bad option, or that cannot
+  score images that small, e.g. NIQE on 40 px or a ``crop_border`` that crops every pixel, fails here); rank 0
+  refuses an experiment folder a live run holds (:mod:`slkd_basicsr.experiment_lock`), and so does ``slkd-test``
+  for its results folder; each ``network_*`` with a pretrain path is checked against its file
+  (:func:`~.checkpoints.check_checkpoints_fit`); an ``SLKDModel`` training's taps, their pairing and the networks'
+  channels are checked by the model's own probe on networks built on the ``meta`` device
+  (:func:`~slkd_basicsr.models.distill_taps.check_taps`); a training ``name`` that
   puts BasicSR in debug mode gets a warning line on stderr (:func:`~slkd_basicsr.options_check.options_warnings`;
   not with ``--debug``, which asks for that mode); ``slkd-test`` gets ``val.suffix: ~`` when it is not set, as
   ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
@@ -32,8 +34,10 @@ and a second run with the same ``name`` renames the live folder of the first. :f
 """
 import argparse
 import errno
+import math
 import os
 import sys
+import warnings
 from os import path as osp
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -80,28 +84,83 @@ def explain_parse_failure(err: BaseException, source: Optional[str], is_train: b
         raise OptionsError(_problems_message(source, problems)) from err
 
 
-def _metric_probe() -> np.ndarray:
-    """A smooth, textured uint8 BGR image, as ``tensor2img`` gives the metrics."""
-    yy, xx = np.mgrid[0:METRIC_PROBE_SIZE, 0:METRIC_PROBE_SIZE].astype(np.float64)
-    img = np.stack([128 + 60 * np.sin(xx / 7 + c) * np.cos(yy / 11 - c) for c in range(3)], axis=-1)
+def _metric_probe(height: int = METRIC_PROBE_SIZE, width: int = METRIC_PROBE_SIZE, channels: int = 3) -> np.ndarray:
+    """A smooth, textured uint8 image, as ``tensor2img`` gives the metrics: H x W x C (BGR), H x W for one
+    channel."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    img = np.stack([128 + 60 * np.sin(xx / 7 + c) * np.cos(yy / 11 - c) for c in range(channels)], axis=-1)
     img += np.random.default_rng(0).normal(0, 8, img.shape)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+    img = np.clip(np.round(img), 0, 255).astype(np.uint8)
+    return img[..., 0] if channels == 1 else img
 
 
-def metric_problems(opt: Dict[str, Any]) -> List[str]:
-    """Run every ``val.metrics`` entry once on a generated image as the validation would; a line per failure."""
+def validation_shapes(opt: Dict[str, Any], is_train: bool) -> Dict[Tuple[int, ...], str]:
+    """The shape (C, H, W) of the first image of each set the metrics will score (``datasets.val*`` in training,
+    every set in ``slkd-test``), read from the set built as BasicSR will build it: its ``gt`` (the metrics' reference),
+    else its ``lq`` times ``scale``; each shape once, with the first set that has it (``datasets.<key>``)."""
+    import copy
+
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    shapes: Dict[Tuple[int, ...], str] = {}
+    for key, dataset_opt in (opt.get('datasets') or {}).items():
+        if is_train and key.split('_')[0] != 'val':
+            continue
+        dataset_opt = copy.deepcopy(dataset_opt)
+        dataset = DATASET_REGISTRY.get(dataset_opt['type'])(dataset_opt)  # not build_dataset: no logger yet
+        if len(dataset) == 0:
+            continue
+        item = dataset[0]
+        if 'gt' in item:
+            shape = tuple(item['gt'].shape)
+        else:
+            scale = opt.get('scale', 1)
+            shape = (item['lq'].shape[0], item['lq'].shape[1] * scale, item['lq'].shape[2] * scale)
+        shapes.setdefault(shape, f'datasets.{key}')
+    return shapes
+
+
+def _metric_failure(metric_opt: Dict[str, Any], img: np.ndarray) -> Optional[str]:
+    """Why a metric cannot score ``img`` against a copy of it, as the validation would call it (its error, or a NaN
+    result: numpy's mean of nothing, e.g. a ``crop_border`` that crops every pixel); None when it can."""
     from basicsr.metrics import calculate_metric
 
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # numpy's 'Mean of empty slice' and the like: the failure is reported below
+        try:
+            value = calculate_metric({'img': img, 'img2': img.copy()}, metric_opt)
+        except Exception as err:  # noqa: BLE001  (any failure here would stop the first validation)
+            return f"{type(err).__name__}: {' '.join(str(err).split()) or type(err).__name__}"
+    try:
+        nan = math.isnan(float(value))
+    except (TypeError, ValueError):  # not one number: the validation's business
+        nan = False
+    return 'its value is NaN' if nan else None
+
+
+def metric_problems(opt: Dict[str, Any], is_train: bool) -> List[str]:
+    """Run every ``val.metrics`` entry once as the validation would, on a generated image of the size of each
+    validation (or test) set's first image (:func:`validation_shapes`), or of :data:`METRIC_PROBE_SIZE` without
+    such a set; a line per metric that fails or gives NaN."""
     metrics = (opt.get('val') or {}).get('metrics') or {}
-    img = _metric_probe()
+    if not metrics:
+        return []
+    shapes = validation_shapes(opt, is_train)
+    probes = [(_metric_probe(h, w, c), f'the first image of {where}, {h} x {w} pixels')
+              for (c, h, w), where in shapes.items()] or [(_metric_probe(), None)]
     problems = []
     for name, metric_opt in metrics.items():
-        try:
-            calculate_metric({'img': img, 'img2': img.copy()}, metric_opt)
-        except Exception as err:  # noqa: BLE001  (any failure here would stop the first validation)
-            text = ' '.join(str(err).split()) or type(err).__name__
-            problems.append(f"val.metrics.{name}: {metric_opt.get('type')} cannot run ({type(err).__name__}: {text}); "
-                            'fix its options (see docs/losses_metrics.md) or remove it.')
+        for img, where in probes:
+            reason = _metric_failure(metric_opt, img)
+            if reason is None:
+                continue
+            on = f' on {where}' if where else ''
+            crop = metric_opt.get('crop_border')
+            if isinstance(crop, int) and 2 * crop >= min(img.shape[:2]):
+                reason += f'; crop_border {crop} crops every pixel'
+            problems.append(f"val.metrics.{name}: {metric_opt.get('type')} cannot run{on} ({reason}); fix its options "
+                            '(see docs/losses_metrics.md) or remove it.')
+            break
     return problems
 
 
@@ -122,11 +181,11 @@ def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
     from .resume import rng_state, set_rng_state
 
     check_options(opt, is_train, source)
-    state = rng_state()  # building the dataset and running the metrics must not move the seeded random states
+    state = rng_state()  # building the datasets and running the metrics must not move the seeded random states
     try:
         if is_train:
             check_iterations_per_epoch(opt, train_dataset_length(opt), source)
-        problems = metric_problems(opt)
+        problems = metric_problems(opt, is_train)
     finally:
         set_rng_state(state)
     if problems:
