@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from os import path as osp
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
@@ -301,16 +301,18 @@ def network_on_meta(arch_opt: Dict[str, Any]) -> Optional[torch.nn.Module]:
         return None
 
 
-def check_checkpoints_fit(opt: Dict[str, Any]) -> None:
-    """Before anything is made: each ``network_<x>`` with a ``path.pretrain_network_<x>`` against its file, as
-    :func:`load_network` will load it (``param_key_<x>``, ``strict_load_<x>``; names and shapes only, the network
-    built on the ``meta`` device). A network whose arch cannot be built on ``meta`` is left to the load itself.
+def check_checkpoints_fit(opt: Dict[str, Any], networks: Optional[Iterable[str]] = None) -> None:
+    """Before anything is made: each ``network_<x>`` (of ``networks``, by default all) with a
+    ``path.pretrain_network_<x>`` against its file, as :func:`load_network` will load it (``param_key_<x>``,
+    ``strict_load_<x>``; names and shapes only, the network built on the ``meta`` device). A network whose arch
+    cannot be built on ``meta`` is left to the load itself.
 
     Raises:
         CheckpointError: the first file that is missing, unreadable or does not fit, as :func:`load_network` would.
     """
     path = opt.get('path') or {}
-    for key in sorted(k for k in opt if k.startswith('network_') and isinstance(opt[k], dict)):
+    keys = [k for k in opt if k.startswith('network_')] if networks is None else networks
+    for key in sorted(k for k in keys if isinstance(opt.get(k), dict)):
         which = key[len('network_'):]
         load_path = path.get(f'pretrain_network_{which}')
         if not load_path:

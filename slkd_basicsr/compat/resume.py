@@ -36,7 +36,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from os import path as osp
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -318,14 +318,16 @@ def replay_schedule(model: Any, current_iter: int) -> None:
             model.update_learning_rate(it, warmup_iter=warmup_iter)
 
 
-def parameter_mismatch(optimizer: torch.optim.Optimizer, saved: Dict[str, Any]) -> Optional[str]:
-    """How what ``optimizer`` (built from the options file) optimises differs from what the ``saved`` one did: the
-    number of param groups, of tensors in a group, or a tensor's shape (from its saved moments); None if alike."""
+def parameter_mismatch(param_groups: Sequence[Dict[str, Any]], saved: Dict[str, Any]) -> Optional[str]:
+    """How what an optimiser with ``param_groups`` (built from the options file; each group a dict with its
+    ``params``, as ``optimizer.param_groups``) optimises differs from what the ``saved`` one (its ``state_dict()``)
+    did: the number of param groups, of tensors in a group, or a tensor's shape (from its saved moments); None if
+    alike."""
     saved_groups = saved['param_groups']
-    if len(saved_groups) != len(optimizer.param_groups):
-        return (f'has {len(saved_groups)} param group(s) in the training state, {len(optimizer.param_groups)} from '
+    if len(saved_groups) != len(param_groups):
+        return (f'has {len(saved_groups)} param group(s) in the training state, {len(param_groups)} from '
                 'the options file')
-    for j, (group, saved_group) in enumerate(zip(optimizer.param_groups, saved_groups)):
+    for j, (group, saved_group) in enumerate(zip(param_groups, saved_groups)):
         if len(group['params']) != len(saved_group['params']):
             return (f"param group {j} holds {len(saved_group['params'])} tensors in the training state, "
                     f"{len(group['params'])} from the options file")
@@ -337,22 +339,30 @@ def parameter_mismatch(optimizer: torch.optim.Optimizer, saved: Dict[str, Any]) 
     return None
 
 
+def parameters_changed(resume_path: Optional[str], prefix: str, labels: Sequence[str], mismatch: str) -> OptionsError:
+    """The error for a resume whose optimiser ``prefix`` (e.g. ``train.optim_g``, its param groups' learning rates
+    from the options ``labels``) would optimise other parameters than the state's (``mismatch``, from
+    :func:`parameter_mismatch`)."""
+    return OptionsError(
+        f"resuming from {resume_path!r}: {prefix} {mismatch} "
+        f"({', '.join(labels)}). The trained parameters changed since the state was saved: with SLKDModel the "
+        'SCM is a param group of its own while a feature term (train.nc_opt, train.et_opt) is on, so one was '
+        'added or removed (or its taps changed). The saved optimiser cannot continue other parameters: put the '
+        "state's loss terms back to resume, or start a new run (a new name, or without --auto_resume and "
+        "path.resume_state: BasicSR then archives this experiment's folder).")
+
+
 def check_parameters(model: Any, saved_optimizers: List[Dict[str, Any]]) -> None:
     """Raise an :class:`OptionsError` when an optimiser of ``model`` optimises other parameters than the saved one
     (:func:`parameter_mismatch`): its state cannot continue them (torch's ``load_state_dict`` would fail with
-    "loaded state dict has a different number of parameter groups")."""
+    "loaded state dict has a different number of parameter groups"). ``slkd-train`` refuses such a state of an
+    ``SLKDModel`` run before anything is written (``run_safety.check_resumable``); this check, as the model is
+    built, covers other models and networks that cannot be built on the ``meta`` device."""
     for prefix, labels, optimizer, saved in zip(optimizer_keys(model), lr_keys(model), model.optimizers,
                                                 saved_optimizers):
-        mismatch = parameter_mismatch(optimizer, saved)
-        if mismatch is None:
-            continue
-        raise OptionsError(
-            f"resuming from {model.opt['path'].get('resume_state')!r}: {prefix} {mismatch} "
-            f"({', '.join(labels)}). The trained parameters changed since the state was saved: with SLKDModel the "
-            'SCM is a param group of its own while a feature term (train.nc_opt, train.et_opt) is on, so one was '
-            'added or removed (or its taps changed). The saved optimiser cannot continue other parameters: put the '
-            "state's loss terms back to resume, or start a new run (a new name, or without --auto_resume and "
-            "path.resume_state: BasicSR then archives this experiment's folder).")
+        mismatch = parameter_mismatch(optimizer.param_groups, saved)
+        if mismatch is not None:
+            raise parameters_changed(model.opt['path'].get('resume_state'), prefix, labels, mismatch)
 
 
 def resume_training(self, resume_state: Dict[str, Any]) -> None:

@@ -23,6 +23,9 @@ and a second run with the same ``name`` renames the live folder of the first. :f
   ``SRModel`` indexes it when it saves images; ``path.allow_random_init`` (read by the check) is removed, as
   ``make_exp_dirs`` would make a folder of it. The random states are restored afterwards, so training starts
   exactly as before;
+- ``basicsr.train.load_resume_state``, which runs before anything is made or written into the experiment folder:
+  the state it found is checked against the options (:func:`check_resumable`), so that a resume the model would
+  refuse leaves the folder as it was;
 - ``make_exp_dirs`` of ``basicsr.train`` and ``basicsr.test`` is replaced by :func:`make_exp_dirs`: rank 0 locks
   the run's folder before BasicSR's archiving of an old one, which then happens under that lock, and the new
   folder is locked as it is made (:func:`~slkd_basicsr.experiment_lock.lock_new_folder`), so two runs with the
@@ -197,6 +200,47 @@ def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
         check_taps(opt)
 
 
+def check_resumable(opt: Dict[str, Any], resume_state: Dict[str, Any]) -> None:
+    """What ``load_resume_state`` found, checked before anything is written into the resumed run's folder: the
+    networks BasicSR reloads from the experiment's ``models/`` (``check_resume`` pointed their pretrain paths there)
+    against the options' archs, and for ``SLKDModel`` what ``train.optim_g`` will optimise (student and SCM, built
+    on the ``meta`` device) against what the state's optimiser did.
+
+    Raises:
+        CheckpointError: a network's file of the state's iteration is missing or does not fit.
+        OptionsError: the param groups changed (a feature term added or removed), as ``resume_training`` would say.
+    """
+    from ..models.slkd_model import optimizer_groups_on_meta
+    from .resume import parameter_mismatch, parameters_changed
+
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    check_checkpoints_fit(opt, [key for key in opt if key.startswith('network_') and key not in ignored])
+    if opt.get('model_type') != 'SLKDModel' or len(resume_state['optimizers']) != 1:
+        return  # other models, and a state of another model type, are checked when the model is built
+    found = optimizer_groups_on_meta(opt)
+    if found is None:
+        return
+    groups, lr_keys = found
+    mismatch = parameter_mismatch(groups, resume_state['optimizers'][0])
+    if mismatch is not None:
+        raise parameters_changed(opt['path']['resume_state'], 'train.optim_g', lr_keys, mismatch)
+
+
+def _checked_resume(load_resume_state: Callable) -> Callable:
+    """Wrap ``load_resume_state`` (train_pipeline reads the state before it makes or writes into the experiment
+    folder, the options copy first): a state the options cannot continue is refused there
+    (:func:`check_resumable`)."""
+
+    def wrapped(opt):
+        resume_state = load_resume_state(opt)
+        if resume_state is not None:
+            check_resumable(opt, resume_state)
+        return resume_state
+
+    wrapped.__wrapped__ = load_resume_state
+    return wrapped
+
+
 def run_folder(opt: Dict[str, Any]) -> Tuple[str, str]:
     """The folder a run writes into and what it is locked for: ``experiments/<name>`` for training (the parsed
     options' ``is_train``), ``results/<name>`` for ``slkd-test``."""
@@ -279,13 +323,15 @@ def _locked_copy_opt_file(copy_opt_file: Callable) -> Callable:
 
 
 def install() -> None:
-    """Wrap the train and test ``parse_options`` and ``basicsr.train.copy_opt_file``; replace ``make_exp_dirs`` of
-    ``basicsr.train`` and ``basicsr.test``."""
+    """Wrap the train and test ``parse_options``, ``basicsr.train.load_resume_state`` (after :mod:`.resume` has
+    replaced it) and ``basicsr.train.copy_opt_file``; replace ``make_exp_dirs`` of ``basicsr.train`` and
+    ``basicsr.test``."""
     import basicsr.test
     import basicsr.train
 
     basicsr.train.parse_options = _checked_parse(basicsr.train.parse_options)
     basicsr.test.parse_options = _checked_parse(basicsr.test.parse_options)
+    basicsr.train.load_resume_state = _checked_resume(basicsr.train.load_resume_state)
     basicsr.train.make_exp_dirs = make_exp_dirs
     basicsr.test.make_exp_dirs = make_exp_dirs
     basicsr.train.copy_opt_file = _locked_copy_opt_file(basicsr.train.copy_opt_file)

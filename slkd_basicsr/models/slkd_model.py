@@ -14,11 +14,12 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
 from slkd_basicsr.compat import CheckpointError, resume
+from slkd_basicsr.compat.checkpoints import network_on_meta
 from slkd_basicsr.complexity import complexity_table
 from slkd_basicsr.errors import UserError
 from . import teacher_checks
 from .distill_schedule import distill_weight
-from .distill_taps import probe_input, probe_tap_channels, tap_networks
+from .distill_taps import check_taps, probe_input, probe_tap_channels, tap_networks
 from .feature_taps import FeatureTaps
 from .grad_shares import gradient_shares
 from .precision import amp_dtype, autocast, grad_scaler
@@ -29,6 +30,39 @@ from .teacher_view import TeacherView
 
 class NonFiniteLossError(UserError, RuntimeError):
     """Too many optimiser steps in a row had a non-finite loss or gradient."""
+
+
+def optimizer_groups(train_opt: Dict[str, Any], student: nn.Module,
+                     scm: Optional[nn.Module]) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """The param groups of ``train.optim_g``: the student's trainable parameters and, with an SCM, the SCM's as a
+    second group with an optional lr of its own (``train.lr_scm``); and the options key of each group's lr."""
+    groups = [{'params': [p for p in student.parameters() if p.requires_grad]}]
+    lr_keys = ['train.optim_g.lr']
+    if scm is not None:
+        group = {'params': list(scm.parameters())}
+        if train_opt.get('lr_scm') is not None:
+            group['lr'] = train_opt['lr_scm']
+        groups.append(group)
+        lr_keys.append('train.lr_scm' if 'lr' in group else 'train.lr_scm (unset: train.optim_g.lr)')
+    return groups, lr_keys
+
+
+def optimizer_groups_on_meta(opt: Dict[str, Any]) -> Optional[Tuple[List[Dict[str, Any]], List[str]]]:
+    """:func:`optimizer_groups` of the training ``opt`` describes, its student and SCM built on the ``meta`` device
+    (shapes only; the SCM's channels from :func:`~.distill_taps.check_taps`), so that a resume can be checked
+    against them before anything is made; None when a network cannot be built or probed there."""
+    student = network_on_meta(opt['network_g'])
+    if student is None:
+        return None
+    train_opt = opt['train']
+    scm = None
+    if train_opt.get('nc_opt') or train_opt.get('et_opt'):  # the SCM exists with a feature term, as in the build
+        channels = check_taps(opt)
+        if channels is None:
+            return None
+        with torch.device('meta'):
+            scm = ScaleConversionModule(*channels, (opt.get('distill') or {}).get('scm_resize_mode', 'bilinear'))
+    return optimizer_groups(train_opt, student, scm)
 
 
 @MODEL_REGISTRY.register()
@@ -209,15 +243,8 @@ class SLKDModel(SRModel):
         train_opt = self.opt['train']
         optim_opt = dict(train_opt['optim_g'])
         optim_type = optim_opt.pop('type')
-        params = [p for p in self.net_g.parameters() if p.requires_grad]
-        groups = [{'params': params}]
-        self.lr_option_keys = [['train.optim_g.lr']]  # where each group's lr comes from, for resume's log
-        if self.net_scm is not None:
-            group = {'params': list(self.net_scm.parameters())}
-            if train_opt.get('lr_scm') is not None:
-                group['lr'] = train_opt['lr_scm']
-            groups.append(group)
-            self.lr_option_keys[0].append('train.lr_scm' if 'lr' in group else 'train.lr_scm (unset: train.optim_g.lr)')
+        groups, lr_keys = optimizer_groups(train_opt, self.net_g, self.net_scm)
+        self.lr_option_keys = [lr_keys]  # where each group's lr comes from, for resume's log
         self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 

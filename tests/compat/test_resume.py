@@ -407,10 +407,10 @@ def test_parameter_mismatch_names_the_group_and_the_shape():
         return optimizer
 
     saved = adam((3, 3), (4, ), (2, ))
-    assert parameter_mismatch(adam((3, 3), (4, ), (2, )), saved.state_dict()) is None
-    assert parameter_mismatch(adam((3, 3), (4, )), saved.state_dict()) == (
+    assert parameter_mismatch(adam((3, 3), (4, ), (2, )).param_groups, saved.state_dict()) is None
+    assert parameter_mismatch(adam((3, 3), (4, )).param_groups, saved.state_dict()) == (
         'param group 1 holds 2 tensors in the training state, 1 from the options file')
-    assert parameter_mismatch(adam((3, 3), (5, ), (2, )), saved.state_dict()) == (
+    assert parameter_mismatch(adam((3, 3), (5, ), (2, )).param_groups, saved.state_dict()) == (
         'a tensor of param group 1 has shape (4,) in the training state, (5,) from the options file')
 
 
@@ -482,9 +482,15 @@ def test_a_training_state_records_its_epoch_shape(tmp_path):
     assert opt['resume_position'].epoch_shape == model.opt['epoch_shape']
 
 
+def _contents(folder):
+    """Every file and folder under ``folder``, with each file's bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob('*')}
+
+
 def test_auto_resume_after_removing_feature_terms_or_changing_the_batch(image_pairs, teachers, tmp_path):
-    """slkd-train --auto_resume: feature terms removed -> one line, exit 2, no checkpoint written; a smaller batch
-    -> a warning, the epoch restarts (BasicSR logged 'skipping its first -2 batches'), training goes on."""
+    """slkd-train --auto_resume: feature terms removed, or a student of another width -> one line, exit 2, the
+    experiment folder as it was (its options copy and log included: refused before anything is written); a smaller
+    batch -> a warning, the epoch restarts (BasicSR logged 'skipping its first -2 batches'), training goes on."""
     opt = slkd_options(image_pairs, teachers)
     opt['train']['total_iter'] = 6
     opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
@@ -493,18 +499,24 @@ def test_auto_resume_after_removing_feature_terms_or_changing_the_batch(image_pa
     proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     experiment = tmp_path / 'experiments' / 'tiny_slkd'
-    files = sorted(p.name for p in (experiment / 'models').iterdir())
+    before = _contents(experiment)
+    assert {'slkd.yml', 'models/net_g_6.pth', 'training_states/6.state'} <= set(before)
 
     features_off = dict(opt, train={**opt['train'], 'nc_opt': None, 'et_opt': None, 'total_iter': 9})
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(features_off, opt_path), '--auto_resume'],
-                     str(tmp_path))
-    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    assert proc.stderr.splitlines()[-1].startswith(
-        "slkd-train: resuming from "
-        f"'{experiment / 'training_states' / '6.state'}': train.optim_g has 2 param group(s) in the training state, "
-        '1 from the options file (train.optim_g.lr).')
-    assert sorted(p.name for p in (experiment / 'models').iterdir()) == files
-    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['3.state', '6.state']
+    wider = dict(opt, network_g={**opt['network_g'], 'dim': 16})
+    refusals = [
+        (features_off,
+         "slkd-train: resuming from "
+         f"'{experiment / 'training_states' / '6.state'}': train.optim_g has 2 param group(s) in the training state, "
+         '1 from the options file (train.optim_g.lr). The trained parameters changed since the state was saved'),
+        (wider, f"slkd-train: '{experiment / 'models' / 'net_g_6.pth'}' does not fit Restormer: shape mismatch"),
+    ]
+    for options, expected in refusals:
+        proc = run_entry('slkd_basicsr.train', ['-opt', write_options(options, opt_path), '--auto_resume'],
+                         str(tmp_path))
+        assert proc.returncode == 2 and proc.stderr.startswith(expected), proc.stderr[-3000:]
+        assert proc.stderr.count('\n') == 1, proc.stderr[-3000:]
+        assert _contents(experiment) == before
 
     opt['train']['total_iter'] = 9
     opt['datasets']['train']['batch_size_per_gpu'] = 1

@@ -7,6 +7,7 @@ from torch import nn
 from helpers import TINY_RESTORMER, in_process, slkd_options
 from slkd_basicsr.models.distill_taps import check_taps
 from slkd_basicsr.models.feature_taps import TapError
+from slkd_basicsr.models.slkd_model import optimizer_groups_on_meta
 
 TINY_NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1, 1, 1], 'middle_blk_num': 1,
                'dec_blk_nums': [1, 1, 1, 1]}
@@ -26,6 +27,10 @@ def test_the_check_on_meta_finds_the_channels_the_built_model_uses(image_pairs, 
     scm = model.get_bare_model(model.net_scm)
     assert student_ch == [conv.in_channels for conv in scm.convs]
     assert teacher_ch == [conv.out_channels for conv in scm.convs]
+    groups, lr_keys = optimizer_groups_on_meta(opt)
+    assert [[p.shape for p in group['params']] for group in groups] == \
+        [[p.shape for p in group['params']] for group in model.optimizer_g.param_groups]
+    assert lr_keys == model.lr_option_keys[0] == ['train.optim_g.lr', 'train.lr_scm (unset: train.optim_g.lr)']
 
 
 @pytest.mark.parametrize('edit, expected', [
@@ -51,6 +56,8 @@ def test_without_feature_terms_there_is_nothing_to_check(image_pairs, teachers):
     opt['distill']['encoder_taps'] = ['no_such_module']
     del opt['train']['nc_opt'], opt['train']['et_opt']
     assert check_taps(opt) is None
+    groups, lr_keys = optimizer_groups_on_meta(opt)
+    assert len(groups) == 1 and lr_keys == ['train.optim_g.lr']
     assert check_taps({**opt, 'model_type': 'SRModel', 'train': slkd_options(image_pairs, teachers)['train']}) is None
 
 
@@ -72,5 +79,6 @@ def test_a_network_that_cannot_run_on_meta_is_left_to_the_build(image_pairs, tea
     opt['network_g'] = {'type': '_ReadsValues'}
     opt['distill'].update(encoder_taps=[['conv', 'encoder_level1']], decoder_taps=[['conv', 'decoder_level1']])
     assert check_taps(opt) is None
+    assert optimizer_groups_on_meta(opt) is None
     model = build_model(opt)  # probes the networks for real
     assert model.student_taps.names == ['conv', 'conv'] and len(model.get_bare_model(model.net_scm).convs) == 2
