@@ -257,8 +257,8 @@ def test_a_debug_name_is_warned_about_unless_debug_mode_is_asked_for(image_pairs
 
 @pytest.mark.parametrize('err, expected', [
     (OSError(errno.ENOSPC, 'No space left on device', '/data/exp/models/net_g_8.pth'),
-     'No space left on device: /data/exp/models/net_g_8.pth; the disk is full: free some space, then continue with '
-     '--auto_resume.'),
+     'No space left on device: /data/exp/models/net_g_8.pth; the disk is full: free some space, then run it again '
+     '(slkd-train: with --auto_resume, to continue).'),
     (PermissionError(errno.EACCES, 'Permission denied', '/data/ro/experiments'),
      'Permission denied: /data/ro/experiments; check its permissions, or run from a folder you can write to.'),
     (OSError(errno.ELOOP, 'Too many levels of symbolic links', '/data/loop'),

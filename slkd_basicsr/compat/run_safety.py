@@ -42,7 +42,7 @@ import os
 import sys
 import warnings
 from os import path as osp
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import numpy as np
 import yaml
@@ -53,6 +53,7 @@ from ..options_check import (OptionsError, check_iterations_per_epoch, check_opt
                              options_warnings, read_options_file)
 from .checkpoints import check_checkpoints_fit, remove_stale_temporary_files
 
+T = TypeVar('T')  # what an entry point's main returns (main_guard)
 METRIC_PROBE_SIZE = 192  # a side BasicSR's NIQE (96 px blocks at two scales) and every metric here accept
 SAVE_FOLDERS = ('models', 'training_states')  # where a run's checkpoints are saved (atomic_torch_save)
 # path entries make_exp_dirs makes no folder of, as BasicSR's: checkpoints and settings, not folders of the run
@@ -346,8 +347,9 @@ OS_FAULTS = {
     errno.ENOTDIR: 'a part of the path is a file, not a folder: check the path',
     errno.EISDIR: 'a folder where a file is expected: check the path',
     errno.ELOOP: 'a loop of symbolic links: fix or remove the link',
-    errno.ENOSPC: 'the disk is full: free some space, then continue with --auto_resume',
-    errno.EDQUOT: 'the disk quota is used up: free some space, then continue with --auto_resume',
+    errno.ENOSPC: 'the disk is full: free some space, then run it again (slkd-train: with --auto_resume, to continue)',
+    errno.EDQUOT: 'the disk quota is used up: free some space, then run it again (slkd-train: with --auto_resume, to '
+                  'continue)',
     errno.ENAMETOOLONG: 'shorten the name or the path',
 }
 # set to 1 (or pass --debug) for the traceback of an error the entry points would print as one message
@@ -370,12 +372,12 @@ def traceback_asked() -> bool:
     return os.environ.get(TRACEBACK_ENV, '0') not in ('', '0') or '--debug' in sys.argv
 
 
-def main_guard(prog: str, main: Callable[[], None]) -> None:
-    """Run an entry point's ``main``; the project's errors (options, lock, data, checkpoint, tap, teacher check,
-    non-finite loss) and the common OS faults end it with ``prog: <message>`` on stderr and exit status 2, without
-    a traceback (the message says what to do) unless :func:`traceback_asked`."""
+def main_guard(prog: str, main: Callable[[], T]) -> T:
+    """Run an entry point's ``main`` and return what it returns; the project's errors (options, lock, data,
+    checkpoint, tap, teacher check, non-finite loss) and the common OS faults end it with ``prog: <message>`` on
+    stderr and exit status 2, without a traceback (the message says what to do) unless :func:`traceback_asked`."""
     try:
-        main()
+        return main()
     except Exception as err:
         message = error_message(err)
         if message is None or traceback_asked():

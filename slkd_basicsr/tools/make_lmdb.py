@@ -9,8 +9,9 @@ Usage::
 Each image is stored PNG-encoded under its file name without extension (BasicSR's layout, written by
 ``basicsr.utils.lmdb_util.make_lmdb_from_imgs``). Before anything is written, every image is decoded and,
 with both ``--lq`` and ``--gt``, the names are matched; all problems are listed by file name and the tool
-exits with status 1. Each LMDB is written to a temporary folder next to its target and renamed at the end,
-so a failure never leaves a half-written LMDB behind.
+exits with status 2, as for an OS fault (``slkd-make-lmdb: <message>``, no traceback). Each LMDB is written
+to a temporary folder next to its target and renamed at the end, so a failure never leaves a half-written LMDB
+behind.
 """
 import argparse
 import os
@@ -24,6 +25,7 @@ import cv2
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
+from slkd_basicsr.compat.run_safety import main_guard
 from slkd_basicsr.data.data_checks import DataError, check_folder, check_pairs, image_names
 
 
@@ -91,14 +93,20 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``slkd-make-lmdb``; returns the exit status (0 success, 1 bad data)."""
-    args = parse_args(argv)
-    folders: Dict[str, str] = {k: v for k, v in (('lq', args.lq), ('gt', args.gt)) if v}
-    targets = {k: osp.join(args.out, f'{k}.lmdb') for k in folders}
+def check_inputs(out: str, folders: Dict[str, str],
+                 targets: Dict[str, str]) -> Dict[str, Tuple[List[str], List[str], int]]:
+    """Everything checked before anything is written: ``--out`` and the target LMDBs, every image decoded, the names
+    paired.
+
+    Returns:
+        :func:`scan_folder` of each of ``folders`` (by ``lq`` / ``gt``).
+
+    Raises:
+        DataError: what is wrong, every unusable image listed, ending with 'Nothing was written.'
+    """
     try:
-        if osp.exists(args.out) and not osp.isdir(args.out):
-            raise DataError(f'--out {args.out!r} is a file, not a folder; give a folder (it is created if needed).')
+        if osp.exists(out) and not osp.isdir(out):
+            raise DataError(f'--out {out!r} is a file, not a folder; give a folder (it is created if needed).')
         existing = [t for t in targets.values() if osp.exists(t)]
         if existing:
             raise DataError(f'{", ".join(existing)} already exist(s); remove it or choose another --out.')
@@ -112,8 +120,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if problems:
             raise DataError('\n'.join(problems))
     except DataError as err:
-        print(f'slkd-make-lmdb: {err}\nNothing was written.', file=sys.stderr)
-        return 1
+        message = str(err)  # one problem: one line; a list of them: a line of its own after the list
+        raise DataError(message + ('\n' if '\n' in message else ' ') + 'Nothing was written.') from None
+    return scans
+
+
+def make_lmdbs(args: argparse.Namespace) -> int:
+    """Check the inputs (:func:`check_inputs`), then write each LMDB through a temporary folder; returns 0."""
+    folders: Dict[str, str] = {k: v for k, v in (('lq', args.lq), ('gt', args.gt)) if v}
+    targets = {k: osp.join(args.out, f'{k}.lmdb') for k in folders}
+    scans = check_inputs(args.out, folders, targets)
     os.makedirs(args.out, exist_ok=True)
     written: Dict[str, str] = {}
     try:
@@ -127,6 +143,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise
     print('Wrote ' + ', '.join(targets.values()))
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``slkd-make-lmdb``; returns 0 on success. Bad input or data (nothing is written then) and the
+    common OS faults (a missing path, permission denied, a loop of symbolic links, a full disk) end it with one
+    message, ``slkd-make-lmdb: <message>``, and exit status 2, as the other entry points
+    (:func:`~slkd_basicsr.compat.run_safety.main_guard`)."""
+    args = parse_args(argv)
+    return main_guard('slkd-make-lmdb', lambda: make_lmdbs(args))
 
 
 if __name__ == '__main__':

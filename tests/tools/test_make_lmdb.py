@@ -5,9 +5,28 @@ import torch
 from basicsr.data import build_dataset
 
 import slkd_basicsr  # noqa: F401  (registers the plugin)
+from helpers import run_entry
+from slkd_basicsr.compat import run_safety
 from slkd_basicsr.tools import make_lmdb
 
 NAMES = ['0001.png', '0002.png', '0003.jpg']
+
+
+@pytest.fixture(autouse=True)
+def no_traceback_asked(monkeypatch):
+    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+
+
+def refused(argv, capsys) -> str:
+    """Run slkd-make-lmdb with ``argv``: it must stop with exit status 2 and one message on stderr after the progress
+    bars of the image check (if it got that far); that message."""
+    with pytest.raises(SystemExit) as stop:
+        make_lmdb.main(argv)
+    assert stop.value.code == 2
+    bars, prog, message = capsys.readouterr().err.partition('slkd-make-lmdb: ')
+    assert prog and all(bar.startswith('Check --') for bar in bars.replace('\r', '\n').split('\n') if bar), bars
+    assert 'Traceback' not in message
+    return prog + message
 
 
 @pytest.fixture
@@ -49,9 +68,8 @@ def test_corrupt_file_is_named_and_nothing_is_written(pair, tmp_path, capsys):
     data = (gt / '0002.png').read_bytes()
     (gt / '0002.png').write_bytes(data[:len(data) // 2])  # truncated
     out = tmp_path / 'db'
-    assert make_lmdb.main(['--lq', str(lq), '--gt', str(gt), '--out', str(out)]) == 1
-    err = capsys.readouterr().err
-    assert f"{gt / '0002.png'}: cannot be read" in err and 'Nothing was written' in err
+    err = refused(['--lq', str(lq), '--gt', str(gt), '--out', str(out)], capsys)
+    assert err == f"slkd-make-lmdb: {gt / '0002.png'}: cannot be read (corrupt or not an image). Nothing was written.\n"
     assert not out.exists()
 
 
@@ -59,24 +77,22 @@ def test_unmatched_names_are_listed(pair, tmp_path, write_images, capsys):
     lq, gt = pair
     write_images(lq, ['0009.png'])
     (gt / '0001.png').unlink()
-    assert make_lmdb.main(['--lq', str(lq), '--gt', str(gt), '--out', str(tmp_path / 'db')]) == 1
-    err = capsys.readouterr().err
-    assert 'LQ without GT (2): 0001, 0009' in err
+    err = refused(['--lq', str(lq), '--gt', str(gt), '--out', str(tmp_path / 'db')], capsys)
+    assert 'LQ without GT (2): 0001, 0009' in err and err.endswith('\nNothing was written.\n')
     assert not (tmp_path / 'db').exists()
 
 
 def test_keys_basicsr_cannot_read_back_are_refused(pair, tmp_path, write_images, capsys):
     _, gt = pair
     write_images(gt, ['img.v2.png'])
-    assert make_lmdb.main(['--gt', str(gt), '--out', str(tmp_path / 'db')]) == 1
-    assert 'img.v2.png: LMDB keys must be ASCII without dots' in capsys.readouterr().err
+    assert 'img.v2.png: LMDB keys must be ASCII without dots' in refused(['--gt', str(gt), '--out',
+                                                                          str(tmp_path / 'db')], capsys)
 
 
 def test_existing_lmdb_is_not_overwritten(pair, tmp_path, capsys):
     _, gt = pair
     (tmp_path / 'db' / 'gt.lmdb').mkdir(parents=True)
-    assert make_lmdb.main(['--gt', str(gt), '--out', str(tmp_path / 'db')]) == 1
-    assert 'already exist' in capsys.readouterr().err
+    assert 'already exist' in refused(['--gt', str(gt), '--out', str(tmp_path / 'db')], capsys)
     assert os.listdir(tmp_path / 'db' / 'gt.lmdb') == []
 
 
@@ -107,6 +123,19 @@ def test_no_folder_is_a_usage_error(tmp_path):
 def test_out_that_is_a_file_is_one_clear_error(pair, tmp_path, capsys):
     _, gt = pair
     (tmp_path / 'db').write_text('not a folder')
-    assert make_lmdb.main(['--gt', str(gt), '--out', str(tmp_path / 'db')]) == 1
-    err = capsys.readouterr().err
-    assert 'is a file, not a folder' in err and 'Traceback' not in err and 'Nothing was written' in err
+    err = refused(['--gt', str(gt), '--out', str(tmp_path / 'db')], capsys)
+    assert err == (f"slkd-make-lmdb: --out '{tmp_path / 'db'}' is a file, not a folder; give a folder (it is created "
+                   'if needed). Nothing was written.\n')
+    assert (tmp_path / 'db').read_text() == 'not a folder'
+
+
+def test_a_loop_of_symbolic_links_in_the_input_is_one_line(pair, tmp_path):
+    """An OS fault (a file that is a link to itself) ends the command as the project's errors do."""
+    _, gt = pair
+    os.symlink('0009.png', gt / '0009.png')
+    proc = run_entry('slkd_basicsr.tools.make_lmdb', ['--gt', str(gt), '--out', str(tmp_path / 'db')], str(tmp_path),
+                     env={run_safety.TRACEBACK_ENV: '0'})
+    assert proc.returncode == 2
+    assert proc.stderr == (f"slkd-make-lmdb: Too many levels of symbolic links: {gt / '0009.png'}; a loop of symbolic "
+                           'links: fix or remove the link.\n')
+    assert not (tmp_path / 'db').exists()
