@@ -16,8 +16,8 @@ it writes to ``<workdir>/options/`` are ordinary BasicSR options, and each run's
 to ``<workdir>/logs/<name>.log``. The networks, data and option builders are
 :mod:`slkd_basicsr.recipes.demo_recipe`; this module runs them and reports.
 
-Exit status: 0 on success; 2 for a bad argument (before anything is made) or a failed training run (one line
-naming the run and its log).
+Exit status: 0 on success; 2 for a bad argument or a missing shipped teacher checkpoint (before anything is made),
+a failed training run (one line naming the run and its log) or a common OS fault (one line).
 """
 import argparse
 import json
@@ -35,6 +35,7 @@ from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 
 from slkd_basicsr import compat
+from slkd_basicsr.compat import CheckpointError
 from slkd_basicsr.complexity import count_flops, count_params
 from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_ITERS, ASSET_TEACHER_B,
                                               ASSET_TEACHER_B_ITERS, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER, TEACHER_B,
@@ -126,24 +127,36 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def teacher(shipped: str, iters: int, options, retrain_iters: int, save: bool, workdir: str, flag: str) -> str:
+def teacher(shipped: str, iters: int, options, save: bool, workdir: str) -> str:
     """The shipped checkpoint, or one trained for ``iters`` iterations (copied over the shipped one if ``save``)."""
     if iters:
         path = train(options(iters), workdir)
         if save:
             shutil.copyfile(path, shipped)
         return path
-    if not osp.isfile(shipped):
-        raise FileNotFoundError(f'the shipped checkpoint {shipped} is missing; reinstall the package or run '
-                                f'slkd-demo {flag} {retrain_iters}.')
     return shipped
 
 
+def check_shipped_teachers(args: argparse.Namespace) -> None:
+    """Before anything is made: the shipped teacher checkpoints this run uses (those not retrained) must exist.
+
+    Raises:
+        CheckpointError: naming the missing file and the two ways out.
+    """
+    teachers = ((ASSET_TEACHER_A, args.train_teacher_a, '--train-teacher-a', ASSET_TEACHER_A_ITERS),
+                (ASSET_TEACHER_B, args.train_teacher_b, '--train-teacher-b', ASSET_TEACHER_B_ITERS))
+    for shipped, iters, flag, retrain_iters in teachers:
+        if not iters and not osp.isfile(shipped):
+            raise CheckpointError(f'the shipped checkpoint {shipped} is missing; reinstall the package or run '
+                                  f'slkd-demo {flag} {retrain_iters}. Nothing was made.')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the demo; the exit status (0, or 2 with one line on stderr when a training run fails)."""
+    """Run the demo; the exit status: 0, or 2 with one line on stderr for a failed training run (naming its log),
+    a missing shipped checkpoint or a common OS fault (:func:`~slkd_basicsr.compat.run_safety.main_guard`)."""
     args = parse_args(argv)
     try:
-        run_demo(args)
+        compat.run_safety.main_guard('slkd-demo', lambda: run_demo(args))
     except RunFailed as err:  # the run's own output, traceback included, is in its log and was echoed above
         print(f'slkd-demo: error: training run {err.name} failed (exit status {err.returncode}); its output is in '
               f'{err.log}', file=sys.stderr)
@@ -154,15 +167,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run_demo(args: argparse.Namespace) -> None:
     """Teachers, both students, the evaluation, the table and the grid, under ``args.workdir``."""
     compat.apply()
+    check_shipped_teachers(args)
     workdir = args.workdir
     os.makedirs(osp.join(workdir, 'results'), exist_ok=True)
     torch.set_num_threads(2)
     flush_denormals()  # the evaluation and latency below run here, as slkd-train/slkd-test do
 
-    teacher_a = teacher(ASSET_TEACHER_A, args.train_teacher_a, teacher_a_options, ASSET_TEACHER_A_ITERS,
-                        args.save_asset, workdir, '--train-teacher-a')
-    teacher_b = teacher(ASSET_TEACHER_B, args.train_teacher_b, teacher_b_options, ASSET_TEACHER_B_ITERS,
-                        args.save_asset, workdir, '--train-teacher-b')
+    teacher_a = teacher(ASSET_TEACHER_A, args.train_teacher_a, teacher_a_options, args.save_asset, workdir)
+    teacher_b = teacher(ASSET_TEACHER_B, args.train_teacher_b, teacher_b_options, args.save_asset, workdir)
     alone, alone_s = timed_train(student_alone_options(args.student_iters, seed=args.seed), workdir)
     student, student_s = timed_train(slkd_options(args.student_iters, teacher_a, teacher_b, seed=args.seed), workdir)
 

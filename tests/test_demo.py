@@ -8,6 +8,7 @@ import cv2
 import pytest
 
 from slkd_basicsr import demo
+from slkd_basicsr.compat import run_safety
 from slkd_basicsr.recipes import runs
 
 
@@ -83,3 +84,15 @@ def test_failed_training_run_is_one_line_naming_its_log(tmp_path, monkeypatch, c
     assert captured.err == (f'slkd-demo: error: training run demo_student_alone failed (exit status 3); its output '
                             f'is in {log}\n')
     assert log.read_text() == 'run broke\n' and 'run broke' in captured.out  # in the log and echoed as it came
+
+
+def test_a_missing_shipped_teacher_is_one_line_and_makes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+    missing = tmp_path / 'assets' / 'demo_teacher_b.pth'
+    monkeypatch.setattr(demo, 'ASSET_TEACHER_B', str(missing))
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(['--workdir', str(tmp_path / 'demo')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (f'slkd-demo: the shipped checkpoint {missing} is missing; reinstall the '
+                                       'package or run slkd-demo --train-teacher-b 1000. Nothing was made.\n')
+    assert os.listdir(tmp_path) == []
