@@ -104,7 +104,7 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
 
     def statistics(self, xs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """B_i x C_i x H_i x W_i maps -> B_i x C_i x (18 or 36) differentiable BRISQUE statistics of each; the maps
-        of equal shape at any scale are computed together (:func:`~slkd_basicsr.nss.brisque.brisque_statistics_of_maps`)."""
+        of equal shape at any scale are computed together (see :func:`brisque_statistics_of_maps`)."""
         num_scales = [2 if min(x.shape[-2:]) >= 2 * self.min_scale_size else 1 for x in xs]
         return brisque_statistics_of_maps([standardise(x, self.padding) for x in xs], num_scales, self.c,
                                           self.padding, self.shape, eps=self.eps)
