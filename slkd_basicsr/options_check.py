@@ -400,8 +400,29 @@ def _check_network_arguments(report: _Report, section: Dict[str, Any], key: str)
     from basicsr.utils.registry import ARCH_REGISTRY
 
     cls = _registered(ARCH_REGISTRY, section.get('type'))
-    if cls is not None:
-        _check_constructor(report, section, key, cls, section['type'])
+    if cls is None:
+        return
+    before = len(report.lines)
+    _check_constructor(report, section, key, cls, section['type'])
+    if len(report.lines) == before:
+        _check_builds(report, section, key, cls)
+
+
+def _check_builds(report: _Report, section: Dict[str, Any], key: str, cls: type) -> None:
+    """Build the arch on the ``meta`` device (shapes only: no memory, no initialisation), so that the options it
+    refuses itself (a ``ValueError`` of its constructor, e.g. Restormer's global residual with other input and
+    output channels) are reported here and not when the run has started. Other errors are left to the real build
+    (an arch may compute on values while it is built)."""
+    import torch
+
+    arguments = {name: value for name, value in section.items() if name != 'type'}
+    try:
+        with torch.device('meta'):
+            cls(**arguments)
+    except ValueError as err:
+        report.add(key, f"{section['type']} refuses these options: {' '.join(str(err).split())}")
+    except Exception:  # noqa: BLE001  (not an options problem the arch names: left to the build)
+        pass
 
 
 def _check_datasets(report: _Report, opt: Dict[str, Any], is_train: bool) -> None:

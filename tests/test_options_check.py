@@ -181,6 +181,11 @@ CASES = [
     ('global_residual a quoted string', lambda o: o['network_teacher_b'].update(global_residual='false'),
      "network_teacher_b.global_residual: must be true or false, got 'false' (a quoted string)."),
     ('bias 0', lambda o: o['network_g'].update(bias=0), 'network_g.bias: must be true or false, got 0.'),
+    # options the arch refuses itself, found by building it on the meta device
+    ('a global residual between other channels', lambda o: o['network_teacher_a'].update(out_channels=1),
+     'network_teacher_a: Restormer refuses these options: global_residual adds the input to the output, so '),
+    ('heads that do not divide the channels', lambda o: o['network_g'].update(heads=[3, 1, 1, 1]),
+     'network_g: Restormer refuses these options: heads[0]=3 must divide the '),
     ('dim a quoted number', lambda o: o['network_g'].update(dim='8'),
      "network_g.dim: must be a whole number, got '8' (a quoted string)."),
     ('dim a fraction', lambda o: o['network_teacher_a'].update(dim=8.5),
