@@ -1,74 +1,78 @@
 """Products of an MSCN map with its circularly shifted neighbours, and the AGGD fits of those products."""
-from functools import lru_cache
-from typing import Tuple
-
 import torch
+import torch.nn.functional as F
 
-from .device import backward_autocast_off, device_constant, full_precision
+from .device import backward_autocast_off, full_precision
 from .fits import aggd_from_moments, fill_sign_rows, moment_rows, signed_moments, signed_moments_grad
 
 # BRISQUE's horizontal, vertical and two diagonal neighbours, as (row, column) shifts.
 NEIGHBOUR_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 
 
-@lru_cache(maxsize=None)
-def _shift_sources(h: int, w: int) -> torch.Tensor:
-    """4 * H * W int64: for each shift of :data:`NEIGHBOUR_SHIFTS` in turn, the flat index of ``m[i - di, j - dj]``
-    (mod H, W) for every flat position ``i * W + j`` of an H x W map."""
-    i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
-    return torch.cat([(((i - di) % h) * w + (j - dj) % w).flatten() for di, dj in NEIGHBOUR_SHIFTS])
+def circular_pad(m: torch.Tensor) -> torch.Tensor:
+    """B x C x H x W -> B x C x (H + 2) x (W + 2), wrapped around by one sample on every side."""
+    return F.pad(m, (1, 1, 1, 1), mode='circular')
 
 
-def neighbour_rows(m: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The four neighbour products of ``m`` in a :func:`fits.moment_rows` buffer, and the shifted maps.
+def shifted(padded: torch.Tensor, di: int, dj: int) -> torch.Tensor:
+    """The view of a map padded by :func:`circular_pad` that is MATLAB's ``circshift(m, (di, dj))`` of the map:
+    ``out[i, j] = m[i - di, j - dj]`` (indices mod H, W), for shifts of at most one sample."""
+    h, w = padded.shape[-2] - 2, padded.shape[-1] - 2
+    return padded[..., 1 - di:1 - di + h, 1 - dj:1 - dj + w]
 
-    Shifts are MATLAB's circshift: the product for shift (di, dj) is ``m[i, j] m[i - di, j - dj]`` (indices mod H,
-    W). The four shifted maps are one gather, whatever the map's size: on the small feature maps the losses compare,
-    the number of operator launches, not the arithmetic, is what costs.
 
-    Args:
-        m: B x C x H x W.
-
-    Returns:
-        rows: B x C x 4 x 4 x H*W, the products in row 0 of each shift's 4 x H*W block (rows 1-3 as
-            :func:`fits.moment_rows` leaves them); shifted: B x C x 4 x H*W, the shifted maps.
-    """
-    flat = m.flatten(-2)
-    sources = device_constant(_shift_sources, *m.shape[-2:], like=m, dtype=torch.int64)
-    # on a 2-D view: index_select along the last of several dimensions is several times slower on CPUs
-    shifted = flat.reshape(-1, flat.shape[-1]).index_select(1, sources).view(*flat.shape[:-1], -1, flat.shape[-1])
-    rows = moment_rows(shifted)
-    torch.mul(shifted, flat.unsqueeze(-2), out=rows[..., 0, :])
-    return rows, shifted
+def fold_circular_pad(padded: torch.Tensor) -> torch.Tensor:
+    """Adjoint of :func:`circular_pad`: each padded sample's value added to the one it copies. Modifies ``padded``
+    and returns a B x C x H x W view of it."""
+    h, w = padded.shape[-2] - 2, padded.shape[-1] - 2
+    rows = padded[..., 1:h + 1, :]
+    rows[..., h - 1, :] += padded[..., 0, :]
+    rows[..., 0, :] += padded[..., h + 1, :]
+    inner = rows[..., 1:w + 1]
+    inner[..., w - 1] += rows[..., 0]
+    inner[..., 0] += rows[..., w + 1]
+    return inner
 
 
 class _NeighbourMoments(torch.autograd.Function):
     """:func:`fits.signed_moments` of the four neighbour products of B x C x H x W: B x C x 4 x 6.
 
-    Only ``m`` is kept for backward, which rebuilds the products (cheaper than holding 20 maps of its size between
-    the passes); these sums dominate the cost of the BRISQUE loss.
+    The shifted maps are views of one circularly padded copy, and each product is written into one reused buffer
+    and never kept: backward recomputes it, which saves memory and allocations (on a CPU, fresh large tensors cost
+    more than the arithmetic); these sums dominate the cost of the BRISQUE loss.
     """
 
     @staticmethod
     def forward(ctx, m: torch.Tensor) -> torch.Tensor:
         m = m.contiguous()
         ctx.save_for_backward(m)
-        return signed_moments(neighbour_rows(m)[0])
+        padded = circular_pad(m)
+        rows = moment_rows(m.flatten(-2))
+        product = rows[..., 0, :].unflatten(-1, m.shape[-2:])
+        moments = []
+        for di, dj in NEIGHBOUR_SHIFTS:
+            torch.mul(m, shifted(padded, di, dj), out=product)
+            moments.append(signed_moments(rows))
+        return torch.stack(moments, dim=2)
 
     @staticmethod
     @backward_autocast_off
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         m, = ctx.saved_tensors
-        rows, shifted = neighbour_rows(m)
-        fill_sign_rows(rows)
-        grad_p = signed_moments_grad(rows, grad)
-        flat = m.flatten(-2)
-        # d(m_i m_{i-d})/dm: the term where m is the first factor, and the one where it is the shifted one (added
-        # back at the source of each shifted sample)
-        grad_m = (grad_p * shifted).sum(dim=-2)
-        sources = device_constant(_shift_sources, *m.shape[-2:], like=m, dtype=torch.int64)
-        grad_m.index_add_(-1, sources, (grad_p * flat.unsqueeze(-2)).flatten(-2))
-        return grad_m.view_as(m)
+        padded = circular_pad(m)
+        rows = moment_rows(m.flatten(-2))
+        product = rows[..., 0, :].unflatten(-1, m.shape[-2:])
+        grad_padded = torch.zeros_like(padded)
+        centre = shifted(grad_padded, 0, 0)
+        for k, (di, dj) in enumerate(NEIGHBOUR_SHIFTS):
+            neighbour = shifted(padded, di, dj)
+            torch.mul(m, neighbour, out=product)
+            fill_sign_rows(rows)
+            grad_p = signed_moments_grad(rows, grad[..., k, :]).view_as(m)
+            # d(m_i m_{i-d})/dm: the term where m is the first factor, and the one where it is the shifted one
+            centre.addcmul_(grad_p, neighbour)
+            shifted(grad_padded, di, dj).addcmul_(grad_p, m)
+        return fold_circular_pad(grad_padded)
 
 
 @full_precision

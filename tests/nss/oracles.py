@@ -8,7 +8,7 @@ signed moments, their hand-written gradient and its fit) and the neighbour produ
 import torch
 
 from slkd_basicsr.nss.fits import aggd_from_moments, moment_rows, signed_moments, signed_moments_grad
-from slkd_basicsr.nss.neighbours import neighbour_rows
+from slkd_basicsr.nss.neighbours import NEIGHBOUR_SHIFTS, circular_pad, shifted
 
 
 class SignedMoments(torch.autograd.Function):
@@ -34,4 +34,5 @@ def fit_aggd(x: torch.Tensor, method: str, eps: float = 0.0) -> torch.Tensor:
 
 def neighbour_products(m: torch.Tensor) -> torch.Tensor:
     """Products of ``m`` (B x C x H x W) with its circular shifts (0,1), (1,0), (1,1), (-1,1): B x C x 4 x H x W."""
-    return neighbour_rows(m)[0][..., 0, :].unflatten(-1, m.shape[-2:])
+    padded = circular_pad(m)
+    return torch.stack([m * shifted(padded, di, dj) for di, dj in NEIGHBOUR_SHIFTS], dim=2)
