@@ -71,9 +71,8 @@ def piqe_block_maps(m: torch.Tensor,
         except distortion).
     """
     n = block_size
-    # the sums of m and of m^2 in one call (stacked along the batch): half the operator launches on small maps
-    column_sums, runs = block_sums(torch.cat([m, m * m]), n, segment_size)
-    (column_sum, column_sum_sq), (border_runs, border_runs_sq) = column_sums.chunk(2), runs.chunk(2)
+    column_sum, border_runs = block_sums(m, n, segment_size)
+    column_sum_sq, border_runs_sq = block_sums(m * m, n, segment_size)
     total, total_sq = column_sum.sum(-1), column_sum_sq.sum(-1)
     variance = _sample_var(total, total_sq, n * n)
     activity = _threshold(variance, ACTIVITY_THRESHOLD, temperature)
