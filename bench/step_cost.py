@@ -14,7 +14,9 @@ Setups (``--setups``):
   student with 12% of their parameters) at patch 64, as ``bench/study.py`` trains them.
 
 Each SLKD variant (``--variants``, see :data:`VARIANTS`) is the setup's options with some ``distill`` options
-changed (what cuts the teachers' cost): ``shipped`` is the setup as shipped (the teachers on a quarter of each
+changed (what cuts the teachers' cost), or its distillation terms (:data:`TERM_VARIANTS`: ``feature_l1``, the
+feature terms as a plain L1 on the same taps, which is what teachers, taps and SCM cost without the NSS extractors;
+``kd_only``, L_KL alone): ``shipped`` is the setup as shipped (the teachers on a quarter of each
 batch, cropped to 3/4 of each side), ``whole_batch`` the teachers on all of it, uncropped (the default before the
 cost study). Every timed call runs ``--iters-per-call`` iterations (default :data:`ITERS_PER_CALL`), so that
 ``distill.every`` (2 or 4) is measured over its whole cycle. Peak memory is what one call adds to the memory in
@@ -67,6 +69,14 @@ VARIANTS = {
     'teacher_quarter_crop_3q_bf16': {'teacher_batch': 0.25, 'teacher_crop': 0.75, 'teacher_amp': 'bf16'},
     'teacher_quarter_every_2': {'teacher_batch': 0.25, 'teacher_crop': None, 'every': 2},
     'teacher_quarter_every_4': {'teacher_batch': 0.25, 'teacher_crop': None, 'every': 4},
+    'feature_l1': {},
+    'kd_only': {},
+}
+# variants that change the distillation terms (TERM_VARIANTS, over the shipped distill options): the feature terms
+# as a plain L1 on the same taps (what the teachers, taps and SCM cost without the NSS extractors), and L_KL alone
+TERM_VARIANTS = {
+    'feature_l1': {key: 'FeatureL1Loss' for key in ('nc_opt', 'et_opt')},
+    'kd_only': {'nc_opt': None, 'et_opt': None},
 }
 DISTILL_LOSSES = ('kd_opt', 'nc_opt', 'et_opt')
 
@@ -99,6 +109,18 @@ def in_process(opt: Dict[str, Any], device: torch.device, amp: Optional[str],
     opt['num_gpu'] = int(device.type == 'cuda')
     opt['logger']['print_freq'] = 10**9  # nothing is logged between the timed iterations
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    return opt
+
+
+def with_terms(opt: Dict[str, Any], variant: str) -> Dict[str, Any]:
+    """``opt`` with the distillation terms of :data:`TERM_VARIANTS` ``[variant]``: a loss type in place of a term's
+    (same ``loss_weight``), or None to remove the term; other variants unchanged."""
+    opt = copy.deepcopy(opt)
+    for key, loss_type in TERM_VARIANTS.get(variant, {}).items():
+        if loss_type is None:
+            opt['train'].pop(key, None)
+        else:
+            opt['train'][key] = {'type': loss_type, 'loss_weight': opt['train'][key]['loss_weight']}
     return opt
 
 
@@ -193,7 +215,8 @@ def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespac
     """One row: seconds per iteration of every variant, the student alone and the unavoidable passes."""
     generator = torch.Generator().manual_seed(0)
     batch = {key: torch.rand(args.batch, 3, patch, patch, generator=generator) for key in ('lq', 'gt')}
-    models = {f'slkd_{name}': build_model(in_process(opt, device, args.amp, VARIANTS[name])) for name in args.variants}
+    models = {f'slkd_{name}': build_model(in_process(with_terms(opt, name), device, args.amp, VARIANTS[name]))
+              for name in args.variants}
     count = args.iters_per_call
     steps = {name: iterations(model, batch, count) for name, model in models.items()}
     steps['student'] = iterations(build_model(in_process(student_alone(opt), device, args.amp, {})), batch, count)
@@ -261,7 +284,9 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     load_before = os.getloadavg()
     result = {'recipe': osp.relpath(RECIPE, ROOT), 'batch': args.batch, 'amp': args.amp or False,
               'repeats': args.repeats, 'iters_per_call': args.iters_per_call,
-              'variants': {name: VARIANTS[name] for name in args.variants}, 'rows': []}
+              'variants': {name: VARIANTS[name] for name in args.variants},
+              'term_variants': {name: TERM_VARIANTS[name] for name in args.variants if name in TERM_VARIANTS},
+              'rows': []}
     with tempfile.TemporaryDirectory() as checkpoint_dir:
         plan = [('shipped', shipped_options(p, checkpoint_dir), p) for p in args.patches if 'shipped' in args.setups]
         plan += [('tiny', tiny_options(), TINY_PATCH)] if 'tiny' in args.setups else []

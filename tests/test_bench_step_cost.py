@@ -17,3 +17,14 @@ def test_step_cost_quick_run(tmp_path):
             assert row['vs_student'][name] == row['seconds'][f'slkd_{name}'] / row['seconds']['student']
     assert json.loads((tmp_path / 'step_cost_bf16.json').read_text())['rows'][0]['patch'] == 32
     assert (tmp_path / 'step_cost_bf16.png').is_file()
+
+
+def test_term_variants_change_only_the_distillation_terms():
+    step_cost = load_bench_script('step_cost')
+    opt = step_cost.tiny_options()
+    l1, kd_only = step_cost.with_terms(opt, 'feature_l1'), step_cost.with_terms(opt, 'kd_only')
+    for key in ('nc_opt', 'et_opt'):
+        assert l1['train'][key] == {'type': 'FeatureL1Loss', 'loss_weight': opt['train'][key]['loss_weight']}
+        assert key not in kd_only['train']
+    assert kd_only['train']['kd_opt'] == l1['train']['kd_opt'] == opt['train']['kd_opt']
+    assert step_cost.with_terms(opt, 'shipped') == opt
