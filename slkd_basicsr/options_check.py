@@ -405,20 +405,18 @@ def _check_network_arguments(report: _Report, section: Dict[str, Any], key: str)
     before = len(report.lines)
     _check_constructor(report, section, key, cls, section['type'])
     if len(report.lines) == before:
-        _check_builds(report, section, key, cls)
+        _check_builds(report, section, key)
 
 
-def _check_builds(report: _Report, section: Dict[str, Any], key: str, cls: type) -> None:
+def _check_builds(report: _Report, section: Dict[str, Any], key: str) -> None:
     """Build the arch on the ``meta`` device (shapes only: no memory, no initialisation), so that the options it
     refuses itself (a ``ValueError`` of its constructor, e.g. Restormer's global residual with other input and
     output channels) are reported here and not when the run has started. Other errors are left to the real build
     (an arch may compute on values while it is built)."""
-    import torch
+    from slkd_basicsr.compat.checkpoints import build_on_meta
 
-    arguments = {name: value for name, value in section.items() if name != 'type'}
     try:
-        with torch.device('meta'):
-            cls(**arguments)
+        build_on_meta(section)
     except ValueError as err:
         report.add(key, f"{section['type']} refuses these options: {' '.join(str(err).split())}")
     except Exception:  # noqa: BLE001  (not an options problem the arch names: left to the build)

@@ -285,18 +285,24 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
     net.load_state_dict(load_net, strict=strict)
 
 
-def network_on_meta(arch_opt: Dict[str, Any]) -> Optional[torch.nn.Module]:
+def build_on_meta(arch_opt: Dict[str, Any]) -> torch.nn.Module:
     """The network of a ``network_*`` options section built on the ``meta`` device (names and shapes, no memory,
-    no initialisation), or None for an arch that cannot be built there (one that computes on values while built).
+    no initialisation); raises what its arch's constructor raises.
 
     Not ``build_network``: its log line would make BasicSR's logger before the logger has its log file.
     """
     from basicsr.utils.registry import ARCH_REGISTRY
 
     arch_opt = dict(arch_opt)
+    with torch.device('meta'):
+        return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
+
+
+def network_on_meta(arch_opt: Dict[str, Any]) -> Optional[torch.nn.Module]:
+    """:func:`build_on_meta`, or None for an arch that cannot be built there (one that computes on values while
+    built; the options check has already reported the options an arch refuses)."""
     try:
-        with torch.device('meta'):
-            return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
+        return build_on_meta(arch_opt)
     except Exception:  # noqa: BLE001  (such an arch is checked when it is built for real)
         return None
 
