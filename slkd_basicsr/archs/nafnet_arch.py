@@ -1,5 +1,5 @@
 """NAFNet (Chen et al., "Simple Baselines for Image Restoration", ECCV 2022)."""
-from typing import Sequence
+from typing import Dict, List, Sequence
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -61,17 +61,9 @@ class NAFNet(nn.Module):
         global_residual: Add the input image to the output (the original behaviour); ``False`` predicts the image
             itself (a Teacher B for SLKD). No parameters of its own.
 
-    ``default_taps``: SLKD's feature taps when the options list none, for the 4-level NAFNets (the official
-    configurations and NAF-SL): encoder ``encoders.0..3`` (1 ... 1/8 of the input side), decoder
-    ``decoders.0..3`` (1/8 ... 1). The bottleneck ``middle_blks`` (1/16) is left out so that the feature losses,
-    which need maps of at least 4x4, also run at small patches; list it in ``distill.encoder_taps`` for patches of
-    64 px or more. Other depths need their taps listed in the options.
+    ``default_taps`` (:attr:`default_taps`): SLKD's feature taps when the options list none, one per level of
+    this net's depth, so that NAFNets of any number of levels train without taps in the options.
     """
-
-    default_taps = {
-        'encoder': ['encoders.0', 'encoders.1', 'encoders.2', 'encoders.3'],
-        'decoder': ['decoders.0', 'decoders.1', 'decoders.2', 'decoders.3'],
-    }
 
     def __init__(self,
                  img_channel: int = 3,
@@ -103,6 +95,22 @@ class NAFNet(nn.Module):
             channels //= 2
             self.decoders.append(self._stack(channels, num))
         self.padder_size = 2**len(self.encoders)
+
+    @property
+    def default_taps(self) -> Dict[str, List[str]]:
+        """SLKD's feature taps when the options list none, for the L = ``len(enc_blk_nums)`` levels of this net.
+
+        Returns:
+            ``{'encoder': ['encoders.0', ..., 'encoders.<L-1>'], 'decoder': ['decoders.0', ...,
+            'decoders.<L-1>']}``: the encoder levels at 1 ... 1/2**(L-1) of the input side (the features before
+            each downsampling), the decoder levels at 1/2**(L-1) ... 1. The bottleneck ``middle_blks`` (1/2**L) is
+            left out so that the feature losses, which need maps of at least 4x4, also run at small patches; list
+            it in ``distill.encoder_taps`` for patches of 4 * 2**L px or more.
+        """
+        return {
+            'encoder': [f'encoders.{level}' for level in range(len(self.encoders))],
+            'decoder': [f'decoders.{level}' for level in range(len(self.decoders))],
+        }
 
     @staticmethod
     def _stack(channels: int, num: int) -> nn.Sequential:

@@ -145,7 +145,9 @@ class TransformerUNet(nn.Module):
     the refinement and the ``output`` convolution, and call :meth:`encode_decode`.
 
     ``default_taps``: SLKD's feature taps when the options list none: every encoder level and ``latent``
-    (1, 1/2, 1/4, 1/8 of the input side) vs Teacher A, the decoder levels (1/4, 1/2, 1) vs Teacher B.
+    (1, 1/2, 1/4, 1/8 of the input side) vs Teacher A, the decoder levels (1/4, 1/2, 1) vs Teacher B. A fixed list,
+    as the depth is fixed: ``num_blocks`` and ``heads`` must have 4 entries (:func:`check_levels`), as in the
+    original Restormer and DRSformer, whose checkpoints name these modules.
     """
 
     downscale = 8  # three 2x downsamplings: H and W must be multiples of 8

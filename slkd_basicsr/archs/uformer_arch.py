@@ -264,7 +264,8 @@ class Uformer(nn.Module):
     Output: B x in_chans x H x W.
 
     ``default_taps``: SLKD's feature taps when the options list none: encoder ``encoderlayer_0..3`` (1 ... 1/8 of
-    the padded input side) and the bottleneck ``conv`` (1/16), decoder ``decoderlayer_0..3`` (1/8 ... 1).
+    the padded input side) and the bottleneck ``conv`` (1/16), decoder ``decoderlayer_0..3`` (1/8 ... 1). A fixed
+    list, as the depth is fixed: 4 levels, as in the official code (``depths`` and ``num_heads`` need 9 entries).
     """
 
     default_taps = {

@@ -38,7 +38,10 @@ def parse_taps(taps: Sequence[Any], key: str) -> List[Tuple[str, str]]:
 
 
 def default_taps(net: nn.Module, kind: str, role: str) -> List[str]:
-    """The ``kind`` ('encoder' or 'decoder') entry of the bare network's ``default_taps`` class attribute.
+    """The ``kind`` ('encoder' or 'decoder') entry of the bare network's ``default_taps``.
+
+    Read on the built network, not its class: an arch whose depth is a constructor argument (NAFNet) computes its
+    defaults from its levels, one of a fixed depth (Restormer, DRSformer, Uformer) declares a class attribute.
 
     Raises:
         TapError: naming ``role`` and the arch when it declares none.

@@ -51,3 +51,20 @@ def test_nafblock_matches_paper_equations():
     t = block.conv4(layer_norm(y, block.norm2))
     expected = y + block.conv5(t[:, :c] * t[:, c:]) * block.gamma
     torch.testing.assert_close(block(x), expected)
+
+
+@pytest.mark.parametrize('levels', [2, 3, 4])
+def test_default_taps_follow_the_depth(levels):
+    net = tiny(enc_blk_nums=[1] * levels, dec_blk_nums=[1] * levels)
+    taps = net.default_taps
+    assert taps == {'encoder': [f'encoders.{i}' for i in range(levels)],
+                    'decoder': [f'decoders.{i}' for i in range(levels)]}
+    sides = {}
+    for name in taps['encoder'] + taps['decoder']:
+        net.get_submodule(name).register_forward_hook(
+            lambda _m, _i, out, name=name: sides.__setitem__(name, tuple(out.shape[-2:])))
+    with torch.no_grad():
+        net(torch.rand(1, 3, 32, 32))
+    # encoder level i at 1/2**i of the input side, decoders from the deepest level back to full size
+    assert [sides[name] for name in taps['encoder']] == [(32 >> i, 32 >> i) for i in range(levels)]
+    assert [sides[name] for name in taps['decoder']] == [(32 >> i, 32 >> i) for i in reversed(range(levels))]

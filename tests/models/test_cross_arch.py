@@ -2,7 +2,7 @@
 
 Tiny networks of each family use the taps of the family's shipped recipe (``options/*.yml``), so the tests
 check that those module names exist, return feature maps, and train with all four loss terms; with no taps in
-the options, the archs' ``default_taps`` are used (paired by position across families).
+the options, the built networks' ``default_taps`` are used (paired by position across families).
 """
 from os import path as osp
 
@@ -11,7 +11,6 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from basicsr.utils.registry import ARCH_REGISTRY
 
 from helpers import REPO_ROOT, TINY_RESTORMER, in_process, save_checkpoint, slkd_options, train_batch, train_steps
 from slkd_basicsr.models.feature_taps import TapError
@@ -120,7 +119,7 @@ def test_family_trains_with_its_default_taps(family, image_pairs, tmp_path):
     opt = _options(image_pairs, tmp_path, TINY_STUDENTS[family], family, RECIPES[family])
     del opt['distill']['encoder_taps'], opt['distill']['decoder_taps']
     model = build_model(opt)
-    defaults = ARCH_REGISTRY.get(family).default_taps
+    defaults = model.get_bare_model(model.net_g).default_taps
     assert model.student_taps.names == defaults['encoder'] + defaults['decoder']
     assert model.teacher_a_taps.names == defaults['encoder']
     assert model.teacher_b_taps.names == defaults['decoder']
@@ -139,7 +138,8 @@ def test_cross_family_default_taps_pair_by_position_or_ask_for_pairs(image_pairs
 
     opt['distill']['decoder_taps'] = decoder_pairs
     model = build_model(opt)
-    nafnet, restormer = ARCH_REGISTRY.get('NAFNet').default_taps, ARCH_REGISTRY.get('Restormer').default_taps
+    nafnet = model.get_bare_model(model.net_g).default_taps
+    restormer = model.get_bare_model(model.teacher_a).default_taps
     assert model.student_taps.names[:4] == nafnet['encoder']
     assert model.teacher_a_taps.names == restormer['encoder']
     logs = train_steps(model, train_batch(opt), 2)
