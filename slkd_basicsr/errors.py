@@ -6,3 +6,7 @@ class UserError(Exception):
     do; the entry points print it as ``<prog>: <message>`` with exit status 2 (see
     :func:`slkd_basicsr.compat.run_safety.main_guard`). Each subclass also derives from the built-in error it used to
     be, so existing ``except ValueError`` and the like still catch it."""
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint or training state could not be read safely or does not fit."""

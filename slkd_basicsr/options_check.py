@@ -413,7 +413,7 @@ def _check_builds(report: _Report, section: Dict[str, Any], key: str) -> None:
     refuses itself (a ``ValueError`` of its constructor, e.g. Restormer's global residual with other input and
     output channels) are reported here and not when the run has started. Other errors are left to the real build
     (an arch may compute on values while it is built)."""
-    from slkd_basicsr.compat.checkpoints import build_on_meta
+    from slkd_basicsr.archs.networks import build_on_meta
 
     try:
         build_on_meta(section)

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
-from slkd_basicsr.errors import UserError
+from slkd_basicsr.errors import CheckpointError
 
 # What BasicSR writes into files beyond tensors and builtins: MultiStepRestartLR keeps its milestones in a
 # collections.Counter, which the weights_only allow-list of some torch releases (2.4-2.x) rejects.
@@ -33,10 +33,6 @@ PROCESS_START = time.time()
 # Share of a network's tensors a non-strict load must fit (name and shape): below it the file is of another network
 # and loading it would leave a mostly random one
 MIN_FITTED_SHARE = 0.5
-
-
-class CheckpointError(UserError, RuntimeError):
-    """A checkpoint or training state could not be read safely or does not fit."""
 
 
 def safe_load(path: str, map_location: Any = 'cpu', what: str = 'checkpoint') -> Any:
@@ -285,28 +281,6 @@ def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True
     net.load_state_dict(load_net, strict=strict)
 
 
-def build_on_meta(arch_opt: Dict[str, Any]) -> torch.nn.Module:
-    """The network of a ``network_*`` options section built on the ``meta`` device (names and shapes, no memory,
-    no initialisation); raises what its arch's constructor raises.
-
-    Not ``build_network``: its log line would make BasicSR's logger before the logger has its log file.
-    """
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    arch_opt = dict(arch_opt)
-    with torch.device('meta'):
-        return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
-
-
-def network_on_meta(arch_opt: Dict[str, Any]) -> Optional[torch.nn.Module]:
-    """:func:`build_on_meta`, or None for an arch that cannot be built there (one that computes on values while
-    built; the options check has already reported the options an arch refuses)."""
-    try:
-        return build_on_meta(arch_opt)
-    except Exception:  # noqa: BLE001  (such an arch is checked when it is built for real)
-        return None
-
-
 def check_checkpoints_fit(opt: Dict[str, Any], networks: Optional[Iterable[str]] = None) -> None:
     """Before anything is made: each ``network_<x>`` (of ``networks``, by default all) with a
     ``path.pretrain_network_<x>`` against its file, as :func:`load_network` will load it (``param_key_<x>``,
@@ -316,6 +290,8 @@ def check_checkpoints_fit(opt: Dict[str, Any], networks: Optional[Iterable[str]]
     Raises:
         CheckpointError: the first file that is missing, unreadable or does not fit, as :func:`load_network` would.
     """
+    from slkd_basicsr.archs.networks import network_on_meta
+
     path = opt.get('path') or {}
     keys = [k for k in opt if k.startswith('network_')] if networks is None else networks
     for key in sorted(k for k in keys if isinstance(opt.get(k), dict)):

@@ -9,8 +9,8 @@ with fresh random states. :func:`install` replaces:
   :func:`~slkd_basicsr.compat.checkpoints.safe_load` (random states must be CPU tensors; the optimisers move
   their state to their parameters' device when they load it); frozen teachers (``network_teacher_*``) keep
   their configured checkpoints, as they are never saved in the experiment;
-- ``BaseModel.save_training_state``: :func:`save_training_state` (every rank's random states gathered, written
-  atomically by rank 0);
+- ``BaseModel.save_training_state``: :func:`save_training_state` (every rank's random states gathered, with the
+  entries a model adds through its ``extra_training_state()``, written atomically by rank 0);
 - ``BaseModel.resume_training``: :func:`resume_training`, which applies the options file's learning rates,
   optimiser and scheduler settings where they differ from the state's, logging each change, and refuses with an
   :class:`~slkd_basicsr.options_check.OptionsError` a state whose optimisers optimised other parameters (SLKD's
@@ -41,8 +41,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..dist_util import gather_per_rank
+from ..errors import CheckpointError
 from ..options_check import OptionsError
-from .checkpoints import CheckpointError, atomic_torch_save, first_line, safe_load
+from .checkpoints import atomic_torch_save, first_line, safe_load
 
 # Entries of a scheduler's state that say where it stands, not how it is configured (base_lrs follow the optimiser's
 # initial_lr, cumulative_period follows periods).
@@ -134,18 +136,6 @@ def set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state(_byte_tensor(state['cuda']))
 
 
-def gather_per_rank(obj: Any) -> List[Any]:
-    """Every rank's ``obj``, in rank order: a collective that every rank of a distributed run must enter;
-    ``[obj]`` in a single process."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return [obj]
-    gathered: List[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
 def own_rng_state(saved: Any, rank: int, world_size: int) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     """This rank's entry of a state's ``rng``, and a warning when there is none to restore.
 
@@ -161,17 +151,20 @@ def own_rng_state(saved: Any, rank: int, world_size: int) -> Tuple[Optional[Dict
     return saved[rank], None
 
 
-def save_training_state(self, epoch: int, current_iter: int, **extra: Any) -> None:
+def save_training_state(self, epoch: int, current_iter: int) -> None:
     """``BaseModel.save_training_state`` with every rank's random states, written atomically by rank 0.
 
-    BasicSR calls it on every rank, so every rank enters the gathering of the random states; rank 0 alone writes.
-    The state holds BasicSR's entries (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng`` (each rank's
-    :func:`rng_state`, in rank order), ``epoch_shape`` (:func:`epoch_shape` of the run's train loader, which places
-    the iteration inside its epoch on resume) and the ``extra`` entries a model adds (``SLKDModel`` adds its SCM
-    weights).
+    BasicSR calls it on every rank, so every rank enters the gathering of the random states and the model's
+    ``extra_training_state()`` (which may gather too); rank 0 alone writes. The state holds BasicSR's entries
+    (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng`` (each rank's :func:`rng_state`, in rank order),
+    ``epoch_shape`` (:func:`epoch_shape` of the run's train loader, which places the iteration inside its epoch on
+    resume) and the entries of the model's ``extra_training_state()``, when it has one (``SLKDModel`` adds its SCM
+    weights, channel generators and gradient scaler; its ``resume_training`` reads them back).
     """
     if current_iter == -1:  # BasicSR's final save: on every rank alike, no training state
         return
+    extra_training_state = getattr(self, 'extra_training_state', None)
+    extra = extra_training_state() if extra_training_state is not None else {}
     rng = gather_per_rank(rng_state())
     if self.opt.get('rank', 0) != 0:
         return
@@ -276,12 +269,12 @@ def optimizer_keys(model: Any) -> List[str]:
 def lr_keys(model: Any) -> List[List[str]]:
     """The options key of each param group's learning rate, per optimiser.
 
-    A model whose groups take their lr from different options lists them in ``lr_option_keys`` (as SLKDModel
-    does); otherwise every group has ``train.optim_<x>.lr``.
+    A model whose groups take their lr from different options says so through its ``lr_option_keys()`` (as
+    SLKDModel does); for others (BasicSR's models) every group has ``train.optim_<x>.lr``.
     """
-    keys = getattr(model, 'lr_option_keys', None)
-    if keys is not None:
-        return keys
+    lr_option_keys = getattr(model, 'lr_option_keys', None)
+    if lr_option_keys is not None:
+        return lr_option_keys()
     return [[f'{prefix}.lr' + (f' (param group {j})' if len(o.param_groups) > 1 else '')
              for j in range(len(o.param_groups))] for prefix, o in zip(optimizer_keys(model), model.optimizers)]
 

@@ -212,7 +212,7 @@ def check_taps(opt: Dict[str, Any]) -> Optional[Tuple[List[int], List[int]]]:
         TapError: as the model's build would (taps that do not exist or pair, a tap that returns no tensor, teachers
             and student of different channels, a refused ``distill.teacher_crop``).
     """
-    from slkd_basicsr.compat.checkpoints import network_on_meta
+    from slkd_basicsr.archs.networks import network_on_meta
 
     train_opt = opt.get('train') or {}
     if opt.get('model_type') != 'SLKDModel' or not (train_opt.get('nc_opt') or train_opt.get('et_opt')):

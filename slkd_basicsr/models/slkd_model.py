@@ -13,10 +13,10 @@ from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
-from slkd_basicsr.compat import CheckpointError, resume
-from slkd_basicsr.compat.checkpoints import network_on_meta
+from slkd_basicsr.archs.networks import network_on_meta
 from slkd_basicsr.complexity import complexity_table
-from slkd_basicsr.errors import UserError
+from slkd_basicsr.dist_util import gather_per_rank
+from slkd_basicsr.errors import CheckpointError, UserError
 from . import teacher_checks
 from .distill_schedule import distill_weight
 from .distill_taps import check_taps, probe_input, probe_tap_channels, tap_networks
@@ -243,10 +243,14 @@ class SLKDModel(SRModel):
         train_opt = self.opt['train']
         optim_opt = dict(train_opt['optim_g'])
         optim_type = optim_opt.pop('type')
-        groups, lr_keys = optimizer_groups(train_opt, self.net_g, self.net_scm)
-        self.lr_option_keys = [lr_keys]  # where each group's lr comes from, for resume's log
+        groups, _ = optimizer_groups(train_opt, self.net_g, self.net_scm)
         self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
         self.optimizers.append(self.optimizer_g)
+
+    def lr_option_keys(self) -> List[List[str]]:
+        """The options key of each param group's learning rate, per optimiser (``train.optim_g``'s student and SCM
+        groups), which resume names when the options file changes them."""
+        return [optimizer_groups(self.opt['train'], self.net_g, self.net_scm)[1]]
 
     def feed_data(self, data: Dict[str, torch.Tensor]) -> None:
         """SRModel's feed_data without blocking: from pinned memory (``pin_memory: true``) the copies overlap."""
@@ -428,21 +432,20 @@ class SLKDModel(SRModel):
                 'check the data, then resume with --auto_resume, which applies the options file\'s learning rates '
                 'and scheduler settings.')
 
-    def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """BasicSR's training state (as ``compat`` writes it) plus the SCM weights, every rank's channel generator
-        and, under fp16, the gradient scaler.
+    def extra_training_state(self) -> Dict[str, Any]:
+        """What the training state holds beyond BasicSR's entries (the saving ``save_training_state`` asks for it on
+        every rank): ``channel_rng``, every rank's channel generator state (CPU byte tensors, in rank order: a
+        collective every rank enters), with an SCM its weights (``scm``) and, under fp16, the gradient scaler's
+        state (``grad_scaler``); :meth:`resume_training` reads them back.
 
         The SCM has no ``network_*`` option, so BasicSR's resume cannot reload it from ``models/``.
         """
-        if current_iter == -1:  # BasicSR's final save writes no training state
-            return
-        # every rank's state (CPU byte tensors), in rank order: a collective every rank enters
-        extra = {'channel_rng': resume.gather_per_rank(self.channel_rng.get_state().cpu())}
+        extra = {'channel_rng': gather_per_rank(self.channel_rng.get_state().cpu())}
         if self.net_scm is not None:
             extra['scm'] = self.get_bare_model(self.net_scm).state_dict()
         if self.scaler.is_enabled():
             extra['grad_scaler'] = self.scaler.state_dict()
-        resume.save_training_state(self, epoch, current_iter, **extra)
+        return extra
 
     def resume_training(self, resume_state: Dict[str, Any]) -> None:
         super().resume_training(resume_state)

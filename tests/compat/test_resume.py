@@ -16,9 +16,9 @@ import torch
 from basicsr.models import build_model
 
 from helpers import REPO_ROOT, in_process, run_entry, slkd_options, sr_options, write_options
-from slkd_basicsr.compat.checkpoints import CheckpointError
 from slkd_basicsr.compat.resume import (latest_training_state, load_resume_state, newest_readable_state,
                                         read_training_state, rng_state, save_training_state, set_rng_state)
+from slkd_basicsr.errors import CheckpointError
 
 
 def test_latest_training_state_ignores_partial_files(tmp_path):

@@ -167,7 +167,7 @@ def test_teacher_without_checkpoint_is_a_clear_error(image_pairs, teachers):
 
 
 def test_teacher_checkpoint_with_non_finite_values_is_refused(image_pairs, teachers, tmp_path):
-    from slkd_basicsr.compat import CheckpointError
+    from slkd_basicsr.errors import CheckpointError
 
     params = torch.load(teachers['a'], weights_only=True)['params']
     params['encoder_level1.0.attn.qkv.weight'].view(-1)[:3] = float('nan')
@@ -223,3 +223,26 @@ def test_student_and_scm_in_ddp_teachers_not(image_pairs, teachers, monkeypatch)
         assert {'l_nc', 'l_et'} <= set(logs[-1]) and logs[-1]['nonfinite_steps'] == 0
     finally:
         torch.distributed.destroy_process_group()
+
+
+def test_the_model_imports_nothing_from_compat():
+    """BasicSR's fixes are the entry points' business: resume asks the model what it needs through methods
+    (``lr_option_keys``, ``extra_training_state``), so no import of the model's module names ``slkd_basicsr.compat``
+    (relative imports resolved, those inside functions included)."""
+    import ast
+
+    from slkd_basicsr.models import slkd_model
+
+    package = slkd_model.__package__.split('.')
+    with open(slkd_model.__file__, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    imported = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parts = package[:len(package) + 1 - node.level] if node.level else []
+            base = '.'.join(parts + ([node.module] if node.module else []))
+            imported += [base] + [f'{base}.{alias.name}' for alias in node.names]
+    assert 'slkd_basicsr.errors.CheckpointError' in imported  # the scan sees the model's imports
+    assert [name for name in imported if name.split('.')[:2] == ['slkd_basicsr', 'compat']] == []

@@ -1,0 +1,31 @@
+"""Networks of a ``network_*`` options section built on the ``meta`` device: names and shapes without memory.
+
+Shared by the options check (options an arch refuses), the early checkpoint and tap checks and the model's resume
+check, none of which should build a network there in a way of its own.
+"""
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+
+def build_on_meta(arch_opt: Dict[str, Any]) -> nn.Module:
+    """The network of a ``network_*`` options section built on the ``meta`` device (names and shapes, no memory,
+    no initialisation); raises what its arch's constructor raises.
+
+    Not ``build_network``: its log line would make BasicSR's logger before the logger has its log file.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    arch_opt = dict(arch_opt)
+    with torch.device('meta'):
+        return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
+
+
+def network_on_meta(arch_opt: Dict[str, Any]) -> Optional[nn.Module]:
+    """:func:`build_on_meta`, or None for an arch that cannot be built there (one that computes on values while
+    built; the options check has already reported the options an arch refuses)."""
+    try:
+        return build_on_meta(arch_opt)
+    except Exception:  # noqa: BLE001  (such an arch is checked when it is built for real)
+        return None
