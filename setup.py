@@ -49,10 +49,10 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'slkd-train=slkd_basicsr.train:main',
-            'slkd-test=slkd_basicsr.test:main',
+            'slkd-train=slkd_basicsr.tools.train:main',
+            'slkd-test=slkd_basicsr.tools.test:main',
             'slkd-make-lmdb=slkd_basicsr.tools.make_lmdb:main',
-            'slkd-demo=slkd_basicsr.demo:main',
+            'slkd-demo=slkd_basicsr.tools.demo:main',
             'slkd-export=slkd_basicsr.tools.export:main',
         ],
     },

@@ -45,7 +45,7 @@ from _common import RESULTS, ROOT, interleaved_times, machine_record
 from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
 from slkd_basicsr.models.precision import AMP_DTYPES, amp_dtype, autocast
 from slkd_basicsr.recipes import demo_recipe
-from slkd_basicsr.utils import flush_denormals
+from slkd_basicsr.tools.process import flush_denormals
 
 # isort: split
 from basicsr.archs import build_network

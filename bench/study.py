@@ -6,7 +6,7 @@ Run from a clone with the package installed::
     python bench/study.py --max-runs 10   # at most 10 new runs now, then the summary of every finished run
     python bench/study.py --quick         # 40 iterations, one seed, main arms: a smoke run under 10 minutes
 
-Every run trains through BasicSR's pipeline (``python -m slkd_basicsr.train -opt <yml>``, one single-thread
+Every run trains through BasicSR's pipeline (``python -m slkd_basicsr.tools.train -opt <yml>``, one single-thread
 subprocess each, ``--jobs`` at a time) with the pieces of ``slkd-demo`` (:mod:`slkd_basicsr.recipes`): the tiny
 Restormer teachers and the student with 12% of their parameters, 8 scikit-image photos degraded on the fly (64 px
 patches, batch 4), Adam at 2e-3 with cosine decay over the same number of iterations for every arm.
@@ -64,7 +64,7 @@ from slkd_basicsr import compat  # noqa: E402
 from slkd_basicsr.recipes import demo_recipe as recipe  # noqa: E402
 from slkd_basicsr.recipes import runs  # noqa: E402
 from slkd_basicsr.recipes.evaluation import load_net, restoration_scores  # noqa: E402
-from slkd_basicsr.utils import flush_denormals  # noqa: E402
+from slkd_basicsr.tools.process import flush_denormals  # noqa: E402
 
 TASKS = {'derain': recipe.RAIN, 'denoise': recipe.NOISE}
 TEACHER_A = {'derain': recipe.ASSET_TEACHER_A, 'denoise': recipe.ASSET_TEACHER_A_DENOISE}

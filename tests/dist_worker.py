@@ -1,6 +1,6 @@
 """One rank of the distributed test (``tests/test_distributed.py``), started by torchrun as a script.
 
-Runs the real ``slkd_basicsr.train`` entry module with the command line torchrun passes on, keeping the model
+Runs the real ``slkd_basicsr.tools.train`` entry module with the command line torchrun passes on, keeping the model
 it builds and recording the indices its sampler draws, in ``rank<RANK>/`` under the working directory: each
 rank has its own root path, as on nodes without a shared disk, so that anything a rank writes shows up under
 its own folder. Afterwards the rank dumps what the test cannot see from outside to ``dump_rank<RANK>.pth``:
@@ -43,7 +43,7 @@ def main() -> None:
     base = os.getcwd()
     os.makedirs(f'rank{rank}')
     os.chdir(f'rank{rank}')
-    runpy.run_module('slkd_basicsr.train', run_name='__main__', alter_sys=True)
+    runpy.run_module('slkd_basicsr.tools.train', run_name='__main__', alter_sys=True)
 
     model = models[0]
     torch.save({

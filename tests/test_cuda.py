@@ -74,16 +74,17 @@ def test_auto_resume_on_cuda_ends_where_an_uninterrupted_run_ends(image_pairs, t
     roots = {name: tmp_path / name for name in ('straight', 'stopped')}
     for root in roots.values():
         root.mkdir()
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(roots['straight'] / 'o.yml'))],
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, str(roots['straight'] / 'o.yml'))],
                      str(roots['straight']), env=ON_GPU)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     stopped = str(roots['stopped'] / 'o.yml')
     opt['train']['total_iter'] = 3
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, stopped)], str(roots['stopped']), env=ON_GPU)
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, stopped)], str(roots['stopped']),
+                     env=ON_GPU)
     assert proc.returncode == 0, proc.stderr[-3000:]
     opt['train']['total_iter'] = 6
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, stopped), '--auto_resume'],
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, stopped), '--auto_resume'],
                      str(roots['stopped']), env=ON_GPU)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'Resuming training from epoch: 0, iter: 3' in proc.stdout + proc.stderr

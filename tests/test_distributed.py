@@ -63,9 +63,9 @@ def test_two_process_slkd_run(image_pairs, teachers, tmp_path):
 
 
 def _torchrun_train(opt_path, cwd, *args):
-    """``slkd_basicsr.train`` in two processes on the CPU, all ranks in ``cwd`` (one node, one disk)."""
+    """``slkd_basicsr.tools.train`` in two processes on the CPU, all ranks in ``cwd`` (one node, one disk)."""
     return run_entry('torch.distributed.run', [
-        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', '-m', 'slkd_basicsr.train',
+        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', '-m', 'slkd_basicsr.tools.train',
         '-opt', opt_path, '--launcher', 'pytorch', *args
     ], str(cwd), env=_loopback_gloo())
 
@@ -105,7 +105,7 @@ def test_num_gpu_2_without_the_gpus_stops_with_one_line(image_pairs, teachers, t
     opt = slkd_options(image_pairs, teachers)
     opt['num_gpu'] = 2
     opt_path = write_options(opt, str(tmp_path / 'slkd.yml'))
-    proc = run_entry('slkd_basicsr.train', ['-opt', opt_path], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', opt_path], str(tmp_path))
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines() == [
         f'slkd-train: {opt_path}: num_gpu is 2 but this machine has no CUDA '

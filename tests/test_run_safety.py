@@ -1,6 +1,5 @@
 """Bad options stop slkd-train / slkd-test with one message before anything is made; a live experiment is locked."""
 import copy
-import errno
 import os
 import signal
 import subprocess
@@ -12,11 +11,7 @@ import torch
 
 from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, make_pairs, paired_dataset, run_entry, save_checkpoint,
                      slkd_options, sr_options, write_options)
-from slkd_basicsr.compat import CheckpointError, run_safety
-from slkd_basicsr.data.data_checks import DataError
-from slkd_basicsr.models.feature_taps import TapError
-from slkd_basicsr.models.slkd_model import NonFiniteLossError
-from slkd_basicsr.models.teacher_checks import TeacherCheckError
+from slkd_basicsr.compat import run_safety
 
 
 def _refused(proc: subprocess.CompletedProcess, tmp_path, *expected: str) -> str:
@@ -89,7 +84,7 @@ def test_bad_train_options_stop_before_anything_is_made(case, image_pairs, tmp_p
     for dotted, value in edits:
         _set(opt, dotted, value)
     path = write_options(opt, str(tmp_path / 'bad.yml'))
-    err = _refused(run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path)), tmp_path, *expected)
+    err = _refused(run_entry('slkd_basicsr.tools.train', ['-opt', path], str(tmp_path)), tmp_path, *expected)
     assert f'{path} has ' in err and '(nothing was started)' in err
     assert not os.path.exists(tmp_path.parent / 'escaped')
 
@@ -99,7 +94,7 @@ def test_every_problem_is_listed_in_one_message(image_pairs, tmp_path):
     opt['train'].update(total_iter=0, kd_op={'type': 'ImageKLLoss'})
     opt['train']['pixel_opt']['loss_weight'] = -1
     path = write_options(opt, str(tmp_path / 'bad.yml'))
-    err = _refused(run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path)), tmp_path, '3 problems')
+    err = _refused(run_entry('slkd_basicsr.tools.train', ['-opt', path], str(tmp_path)), tmp_path, '3 problems')
     lines = [line.strip() for line in err.splitlines() if line.startswith('  ')]
     assert [line.split(':')[0] for line in lines] == ['train.kd_op', 'train.total_iter', 'train.pixel_opt.loss_weight']
 
@@ -107,7 +102,7 @@ def test_every_problem_is_listed_in_one_message(image_pairs, tmp_path):
 def test_yaml_syntax_error_names_the_line(image_pairs, tmp_path):
     path = tmp_path / 'bad.yml'
     path.write_text('name: [tiny\nmodel_type: SRModel\n')
-    _refused(run_entry('slkd_basicsr.train', ['-opt', str(path)], str(tmp_path)), tmp_path,
+    _refused(run_entry('slkd_basicsr.tools.train', ['-opt', str(path)], str(tmp_path)), tmp_path,
              f'{path}, line 2, column 11: not valid YAML')
 
 
@@ -128,11 +123,11 @@ def test_a_live_experiment_cannot_be_taken_over(image_pairs, tmp_path):
     exp = tmp_path / 'experiments' / opt['name']
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    first = subprocess.Popen([sys.executable, '-m', 'slkd_basicsr.train', '-opt', path], cwd=str(tmp_path), env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([sys.executable, '-m', 'slkd_basicsr.tools.train', '-opt', path], cwd=str(tmp_path),
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: (exp / 'training_states' / '5.state').exists()), 'the first run did not start'
-        second = run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path))
+        second = run_entry('slkd_basicsr.tools.train', ['-opt', path], str(tmp_path))
         assert second.returncode == 2 and 'Traceback' not in second.stderr
         assert f"The experiment folder '{exp}' is in use by a running training (pid {first.pid} " in second.stderr
         assert sorted(p.name for p in (tmp_path / 'experiments').iterdir()) == [opt['name']]  # nothing archived
@@ -141,13 +136,14 @@ def test_a_live_experiment_cannot_be_taken_over(image_pairs, tmp_path):
         first.send_signal(signal.SIGKILL)
         first.wait()
     # the killed run's lock is stale: a resumed run takes it over, then releases it when it ends
-    resumed = run_entry('slkd_basicsr.train', ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=12'],
-                        str(tmp_path), env={'OMP_NUM_THREADS': '1'})
+    resumed = run_entry('slkd_basicsr.tools.train',
+                        ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=12'], str(tmp_path),
+                        env={'OMP_NUM_THREADS': '1'})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert 'took over the stale lock' in resumed.stdout and f'pid {first.pid}' in resumed.stdout
     assert not (exp / '.slkd_lock').exists()
     # a new run (not resumed) archives the finished one as BasicSR does
-    fresh = run_entry('slkd_basicsr.train', ['-opt', path, '--force_yml', 'train:total_iter=2'], str(tmp_path),
+    fresh = run_entry('slkd_basicsr.tools.train', ['-opt', path, '--force_yml', 'train:total_iter=2'], str(tmp_path),
                       env={'OMP_NUM_THREADS': '1'})
     assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / 'experiments').iterdir())
@@ -170,7 +166,7 @@ def _test_options(image_pairs, checkpoint):
 
 def test_slkd_test_without_a_checkpoint_is_refused(image_pairs, tmp_path):
     path = write_options(_test_options(image_pairs, None), str(tmp_path / 'test.yml'))
-    _refused(run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path)), tmp_path,
+    _refused(run_entry('slkd_basicsr.tools.test', ['-opt', path], str(tmp_path)), tmp_path,
              'path.pretrain_network_g: not set: the test would run a randomly initialised network',
              'path.allow_random_init: true')
 
@@ -181,7 +177,7 @@ def test_slkd_test_saves_images_without_val_suffix(image_pairs, tmp_path):
     torch.manual_seed(0)
     checkpoint = save_checkpoint(build_network(copy.deepcopy(TINY_RESTORMER)), str(tmp_path / 'net.pth'))
     path = write_options(_test_options(image_pairs, checkpoint), str(tmp_path / 'test.yml'))
-    proc = run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.test', ['-opt', path], str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     saved = sorted(p.name for p in (tmp_path / 'results' / 'tiny_test' / 'visualization' / 'generated_test').iterdir())
     assert saved == ['000_tiny_test.png', '001_tiny_test.png']
@@ -197,7 +193,7 @@ def test_a_second_slkd_test_with_the_same_name_is_refused_and_archives_nothing(i
     (results / 'visualization' / 'first.png').write_bytes(b'the first test, still running')
     path = write_options(_test_options(image_pairs, str(tmp_path / 'net.pth')), str(tmp_path / 'test.yml'))
     with experiment_lock.lock_experiment(str(results), experiment_lock.TEST):  # the first slkd-test, running
-        proc = run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path))
+        proc = run_entry('slkd_basicsr.tools.test', ['-opt', path], str(tmp_path))
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr and proc.stderr.count('\n') == 1, proc.stderr
     assert f"The results folder '{results}' is in use by a running slkd-test (pid {os.getpid()} " in proc.stderr
     assert 'give this test another name in the options file' in proc.stderr
@@ -216,7 +212,7 @@ def test_test_set_names_that_would_misplace_images_are_refused(image_pairs, tmp_
     opt = _test_options(image_pairs, str(tmp_path / 'net.pth'))
     edit(opt['datasets'])
     path = write_options(opt, str(tmp_path / 'test.yml'))
-    _refused(run_entry('slkd_basicsr.test', ['-opt', path], str(tmp_path)), tmp_path, expected)
+    _refused(run_entry('slkd_basicsr.tools.test', ['-opt', path], str(tmp_path)), tmp_path, expected)
     assert not (tmp_path / 'x').exists()
 
 
@@ -228,7 +224,7 @@ def test_a_symlink_planted_as_the_lock_file_is_refused(image_pairs, tmp_path):
     target.write_text('keep me\n')
     os.symlink(target, exp / '.slkd_lock')
     path = write_options(opt, str(tmp_path / 'run.yml'))
-    proc = run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', path], str(tmp_path))
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr and proc.stderr.count('\n') == 1, proc.stderr
     assert f"slkd-train: The lock file '{exp / '.slkd_lock'}' is a symbolic link, which this project never " \
         'makes; nothing was written through it. Remove it and start the run again.' in proc.stderr
@@ -255,64 +251,13 @@ def test_a_debug_name_is_warned_about_unless_debug_mode_is_asked_for(image_pairs
         "'debug')."])
 
 
-@pytest.mark.parametrize('err, expected', [
-    (OSError(errno.ENOSPC, 'No space left on device', '/data/exp/models/net_g_8.pth'),
-     'No space left on device: /data/exp/models/net_g_8.pth; the disk is full: free some space, then run it again '
-     '(slkd-train: with --auto_resume, to continue).'),
-    (PermissionError(errno.EACCES, 'Permission denied', '/data/ro/experiments'),
-     'Permission denied: /data/ro/experiments; check its permissions, or run from a folder you can write to.'),
-    (OSError(errno.ELOOP, 'Too many levels of symbolic links', '/data/loop'),
-     'Too many levels of symbolic links: /data/loop; a loop of symbolic links: fix or remove the link.'),
-])
-def test_common_os_faults_are_one_line_saying_what_to_do(err, expected, capsys, monkeypatch):
-    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
-    monkeypatch.setattr(sys, 'argv', ['slkd-train'])
-
-    def main():
-        raise err
-
-    with pytest.raises(SystemExit) as stop:
-        run_safety.main_guard('slkd-train', main)
-    assert stop.value.code == 2 and capsys.readouterr().err == f'slkd-train: {expected}\n'
-
-
-@pytest.mark.parametrize('error', [CheckpointError, TapError, TeacherCheckError, NonFiniteLossError, DataError])
-def test_the_projects_errors_are_one_line_unless_a_traceback_is_asked_for(error, capsys, monkeypatch):
-    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
-    monkeypatch.setattr(sys, 'argv', ['slkd-train'])
-
-    def main():
-        raise error('what went wrong; what to do')
-
-    with pytest.raises(SystemExit) as stop:
-        run_safety.main_guard('slkd-train', main)
-    assert stop.value.code == 2 and capsys.readouterr().err == 'slkd-train: what went wrong; what to do\n'
-    monkeypatch.setenv(run_safety.TRACEBACK_ENV, '1')
-    with pytest.raises(error):
-        run_safety.main_guard('slkd-train', main)
-    monkeypatch.setenv(run_safety.TRACEBACK_ENV, '0')
-    monkeypatch.setattr(sys, 'argv', ['slkd-train', '--debug'])
-    with pytest.raises(error):
-        run_safety.main_guard('slkd-train', main)
-
-
-def test_a_bug_keeps_its_traceback(monkeypatch):
-    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
-
-    def main():
-        raise ZeroDivisionError('a bug')
-
-    with pytest.raises(ZeroDivisionError):
-        run_safety.main_guard('slkd-train', main)
-
-
 def test_a_teacher_checkpoint_that_is_empty_is_one_line(image_pairs, teachers, tmp_path):
     opt = slkd_options(image_pairs, teachers)
     empty = tmp_path / 'empty.pth'
     empty.write_bytes(b'')
     opt['path']['pretrain_network_teacher_a'] = str(empty)
     opt['train']['total_iter'] = 2
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.startswith('slkd-train: ') and str(empty) in proc.stderr, proc.stderr
 
@@ -361,7 +306,7 @@ def test_taps_that_do_not_fit_stop_before_anything_is_made(case, image_pairs, te
     edit, expected = BAD_TAPS[case]
     opt = slkd_options(image_pairs, teachers)
     edit(opt)
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, str(tmp_path / 'run.yml'))], str(tmp_path))
     err = _refused(proc, tmp_path, expected)
     assert err.startswith(expected) and err.count('\n') == 1, err
 

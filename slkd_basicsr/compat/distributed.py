@@ -117,8 +117,8 @@ def num_gpu_problem(num_gpu: int, devices: int, is_train: bool, distributed: boo
     if is_train and not distributed:
         return (f'{source}: num_gpu is {num_gpu} without a launcher: BasicSR would wrap the networks in DataParallel, '
                 "whose replicas break SLKD's feature taps (their forward hooks fire in every replica). Start one "
-                f'process per GPU instead: torchrun --nproc_per_node={num_gpu} -m slkd_basicsr.train -opt {source} '
-                '--launcher pytorch (or set num_gpu: 1).')
+                f'process per GPU instead: torchrun --nproc_per_node={num_gpu} -m slkd_basicsr.tools.train '
+                f'-opt {source} --launcher pytorch (or set num_gpu: 1).')
     return None
 
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, Sequence
 import yaml
 
 # the child each run starts, with ``-opt <yml>`` appended
-TRAIN_COMMAND = (sys.executable, '-m', 'slkd_basicsr.train')
+TRAIN_COMMAND = (sys.executable, '-m', 'slkd_basicsr.tools.train')
 
 
 class RunFailed(subprocess.CalledProcessError):
@@ -24,7 +24,7 @@ class RunFailed(subprocess.CalledProcessError):
 
 
 def train(opt: Dict[str, Any], workdir: str, quiet: bool = False) -> str:
-    """Write ``opt`` to ``<workdir>/options/<name>.yml``, train through ``slkd_basicsr.train``; return net_g_latest.
+    """Write ``opt`` to ``<workdir>/options/<name>.yml``, train it (``slkd_basicsr.tools.train``); return net_g_latest.
 
     The run's output (stdout and stderr) goes to ``<workdir>/logs/<name>.log`` and, unless ``quiet``, to stdout
     as it comes; a quiet run that fails prints it to stderr. A failed run raises :class:`RunFailed`.

@@ -4,7 +4,7 @@ Usage::
 
     slkd-export -opt options/test_slkd_derain.yml --out res_sl.onnx           # export + parity check
     slkd-export -opt options/test_slkd_derain.yml --out res_sl.onnx --bench   # + latency at 256 x 256
-    python -m slkd_basicsr.export -opt ... --out ...                          # the same
+    python -m slkd_basicsr.tools.export -opt ... --out ...                    # the same
 
 The network is ``network_g`` of any BasicSR options file, built with BasicSR's ``build_network`` and loaded
 from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``) by BasicSR's own ``load_network``,
@@ -42,7 +42,7 @@ from torch.overrides import TorchFunctionMode
 
 from slkd_basicsr import compat
 from slkd_basicsr.complexity import interleaved_times
-from slkd_basicsr.utils import ArgumentParser, positive_int
+from slkd_basicsr.tools.arguments import ArgumentParser, positive_int
 
 EXTRA = "slkd-basicsr[export]"
 PARITY_TOLERANCE = 1e-4
@@ -398,7 +398,7 @@ def runtime_calls(net: nn.Module, path: str, shape: Tuple[int, int, int, int],
     """
     import onnxruntime as ort
 
-    from slkd_basicsr.utils import flush_denormals
+    from slkd_basicsr.tools.process import flush_denormals
 
     flush_denormals()
     torch.set_num_threads(threads)
@@ -533,3 +533,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print('slkd-export: interrupted; no partial .onnx was left behind.', file=sys.stderr)
         return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -25,8 +25,8 @@ import cv2
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
-from slkd_basicsr.compat.run_safety import main_guard
 from slkd_basicsr.data.data_checks import DataError, check_folder, check_pairs, image_names
+from slkd_basicsr.tools.guard import main_guard
 
 
 def scan_folder(folder: str, option: str) -> Tuple[List[str], List[str], int]:
@@ -149,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``slkd-make-lmdb``; returns 0 on success. Bad input or data (nothing is written then) and the
     common OS faults (a missing path, permission denied, a loop of symbolic links, a full disk) end it with one
     message, ``slkd-make-lmdb: <message>``, and exit status 2, as the other entry points
-    (:func:`~slkd_basicsr.compat.run_safety.main_guard`)."""
+    (:func:`~slkd_basicsr.tools.guard.main_guard`)."""
     args = parse_args(argv)
     return main_guard('slkd-make-lmdb', lambda: make_lmdbs(args))
 

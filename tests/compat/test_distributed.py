@@ -134,7 +134,7 @@ NO_CUDA = 'opt.yml: num_gpu is 2 but this machine has no CUDA device: set num_gp
     (4, 2, False, False, 'opt.yml: num_gpu is 4 but this machine has only 2 CUDA devices: set num_gpu to at most 2.'),
     (2, 2, True, False, 'opt.yml: num_gpu is 2 without a launcher: BasicSR would wrap the networks in DataParallel, '
      "whose replicas break SLKD's feature taps (their forward hooks fire in every replica). Start one process per "
-     'GPU instead: torchrun --nproc_per_node=2 -m slkd_basicsr.train -opt opt.yml --launcher pytorch (or set '
+     'GPU instead: torchrun --nproc_per_node=2 -m slkd_basicsr.tools.train -opt opt.yml --launcher pytorch (or set '
      'num_gpu: 1).'),
 ])
 def test_num_gpu_that_cannot_run_is_an_options_error(cuda_devices, num_gpu, devices, is_train, dist, text):

@@ -88,12 +88,13 @@ def test_slkd_train_auto_resume_removes_a_killed_saves_file(image_pairs, tmp_pat
     opt['logger']['save_checkpoint_freq'] = 2
     opt['val']['val_freq'] = 10
     path = write_options(opt, str(tmp_path / 'run.yml'))
-    first = run_entry('slkd_basicsr.train', ['-opt', path], str(tmp_path), env={'OMP_NUM_THREADS': '1'})
+    first = run_entry('slkd_basicsr.tools.train', ['-opt', path], str(tmp_path), env={'OMP_NUM_THREADS': '1'})
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     models = tmp_path / 'experiments' / opt['name'] / 'models'
     leftover = killed_save(models / 'net_g_4.pth')
-    resumed = run_entry('slkd_basicsr.train', ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=4'],
-                        str(tmp_path), env={'OMP_NUM_THREADS': '1'})
+    resumed = run_entry('slkd_basicsr.tools.train',
+                        ['-opt', path, '--auto_resume', '--force_yml', 'train:total_iter=4'], str(tmp_path),
+                        env={'OMP_NUM_THREADS': '1'})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f'removed 1 temporary file(s) of a checkpoint save that was interrupted: models/' \
         f'{os.path.basename(leftover)}.' in resumed.stdout

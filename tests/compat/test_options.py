@@ -70,7 +70,7 @@ def test_unknown_optimizer_or_scheduler_names_supported_ones(image_pairs, teache
 def test_unknown_metric_stops_train_entry_point_before_training(image_pairs, teachers, tmp_path):
     keys, typo, message = REGISTRY_TYPOS[-1]
     opt_path = write_options(_misspelt(image_pairs, teachers, keys, typo), str(tmp_path / 'typo.yml'))
-    proc = run_entry('slkd_basicsr.train', ['-opt', opt_path], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', opt_path], str(tmp_path))
     assert proc.returncode != 0
     assert proc.stderr.startswith('slkd-train: No metric named'), proc.stderr
     assert 'Did you mean: calculate_psnr' in proc.stderr

@@ -123,21 +123,21 @@ def test_sigkill_then_auto_resume_matches_uninterrupted_run(image_pairs, teacher
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
     for root in (straight, killed):
         root.mkdir()
-    proc = run_entry('slkd_basicsr.train', ['-opt', _run_options(image_pairs, teachers, straight)], str(straight))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', _run_options(image_pairs, teachers, straight)], str(straight))
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     opt_path = _run_options(image_pairs, teachers, killed)
     states = killed / 'experiments' / 'tiny_slkd' / 'training_states'
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO_ROOT)
-    victim = subprocess.Popen([sys.executable, '-m', 'slkd_basicsr.train', '-opt', opt_path], cwd=str(killed), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen([sys.executable, '-m', 'slkd_basicsr.tools.train', '-opt', opt_path], cwd=str(killed),
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not (states / '6.state').exists() and victim.poll() is None:
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not (killed / 'experiments' / 'tiny_slkd' / 'models' / 'net_g_latest.pth').exists(), 'killed too late'
 
-    proc = run_entry('slkd_basicsr.train', ['-opt', opt_path, '--auto_resume'], str(killed))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', opt_path, '--auto_resume'], str(killed))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'Resuming training from epoch' in proc.stdout + proc.stderr
     expected, resumed = _weights(straight), _weights(killed)
@@ -163,7 +163,7 @@ def test_nonfinite_advice_works_and_unreadable_newest_state_is_skipped(image_pai
     os.umask(0o022)  # the subprocesses inherit it; restored below
     monkeypatch.setattr(os, 'umask', os.umask)
 
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     for path in (experiment / 'models' / 'net_g_6.pth', experiment / 'models' / 'net_g_latest.pth', states / '6.state'):
         assert path.stat().st_mode & 0o777 == 0o644, path
@@ -172,7 +172,7 @@ def test_nonfinite_advice_works_and_unreadable_newest_state_is_skipped(image_pai
     opt['train']['optim_g']['lr'] = 1e30
     opt['train']['total_iter'] = 12
     saved = (states / '6.state').read_bytes()
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert _log_lines(proc, 'Resume: train.optim_g.lr 0.002 -> 1e+30 (options file).')
     assert _log_lines(proc, 'Resume: the current lr of train.optim_g.lr becomes 1e+30 (was 0.002)')
@@ -183,7 +183,7 @@ def test_nonfinite_advice_works_and_unreadable_newest_state_is_skipped(image_pai
     (states / '6.state').write_bytes(saved[:len(saved) // 2])
     opt['train']['optim_g']['lr'] = 1e-3
     opt['train']['scheduler']['milestones'] = [8]
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _log_lines(proc, f"Resume: skipping the unreadable training state '{states / '6.state'}'")
     assert _log_lines(proc, 'Resuming training from epoch: 0, iter: 3.')
@@ -496,7 +496,7 @@ def test_auto_resume_after_removing_feature_terms_or_changing_the_batch(image_pa
     opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
     opt['val']['val_freq'] = 100
     opt_path = str(tmp_path / 'slkd.yml')
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, opt_path)], str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     experiment = tmp_path / 'experiments' / 'tiny_slkd'
     before = _contents(experiment)
@@ -512,7 +512,7 @@ def test_auto_resume_after_removing_feature_terms_or_changing_the_batch(image_pa
         (wider, f"slkd-train: '{experiment / 'models' / 'net_g_6.pth'}' does not fit Restormer: shape mismatch"),
     ]
     for options, expected in refusals:
-        proc = run_entry('slkd_basicsr.train', ['-opt', write_options(options, opt_path), '--auto_resume'],
+        proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(options, opt_path), '--auto_resume'],
                          str(tmp_path))
         assert proc.returncode == 2 and proc.stderr.startswith(expected), proc.stderr[-3000:]
         assert proc.stderr.count('\n') == 1, proc.stderr[-3000:]
@@ -520,7 +520,7 @@ def test_auto_resume_after_removing_feature_terms_or_changing_the_batch(image_pa
 
     opt['train']['total_iter'] = 9
     opt['datasets']['train']['batch_size_per_gpu'] = 1
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, opt_path), '--auto_resume'], str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _log_lines(proc, 'Resume: the training state was saved with epochs of another shape (batch size per '
                             'process 2 -> 1, iterations per epoch 4 -> 8): the current epoch restarts from its first '

@@ -83,7 +83,7 @@ def test_basicsr_parse_options_reads_through_the_safe_loader(tmp_path, monkeypat
     assert basicsr_options.ordered_yaml()[0] is safe_yaml.SafeOrderedLoader
 
 
-@pytest.mark.parametrize('module, is_train', [('slkd_basicsr.train', True), ('slkd_basicsr.test', False)])
+@pytest.mark.parametrize('module, is_train', [('slkd_basicsr.tools.train', True), ('slkd_basicsr.tools.test', False)])
 def test_an_options_file_with_a_python_tag_runs_nothing(image_pairs, tmp_path, module, is_train):
     opt = sr_options(image_pairs)
     if not is_train:

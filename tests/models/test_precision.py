@@ -92,14 +92,14 @@ def test_killed_bf16_run_resumes_where_an_uninterrupted_run_ends(image_pairs, te
     for root in roots.values():
         root.mkdir()
     straight = write_options(opt, str(roots['straight'] / 'slkd.yml'))
-    assert run_entry('slkd_basicsr.train', ['-opt', straight], str(roots['straight'])).returncode == 0
+    assert run_entry('slkd_basicsr.tools.train', ['-opt', straight], str(roots['straight'])).returncode == 0
 
     stopped = str(roots['stopped'] / 'slkd.yml')
     opt['train']['total_iter'] = 3  # the run ends (as a kill would) right after its state at iteration 3
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, stopped)], str(roots['stopped']))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, stopped)], str(roots['stopped']))
     assert proc.returncode == 0, proc.stderr[-3000:]
     opt['train']['total_iter'] = 6
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, stopped), '--auto_resume'],
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', write_options(opt, stopped), '--auto_resume'],
                      str(roots['stopped']))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'Resuming training from epoch: 0, iter: 3' in proc.stdout + proc.stderr

@@ -113,7 +113,8 @@ def test_pipeline_logs_terms_and_writes_deployable_student(image_pairs, teachers
     opt['logger'].update(print_freq=10, save_checkpoint_freq=10)
     opt['val']['val_freq'] = 20
     opt['distill']['log_complexity'] = True
-    proc = run_entry('slkd_basicsr.train', ['-opt', write_options(opt, str(tmp_path / 'slkd.yml'))], str(tmp_path))
+    opt_path = write_options(opt, str(tmp_path / 'slkd.yml'))
+    proc = run_entry('slkd_basicsr.tools.train', ['-opt', opt_path], str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = proc.stdout + proc.stderr
     for text in ('l_pix:', 'l_kd:', 'l_nc:', 'l_et:', 'l_total:', 'Teacher A on generated_val', 'Complexity at 32x32',

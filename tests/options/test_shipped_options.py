@@ -71,10 +71,10 @@ def _redirect(opt, image_pairs, root):
 @pytest.mark.parametrize('path', RUN_FILES, ids=osp.basename)
 def test_runs_on_generated_data(path, image_pairs, tmp_path):
     opt = _redirect(_load(path), image_pairs, str(tmp_path))
-    module = 'slkd_basicsr.test' if osp.basename(path).startswith('test_') else 'slkd_basicsr.train'
+    module = 'slkd_basicsr.tools.test' if osp.basename(path).startswith('test_') else 'slkd_basicsr.tools.train'
     proc = run_entry(module, ['-opt', write_options(opt, str(tmp_path / 'opt.yml'))], str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    if module == 'slkd_basicsr.train':
+    if module == 'slkd_basicsr.tools.train':
         assert os.path.isfile(tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth')
 
 

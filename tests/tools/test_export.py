@@ -296,7 +296,7 @@ def test_module_entry_point_exports_and_times(tmp_path):
     _, options = write_case(tmp_path, TINY['NAFNet'])
     out = tmp_path / 'm.onnx'
     proc = subprocess.run([
-        sys.executable, '-m', 'slkd_basicsr.export', '-opt', options, '--out', str(out), '--bench',
+        sys.executable, '-m', 'slkd_basicsr.tools.export', '-opt', options, '--out', str(out), '--bench',
         '--bench-size', '32', '--threads', '1', '--repeats', '2'
     ], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -6,15 +6,14 @@ from basicsr.data import build_dataset
 
 import slkd_basicsr  # noqa: F401  (registers the plugin)
 from helpers import run_entry
-from slkd_basicsr.compat import run_safety
-from slkd_basicsr.tools import make_lmdb
+from slkd_basicsr.tools import guard, make_lmdb
 
 NAMES = ['0001.png', '0002.png', '0003.jpg']
 
 
 @pytest.fixture(autouse=True)
 def no_traceback_asked(monkeypatch):
-    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+    monkeypatch.delenv(guard.TRACEBACK_ENV, raising=False)
 
 
 def refused(argv, capsys) -> str:
@@ -134,7 +133,7 @@ def test_a_loop_of_symbolic_links_in_the_input_is_one_line(pair, tmp_path):
     _, gt = pair
     os.symlink('0009.png', gt / '0009.png')
     proc = run_entry('slkd_basicsr.tools.make_lmdb', ['--gt', str(gt), '--out', str(tmp_path / 'db')], str(tmp_path),
-                     env={run_safety.TRACEBACK_ENV: '0'})
+                     env={guard.TRACEBACK_ENV: '0'})
     assert proc.returncode == 2
     assert proc.stderr == (f"slkd-make-lmdb: Too many levels of symbolic links: {gt / '0009.png'}; a loop of symbolic "
                            'links: fix or remove the link.\n')

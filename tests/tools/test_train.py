@@ -21,15 +21,15 @@ def test_train_resume_and_test_pipeline(image_pairs, tmp_path):
     opt = sr_options(image_pairs)
     opt_path = write_options(opt, str(tmp_path / 'train.yml'))
 
-    _check(run_entry('slkd_basicsr.train', ['-opt', opt_path], cwd=str(tmp_path)))
+    _check(run_entry('slkd_basicsr.tools.train', ['-opt', opt_path], cwd=str(tmp_path)))
     exp = tmp_path / 'experiments' / opt['name']
     assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_15.pth', 'net_g_30.pth', 'net_g_latest.pth']
     assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['15.state', '30.state']
     state = torch.load(exp / 'training_states' / '30.state', weights_only=False)
     assert state['iter'] == 30
 
-    out = _check(run_entry('slkd_basicsr.train', ['-opt', opt_path, '--auto_resume', '--force_yml',
-                                                  'train:total_iter=45'], cwd=str(tmp_path)))
+    out = _check(run_entry('slkd_basicsr.tools.train', ['-opt', opt_path, '--auto_resume', '--force_yml',
+                                                        'train:total_iter=45'], cwd=str(tmp_path)))
     assert 'Resuming training from epoch' in out and 'iter: 30.' in out
     assert (exp / 'models' / 'net_g_45.pth').is_file()
 
@@ -43,22 +43,22 @@ def test_train_resume_and_test_pipeline(image_pairs, tmp_path):
         'path': {'pretrain_network_g': str(exp / 'models' / 'net_g_latest.pth'), 'strict_load_g': True},
         'val': {'save_img': True, 'suffix': None, 'metrics': opt['val']['metrics']},
     }
-    out = _check(run_entry('slkd_basicsr.test', ['-opt', write_options(test_opt, str(tmp_path / 'test.yml'))],
+    out = _check(run_entry('slkd_basicsr.tools.test', ['-opt', write_options(test_opt, str(tmp_path / 'test.yml'))],
                            cwd=str(tmp_path)))
     assert 'psnr' in out
     assert len(glob.glob(str(tmp_path / 'results' / 'tiny_restormer_test' / 'visualization' / '*' / '*.png'))) == 2
 
     # val.amp: bf16 runs the network under autocast: the same images, scored a little differently
     test_opt.update(name='tiny_restormer_test_bf16', val={**test_opt['val'], 'amp': 'bf16', 'save_img': False})
-    out_bf16 = _check(run_entry('slkd_basicsr.test', ['-opt', write_options(test_opt, str(tmp_path / 'bf16.yml'))],
-                                cwd=str(tmp_path)))
+    bf16_path = write_options(test_opt, str(tmp_path / 'bf16.yml'))
+    out_bf16 = _check(run_entry('slkd_basicsr.tools.test', ['-opt', bf16_path], cwd=str(tmp_path)))
     psnr, psnr_bf16 = (float(re.search(r'# psnr: ([0-9.]+)', text).group(1)) for text in (out, out_bf16))
     assert psnr != psnr_bf16 and abs(psnr - psnr_bf16) < 0.5
 
 
 @pytest.mark.parametrize('command', [
-    [sys.executable, '-m', 'slkd_basicsr.train', '--help'],
-    [sys.executable, osp.join(REPO_ROOT, 'slkd_basicsr', 'test.py'), '--help'],
+    [sys.executable, '-m', 'slkd_basicsr.tools.train', '--help'],
+    [sys.executable, osp.join(REPO_ROOT, 'slkd_basicsr', 'tools', 'test.py'), '--help'],
 ])
 def test_entry_points_accept_basicsr_flags(command):
     out = _check(subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT))

@@ -7,9 +7,8 @@ import tempfile
 import cv2
 import pytest
 
-from slkd_basicsr import demo
-from slkd_basicsr.compat import run_safety
 from slkd_basicsr.recipes import runs
+from slkd_basicsr.tools import demo, guard
 
 
 def test_demo_writes_table_and_grid(tmp_path, capsys):
@@ -87,7 +86,7 @@ def test_failed_training_run_is_one_line_naming_its_log(tmp_path, monkeypatch, c
 
 
 def test_a_missing_shipped_teacher_is_one_line_and_makes_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv(run_safety.TRACEBACK_ENV, raising=False)
+    monkeypatch.delenv(guard.TRACEBACK_ENV, raising=False)
     missing = tmp_path / 'assets' / 'demo_teacher_b.pth'
     monkeypatch.setattr(demo, 'ASSET_TEACHER_B', str(missing))
     with pytest.raises(SystemExit) as exit_info:

@@ -2,29 +2,29 @@
 
 Accepts exactly BasicSR's flags (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``,
 ``--local_rank``, ``--force_yml``). ``experiments/`` and ``tb_logger/`` are written under the root
-path: the current working directory, or the clone's root when run as ``python slkd_basicsr/train.py``.
+path: the current working directory, or the clone's root when run as ``python slkd_basicsr/tools/train.py``.
 """
 import os
 import sys
 from os import path as osp
 
 if __package__ in (None, ''):  # run as a script from a clone: make the package importable
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
+    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir)))
 
 from slkd_basicsr import compat  # noqa: E402  (first: importing the package registers the plugin, lets basicsr import)
 
 # isort: split
 from basicsr.train import train_pipeline  # noqa: E402
 
-from slkd_basicsr.utils import flush_denormals, root_path_for  # noqa: E402
+from slkd_basicsr.tools.guard import main_guard  # noqa: E402
+from slkd_basicsr.tools.process import flush_denormals, root_path_for  # noqa: E402
 
 
 def main() -> None:
     compat.apply()
     flush_denormals()
-    # the project's errors and common OS faults: one message, exit status 2, no traceback (compat/run_safety.py)
     root_path = root_path_for(__file__, __package__, os.getcwd())
-    compat.run_safety.main_guard('slkd-train', lambda: train_pipeline(root_path))
+    main_guard('slkd-train', lambda: train_pipeline(root_path))
 
 
 if __name__ == '__main__':

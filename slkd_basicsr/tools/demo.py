@@ -11,7 +11,7 @@
    SLKD trained, and a PNG grid (degraded | student alone | student
    (SLKD) | teacher A | clean, 256 px panels) under ``<workdir>/results/``.
 
-Every training step runs ``python -m slkd_basicsr.train -opt <yml>`` in ``<workdir>``: the option files
+Every training step runs ``python -m slkd_basicsr.tools.train -opt <yml>`` in ``<workdir>``: the option files
 it writes to ``<workdir>/options/`` are ordinary BasicSR options, and each run's output goes to the console and
 to ``<workdir>/logs/<name>.log``. The networks, data and option builders are
 :mod:`slkd_basicsr.recipes.demo_recipe`; this module runs them and reports.
@@ -43,7 +43,9 @@ from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_I
                                               teacher_b_options)
 from slkd_basicsr.recipes.evaluation import cpu_latency_ms, load_net, restoration_scores
 from slkd_basicsr.recipes.runs import RunFailed, train
-from slkd_basicsr.utils import ArgumentParser, flush_denormals, folder_path, non_negative_int, positive_int
+from slkd_basicsr.tools.arguments import ArgumentParser, folder_path, non_negative_int, positive_int
+from slkd_basicsr.tools.guard import main_guard
+from slkd_basicsr.tools.process import flush_denormals
 
 GRID_PANEL = 256  # px: large enough to see the rain streaks
 GRID_SCALE = 0.7  # of the held-out photo 'coffee' (400 x 600), so that a 256 px crop shows a good part of it
@@ -153,10 +155,10 @@ def check_shipped_teachers(args: argparse.Namespace) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo; the exit status: 0, or 2 with one line on stderr for a failed training run (naming its log),
-    a missing shipped checkpoint or a common OS fault (:func:`~slkd_basicsr.compat.run_safety.main_guard`)."""
+    a missing shipped checkpoint or a common OS fault (:func:`~slkd_basicsr.tools.guard.main_guard`)."""
     args = parse_args(argv)
     try:
-        compat.run_safety.main_guard('slkd-demo', lambda: run_demo(args))
+        main_guard('slkd-demo', lambda: run_demo(args))
     except RunFailed as err:  # the run's own output, traceback included, is in its log and was echoed above
         print(f'slkd-demo: error: training run {err.name} failed (exit status {err.returncode}); its output is in '
               f'{err.log}', file=sys.stderr)
