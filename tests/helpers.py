@@ -17,6 +17,8 @@ import yaml
 from slkd_basicsr.recipes.tiny_nets import tiny_restormer
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+# the torchrun worker that runs slkd_basicsr.tools.train and keeps the model for the distributed tests
+DIST_WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'dist_worker.py')
 
 TINY_RESTORMER = tiny_restormer()
 

@@ -6,7 +6,7 @@ import torch
 from basicsr.models import build_model
 
 from device_util import CopyCounter, assert_placed
-from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
+from helpers import DIST_WORKER, in_process, run_entry, slkd_options, train_batch, train_steps, write_options
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
@@ -96,7 +96,6 @@ def test_auto_resume_on_cuda_ends_where_an_uninterrupted_run_ends(image_pairs, t
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs two GPUs')
 def test_two_ranks_over_nccl(image_pairs, teachers, tmp_path):
-    from test_distributed import WORKER
 
     opt = _gpu_options(image_pairs, teachers, total_iter=4)
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
@@ -104,7 +103,7 @@ def test_two_ranks_over_nccl(image_pairs, teachers, tmp_path):
     opt['dist_params'] = {'timeout_minutes': 5}
     opt_path = write_options(opt, str(tmp_path / 'slkd.yml'))
     proc = run_entry('torch.distributed.run', [
-        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', WORKER, '-opt', opt_path,
+        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', DIST_WORKER, '-opt', opt_path,
         '--launcher', 'pytorch'
     ], str(tmp_path), env={'CUDA_VISIBLE_DEVICES': '0,1'})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

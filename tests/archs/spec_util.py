@@ -1,15 +1,15 @@
-"""Helpers for tests that compare archs with the official checkpoint layouts in ``tests/data/spec``."""
+"""Helpers for tests that compare archs with the official checkpoint layouts in ``tests/archs/spec``."""
 import json
 from os import path as osp
 from typing import Callable, Dict, Tuple
 
 import torch
 
-SPEC_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'spec')
+SPEC_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'spec')
 
 
 def load_spec(name: str) -> dict:
-    """Read ``tests/data/spec/<name>.json``.
+    """Read ``tests/archs/spec/<name>.json``.
 
     Returns:
         ``{'arch', 'network_g' (constructor args), 'num_params', 'state_dict' ([key, shape] pairs)}``.

@@ -1,4 +1,4 @@
-"""Every official checkpoint layout in ``tests/data/spec``: the arch built from the spec's constructor arguments
+"""Every official checkpoint layout in ``tests/archs/spec``: the arch built from the spec's constructor arguments
 has exactly its keys, shapes and parameter count, and a checkpoint in that layout loads strictly through BasicSR."""
 import glob
 from os import path as osp

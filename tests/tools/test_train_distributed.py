@@ -3,13 +3,10 @@ each rank resumes its own random streams; num_gpu > 1 without the GPUs stops bef
 import re
 import shutil
 import socket
-from os import path as osp
 
 import torch
 
-from helpers import run_entry, slkd_options, write_options
-
-WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'dist_worker.py')
+from helpers import DIST_WORKER, run_entry, slkd_options, write_options
 
 
 def _loopback_gloo():
@@ -25,7 +22,7 @@ def test_two_process_slkd_run(image_pairs, teachers, tmp_path):
     opt_path = write_options(opt, str(tmp_path / 'slkd.yml'))
     # rendezvous port 0 on the loopback address: the OS picks a free port, nothing listens beyond this machine
     proc = run_entry('torch.distributed.run', [
-        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', WORKER, '-opt', opt_path,
+        '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0', DIST_WORKER, '-opt', opt_path,
         '--launcher', 'pytorch'
     ], str(tmp_path), env=_loopback_gloo())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
