@@ -112,28 +112,29 @@ class OverlapPatchEmbed(nn.Module):
         return self.proj(x)
 
 
-class Downsample(nn.Module):
+class _ConvThenShuffle(nn.Module):
+    """A 3x3 convolution (no bias) to ``out_channels``, then ``shuffle``; ``body.0`` / ``body.1`` as in the original."""
+
+    def __init__(self, n_feat: int, out_channels: int, shuffle: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(n_feat, out_channels, kernel_size=3, padding=1, bias=False), shuffle)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Downsample(_ConvThenShuffle):
     """Halve H and W, double C: 3x3 conv to C/2 channels, then pixel-unshuffle by 2."""
 
     def __init__(self, n_feat: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n_feat, n_feat // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(n_feat, n_feat // 2, nn.PixelUnshuffle(2))
 
 
-class Upsample(nn.Module):
+class Upsample(_ConvThenShuffle):
     """Double H and W, halve C: 3x3 conv to 2C channels, then pixel-shuffle by 2."""
 
     def __init__(self, n_feat: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n_feat, n_feat * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(n_feat, n_feat * 2, nn.PixelShuffle(2))
 
 
 class TransformerUNet(nn.Module):
