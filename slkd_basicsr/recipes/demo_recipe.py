@@ -117,10 +117,11 @@ def teacher_a_options(iters: int, degradations: List[Dict[str, Any]] = RAIN,
 def teacher_b_options(iters: int, name: str = 'demo_teacher_b') -> Dict[str, Any]:
     """Teacher B: Teacher A's arch without the global residual, trained from scratch on clean->clean pairs.
 
-    Our choice, measured on the held-out photos (clean->clean PSNR): from scratch at lr 2e-3 it reads 34.5 dB
-    after 250 iterations, 38.2 after 500 and 40.1 after 1000; initialised from Teacher A instead (whose body
-    predicts a residual, so without the global residual its output starts near zero) it reads 31.7 after 250
-    and 34.7 after 500. One Teacher B serves every task: it only ever sees clean images.
+    Our choice, measured on the held-out photos (clean->clean PSNR): from scratch at lr 2e-3 it reads 34.4 dB
+    after 250 iterations, 38.4 after 500 and 40.5 after 1000 (the shipped one's run,
+    ``bench/results/teacher_logs/demo_teacher_b.log``, as in docs/options.md); initialised from Teacher A
+    instead (whose body predicts a residual, so without the global residual its output starts near zero) it
+    reads 31.7 after 250 and 34.7 after 500. One Teacher B serves every task: it only ever sees clean images.
     """
     return run_options(name, TEACHER_B, iters, [], lr=2e-3)
 
