@@ -14,9 +14,8 @@ torchvision_alias.install()  # before the modules below import basicsr
 
 from . import checkpoints, data_io, distributed, options, resume, run_safety, safe_yaml  # noqa: E402
 from .checkpoints import CheckpointError, atomic_torch_save, safe_load  # noqa: E402
-from .options import UnknownTypeError, check_option_types  # noqa: E402
 
-__all__ = ['apply', 'CheckpointError', 'UnknownTypeError', 'atomic_torch_save', 'check_option_types', 'safe_load']
+__all__ = ['apply', 'CheckpointError', 'atomic_torch_save', 'safe_load']
 
 _applied = False
 

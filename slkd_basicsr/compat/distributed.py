@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
-from ..options_check import OptionsError, dist_params_problems, read_options_file
+from ..checks.options import OptionsError, dist_params_problems, read_options_file
 from .run_safety import options_file_path
 
 
@@ -76,7 +76,7 @@ def init_dist_of_options_file(launcher: str, **_passed: Any) -> None:
     ``port`` there (the backend follows CUDA, torchrun sets the port).
 
     Raises:
-        OptionsError: ``dist_params`` has a problem (the check of :mod:`slkd_basicsr.options_check` runs only
+        OptionsError: ``dist_params`` has a problem (the check of :mod:`slkd_basicsr.checks.options` runs only
             after ``parse_options``, too late for the process group).
     """
     source = options_file_path()

@@ -1,18 +1,19 @@
-"""Unknown ``type`` names in the options stop the run at once, with the names that were meant.
+"""Unknown ``type`` names in the options stop the run at once, with the names that were meant: BasicSR's lookups
+rebound to the errors of :mod:`slkd_basicsr.checks.types`.
 
 BasicSR 1.4.2 raises ``KeyError("No object named 'X' found in 'arch' registry!")`` for an unknown registry
 ``type`` when the object is built (for ``val.metrics``, at the first validation, hours into training), and
 ``NotImplementedError('optimizer X is not supperted yet.')`` for an optimiser or scheduler it does not know.
-:func:`install` replaces ``Registry.get`` (the same lookup; an unknown name raises :class:`UnknownTypeError`
-naming the registry, the closest registered names and the option to check), wraps the train and test
-``parse_options`` so that every registry ``type`` is looked up (:func:`check_option_types`) before anything
-is made, and wraps ``BaseModel.get_optimizer`` / ``setup_schedulers`` to give an unknown optimiser or scheduler
-the same kind of message (still a ``NotImplementedError``).
+:func:`install` replaces ``Registry.get`` (the same lookup; an unknown name raises
+:class:`~slkd_basicsr.checks.types.UnknownTypeError` naming the registry, the closest registered names and the
+option to check), wraps the train and test ``parse_options`` so that every registry ``type`` is looked up
+(:func:`~slkd_basicsr.checks.types.check_option_types`) before anything is made, and wraps
+``BaseModel.get_optimizer`` / ``setup_schedulers`` to give an unknown optimiser or scheduler the same kind of
+message (still a ``NotImplementedError``).
 """
-import difflib
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Iterable
 
-from slkd_basicsr.errors import UserError
+from ..checks.types import UnknownTypeError, check_option_types, unknown_name_message
 
 # BasicSR 1.4.2 picks these with if/else in BaseModel, not through a registry: the names it accepts.
 BASICSR_OPTIMIZERS = ('Adam', )
@@ -28,28 +29,6 @@ REGISTRY_OPTIONS = {
 }
 
 
-class UnknownTypeError(UserError, KeyError):
-    """An options ``type`` that names nothing registered. A ``KeyError``, as BasicSR's ``Registry.get`` raises."""
-
-    def __str__(self) -> str:  # KeyError's own __str__ is the repr of the message, quotes and escapes included
-        return str(self.args[0])
-
-
-def unknown_name_message(what: str, name: Any, known: Iterable[str], where: str, option: Optional[str] = None,
-                         listed: str = 'Registered') -> str:
-    """``No <what> named <name> in <where>. Did you mean: <close names>? <listed>: <all>. Check <option> ...``"""
-    known = sorted(known)
-    by_lower = {k.lower(): k for k in known}  # case slips ('restormer') count as close
-    close = [by_lower[k] for k in difflib.get_close_matches(str(name).lower(), by_lower, n=3, cutoff=0.6)]
-    message = f'No {what} named {name!r} in {where}.'
-    if close:
-        message += f' Did you mean: {", ".join(close)}?'
-    message += f' {listed}: {", ".join(known)}.'
-    if option:
-        message += f' Check {option} in the options file.'
-    return message
-
-
 def registry_get(self, name: str, suffix: str = 'basicsr') -> Any:
     """``Registry.get``: the same lookup, an :class:`UnknownTypeError` for an unknown name."""
     obj = self._obj_map.get(name)
@@ -62,24 +41,6 @@ def registry_get(self, name: str, suffix: str = 'basicsr') -> Any:
         raise UnknownTypeError(unknown_name_message(self._name, name, known, f"BasicSR's {self._name} registry",
                                                     REGISTRY_OPTIONS.get(self._name)))
     return obj
-
-
-def check_option_types(opt: Dict[str, Any]) -> None:
-    """Look up every registry ``type`` in parsed options; raises :class:`UnknownTypeError` for the first unknown.
-
-    Uses the registries' ``get``, so the message is :func:`registry_get`'s once :func:`install` has run.
-    """
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-
-    sections = [(ARCH_REGISTRY, value) for key, value in opt.items() if key.startswith('network_')]
-    sections += [(DATASET_REGISTRY, value) for value in (opt.get('datasets') or {}).values()]
-    sections += [(LOSS_REGISTRY, value) for key, value in (opt.get('train') or {}).items() if key.endswith('_opt')]
-    sections += [(METRIC_REGISTRY, value) for value in ((opt.get('val') or {}).get('metrics') or {}).values()]
-    names = [(MODEL_REGISTRY, opt.get('model_type'))]
-    names += [(registry, section.get('type')) for registry, section in sections if isinstance(section, dict)]
-    for registry, name in names:
-        if name is not None:
-            registry.get(name)
 
 
 def _types_checked(parse_options: Callable) -> Callable:

@@ -13,7 +13,7 @@ with fresh random states. :func:`install` replaces:
   entries a model adds through its ``extra_training_state()``, written atomically by rank 0);
 - ``BaseModel.resume_training``: :func:`resume_training`, which applies the options file's learning rates,
   optimiser and scheduler settings where they differ from the state's, logging each change, and refuses with an
-  :class:`~slkd_basicsr.options_check.OptionsError` a state whose optimisers optimised other parameters (SLKD's
+  :class:`~slkd_basicsr.checks.options.OptionsError` a state whose optimisers optimised other parameters (SLKD's
   feature terms added or removed: the SCM's param group comes or goes);
 - ``basicsr.train.create_train_val_dataloader`` and ``EnlargedSampler.__iter__``: once after resume, the
   sampler skips the samples of the current epoch already consumed and restores this rank's saved random states
@@ -41,9 +41,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..checks.options import OptionsError
 from ..dist_util import gather_per_rank
 from ..errors import CheckpointError
-from ..options_check import OptionsError
 from .checkpoints import atomic_torch_save, first_line, safe_load
 
 # Entries of a scheduler's state that say where it stands, not how it is configured (base_lrs follow the optimiser's
@@ -349,7 +349,7 @@ def check_parameters(model: Any, saved_optimizers: List[Dict[str, Any]]) -> None
     """Raise an :class:`OptionsError` when an optimiser of ``model`` optimises other parameters than the saved one
     (:func:`parameter_mismatch`): its state cannot continue them (torch's ``load_state_dict`` would fail with
     "loaded state dict has a different number of parameter groups"). ``slkd-train`` refuses such a state of an
-    ``SLKDModel`` run before anything is written (``run_safety.check_resumable``); this check, as the model is
+    ``SLKDModel`` run before anything is written (``checks.run.check_resumable``); this check, as the model is
     built, covers other models and networks that cannot be built on the ``meta`` device."""
     for prefix, labels, optimizer, saved in zip(optimizer_keys(model), lr_keys(model), model.optimizers,
                                                 saved_optimizers):

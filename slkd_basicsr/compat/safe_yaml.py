@@ -13,7 +13,7 @@ keys are merged; a key given twice in one mapping is a :class:`DuplicateKeyError
 the first is a deep copy, so no two sections share one object. Both errors are ``yaml.YAMLError`` with the
 line of the offending node. :func:`install` makes BasicSR's ``ordered_yaml`` (which ``parse_options`` looks up
 when it runs) return this loader; :func:`load` is what the plugin's own readers use
-(``options_check.read_options_file``, ``slkd-export``).
+(``checks.options.read_options_file``, ``slkd-export``).
 """
 import copy
 from collections import OrderedDict

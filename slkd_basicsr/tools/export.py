@@ -117,9 +117,9 @@ def _same_file(path: str, other: str) -> bool:
 
 
 def read_options(path: str) -> Dict[str, Any]:
-    """A BasicSR options file, read as data (``options_check.read_options_file``), that has a ``network_g`` with a
-    ``type`` and keywords its arch takes, of the types it takes (``options_check.network_problems``)."""
-    from slkd_basicsr.options_check import OptionsError, network_problems, read_options_file
+    """A BasicSR options file, read as data (``checks.options.read_options_file``), that has a ``network_g`` with a
+    ``type`` and keywords its arch takes, of the types it takes (``checks.options.network_problems``)."""
+    from slkd_basicsr.checks.options import OptionsError, network_problems, read_options_file
 
     if not osp.isfile(path):
         raise ExportError(f'options file not found: {path!r}.')

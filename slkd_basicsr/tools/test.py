@@ -19,8 +19,8 @@ from slkd_basicsr import compat  # noqa: E402  (first: importing the package reg
 # isort: split
 from basicsr.test import test_pipeline  # noqa: E402
 
+from slkd_basicsr.checks.options import read_options_file  # noqa: E402
 from slkd_basicsr.models.precision import amp_dtype, autocast, is_amp_value  # noqa: E402
-from slkd_basicsr.options_check import read_options_file  # noqa: E402
 from slkd_basicsr.tools.guard import main_guard  # noqa: E402
 from slkd_basicsr.tools.process import flush_denormals, root_path_for  # noqa: E402
 

@@ -12,8 +12,8 @@ from basicsr.models import build_model
 from basicsr.utils import options as basicsr_options
 
 from helpers import sr_options, write_options
+from slkd_basicsr.checks.options import OptionsError
 from slkd_basicsr.compat import distributed
-from slkd_basicsr.options_check import OptionsError
 
 
 def test_gloo_process_group_and_cpu_ddp(image_pairs, monkeypatch):

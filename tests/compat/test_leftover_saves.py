@@ -6,7 +6,7 @@ import sys
 import torch
 
 from helpers import REPO_ROOT, run_entry, sr_options, write_options
-from slkd_basicsr import experiment_lock
+from slkd_basicsr.checks import lock
 from slkd_basicsr.compat import checkpoints
 
 # A process that dies during a save: atomic_torch_save's temporary file is left behind, named with its pid
@@ -79,7 +79,7 @@ def test_a_resumed_run_removes_what_a_killed_save_left(tmp_path, capsys):
             f'interrupted: models/{os.path.basename(leftovers[0])}.' in printed
         assert f'training_states/{os.path.basename(leftovers[1])}' in printed
     finally:
-        experiment_lock.lock_experiment(str(folder)).release()
+        lock.lock_experiment(str(folder)).release()
 
 
 def test_slkd_train_auto_resume_removes_a_killed_saves_file(image_pairs, tmp_path):

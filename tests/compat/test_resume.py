@@ -377,7 +377,7 @@ def _slkd_model(image_pairs, teachers, features):
 def test_resume_after_the_param_groups_changed_is_refused(image_pairs, teachers, saved_features, features):
     """The SCM is a param group of its own only with feature terms; torch's load_state_dict would raise
     'loaded state dict has a different number of parameter groups'."""
-    from slkd_basicsr.options_check import OptionsError
+    from slkd_basicsr.checks.options import OptionsError
 
     saved = _slkd_model(image_pairs, teachers, saved_features)
     state = {'epoch': 0, 'iter': 4, 'optimizers': [o.state_dict() for o in saved.optimizers],

@@ -7,8 +7,8 @@ import pytest
 from basicsr.utils import options as basicsr_options
 
 from helpers import run_entry, sr_options, write_options
+from slkd_basicsr.checks.options import OptionsError, read_options_file
 from slkd_basicsr.compat import safe_yaml
-from slkd_basicsr.options_check import OptionsError, read_options_file
 
 PWN = "pwn: !!python/object/apply:os.system ['echo ran >> MARKER']\n"
 

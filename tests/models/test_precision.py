@@ -4,9 +4,9 @@ import torch
 from basicsr.models import build_model
 
 from helpers import in_process, run_entry, slkd_options, train_batch, train_steps, write_options
+from slkd_basicsr.checks.options import options_problems
 from slkd_basicsr.models import precision
 from slkd_basicsr.models.precision import amp_dtype
-from slkd_basicsr.options_check import options_problems
 
 # Relative difference of each logged loss between a bf16 and a float32 run over the first 3 steps (same seed and
 # batch). Measured: l_total 0.3%, l_pix 0.4%, l_kd 1.2%, l_nc 3.0%, l_et 4.2% (the feature terms compare

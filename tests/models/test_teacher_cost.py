@@ -5,8 +5,8 @@ import torch
 from basicsr.models import build_model
 
 from helpers import in_process, slkd_options, train_batch, train_steps
+from slkd_basicsr.checks.options import options_problems
 from slkd_basicsr.models.feature_taps import TapError
-from slkd_basicsr.options_check import options_problems
 
 
 def _model(image_pairs, teachers, train=None, patch=None, **distill):

@@ -15,7 +15,7 @@ from basicsr.archs import build_network
 from basicsr.utils.options import parse_options
 
 from helpers import REPO_ROOT, run_entry, save_checkpoint, write_options
-from slkd_basicsr.compat import check_option_types
+from slkd_basicsr.checks.types import check_option_types
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 # full-size teachers make a run slow: the default suite runs the deraining recipes, the others are marked slow

@@ -2,7 +2,7 @@
 import pytest
 
 from helpers import in_process, sr_options
-from slkd_basicsr.options_check import options_problems
+from slkd_basicsr.checks.options import options_problems
 
 PAIRS = {'train': {'gt': 'data/train/gt', 'lq': 'data/train/lq'}, 'val': {'gt': 'data/val/gt', 'lq': 'data/val/lq'}}
 

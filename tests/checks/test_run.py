@@ -11,7 +11,7 @@ import torch
 
 from helpers import (REPO_ROOT, TINY_RESTORMER, in_process, make_pairs, paired_dataset, run_entry, save_checkpoint,
                      slkd_options, sr_options, write_options)
-from slkd_basicsr.compat import run_safety
+from slkd_basicsr.checks import run
 
 
 def _refused(proc: subprocess.CompletedProcess, tmp_path, *expected: str) -> str:
@@ -186,7 +186,7 @@ def test_slkd_test_saves_images_without_val_suffix(image_pairs, tmp_path):
 # ---- inputs never overwritten, links never followed, nothing outside experiments/ and results/ (issue 26) ----------
 
 def test_a_second_slkd_test_with_the_same_name_is_refused_and_archives_nothing(image_pairs, tmp_path):
-    from slkd_basicsr import experiment_lock
+    from slkd_basicsr.checks import lock as experiment_lock
 
     results = tmp_path / 'results' / 'tiny_test'
     (results / 'visualization').mkdir(parents=True)
@@ -326,13 +326,13 @@ def test_metrics_are_tried_at_the_size_of_the_first_image_of_each_scored_set(ima
     datasets = {'train': paired_dataset(image_pairs['train'], 'train'), 'val': _scored_set(image_pairs['val'])}
     opt = {'scale': 1, 'val': {'metrics': niqe}, 'datasets': datasets}
     problem = 'val.metrics.niqe: calculate_niqe cannot run on the first image of {}, 40 x 40 pixels (RuntimeError: '
-    found = run_safety.metric_problems(opt, is_train=True)
+    found = run.metric_problems(opt, is_train=True)
     assert len(found) == 1 and found[0].startswith(problem.format('datasets.val'))
     opt['datasets']['val'] = _scored_set(large)
-    assert run_safety.metric_problems(opt, is_train=True) == []
+    assert run.metric_problems(opt, is_train=True) == []
     del opt['datasets']['val']  # no validation set: the generated 192 px image
-    assert run_safety.metric_problems(opt, is_train=True) == []
+    assert run.metric_problems(opt, is_train=True) == []
     # slkd-test scores every set; one without GT is scored at its LQ size times the scale
     opt['datasets'] = {'test_1': _scored_set(large), 'test_2': _scored_set(image_pairs['val'], 'SingleImageDataset')}
-    found = run_safety.metric_problems(opt, is_train=False)
+    found = run.metric_problems(opt, is_train=False)
     assert len(found) == 1 and found[0].startswith(problem.format('datasets.test_2'))

@@ -9,9 +9,9 @@ from os import path as osp
 import pytest
 
 from helpers import REPO_ROOT
-from slkd_basicsr import experiment_lock
-from slkd_basicsr.experiment_lock import (LOCK_NAME, ExperimentLockedError, LockFileError, check_unlocked,
-                                          lock_experiment, lock_new_folder)
+from slkd_basicsr.checks import lock as experiment_lock
+from slkd_basicsr.checks.lock import (LOCK_NAME, ExperimentLockedError, LockFileError, check_unlocked, lock_experiment,
+                                      lock_new_folder)
 
 # The holder loads the module from its file: no package import, so it starts in a fraction of a second.
 HOLDER = '''

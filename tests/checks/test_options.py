@@ -13,10 +13,11 @@ from basicsr.utils.options import parse_options
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from helpers import REPO_ROOT, in_process, slkd_options, sr_options, write_options
-from slkd_basicsr.compat import UnknownTypeError, check_option_types
-from slkd_basicsr.options_check import (OptionsError, check_iterations_per_epoch, check_options, dist_params_problems,
-                                        iterations_per_epoch, options_problems, options_warnings, read_options_file,
-                                        suggest)
+from slkd_basicsr.checks.options import (OptionsError, check_options, dist_params_problems, options_problems,
+                                         options_warnings, read_options_file)
+from slkd_basicsr.checks.run import check_iterations_per_epoch, iterations_per_epoch
+from slkd_basicsr.checks.types import UnknownTypeError, check_option_types
+from slkd_basicsr.checks.values import suggest
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 PAIRS = {'train': {'gt': 'data/train/gt', 'lq': 'data/train/lq'}, 'val': {'gt': 'data/val/gt', 'lq': 'data/val/lq'}}
