@@ -55,12 +55,13 @@ def prepare(network_opt: Dict[str, Any], folder: str, label: str, size: int) -> 
     """Build with random weights, count, export and check one network; returns its record and live objects."""
     from basicsr.archs import build_network
 
+    from slkd_basicsr.archs.networks import input_channels
     from slkd_basicsr.complexity import count_flops, count_params
     from slkd_basicsr.tools import export
 
     torch.manual_seed(0)
     net = build_network(copy.deepcopy(network_opt)).eval()
-    channels = export.input_channels(net)
+    channels = input_channels(net)
     path = osp.join(folder, f'{label}.onnx')
     start = time.perf_counter()
     model = export.export_onnx(net, path)

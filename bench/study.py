@@ -61,9 +61,10 @@ import torch  # noqa: E402
 
 from _common import RESULTS, machine_record  # noqa: E402
 from slkd_basicsr import compat  # noqa: E402
+from slkd_basicsr.compat.checkpoints import load_network  # noqa: E402
 from slkd_basicsr.recipes import demo_recipe as recipe  # noqa: E402
 from slkd_basicsr.recipes import runs  # noqa: E402
-from slkd_basicsr.recipes.evaluation import load_net, restoration_scores  # noqa: E402
+from slkd_basicsr.recipes.evaluation import restoration_scores  # noqa: E402
 from slkd_basicsr.tools.process import flush_denormals  # noqa: E402
 
 TASKS = {'derain': recipe.RAIN, 'denoise': recipe.NOISE}
@@ -211,7 +212,7 @@ def train_run(task: str, arm: str, seed: int, profile: Dict[str, Any], workdir: 
     with open(sorted(glob(osp.join(experiment, 'train_*.log')))[-1]) as f:
         log = f.read()
     budgets = list(range(profile['val_every'], profile['iters'] + 1, profile['val_every']))
-    curve = {str(it): scores(load_net(recipe.STUDENT, osp.join(experiment, 'models', f'net_g_{it}.pth')),
+    curve = {str(it): scores(load_network(recipe.STUDENT, osp.join(experiment, 'models', f'net_g_{it}.pth')),
                              TASKS[task]) for it in budgets}
     record = {'task': task, 'arm': arm, 'seed': seed, 'iters': profile['iters'], 'digest': digest(opt),
               'curve': curve, **parse_log(log), 'train_s': round(train_s, 1),
@@ -310,10 +311,10 @@ def teacher_record(task: str) -> Dict[str, Any]:
     """Held-out PSNR/SSIM of the task's input, Teacher A and (clean->clean) Teacher B."""
     return {
         'degraded input': scores(torch.nn.Identity(), TASKS[task]),
-        'teacher A': {**scores(load_net(recipe.TEACHER, TEACHER_A[task]), TASKS[task]),
+        'teacher A': {**scores(load_network(recipe.TEACHER, TEACHER_A[task]), TASKS[task]),
                       'checkpoint': osp.relpath(TEACHER_A[task], osp.dirname(osp.dirname(recipe.ASSETS))),
                       'iters': recipe.ASSET_TEACHER_A_ITERS},
-        'teacher B (clean->clean)': {**scores(load_net(recipe.TEACHER_B, recipe.ASSET_TEACHER_B), []),
+        'teacher B (clean->clean)': {**scores(load_network(recipe.TEACHER_B, recipe.ASSET_TEACHER_B), []),
                                      'checkpoint': osp.relpath(recipe.ASSET_TEACHER_B,
                                                                osp.dirname(osp.dirname(recipe.ASSETS))),
                                      'iters': recipe.ASSET_TEACHER_B_ITERS},

@@ -4,19 +4,21 @@ BasicSR 1.4.2's ``BaseModel.load_network`` unpickles checkpoints with the instal
 can run code, and a missing ``param_key`` or a mismatched network fails with a bare ``KeyError`` or a long
 ``load_state_dict`` trace; ``save_network`` writes straight into the final path, so a run killed while saving
 leaves a truncated ``net_g_*.pth``. :func:`install` replaces both methods: loading goes through
-:func:`safe_load` (``weights_only=True``, one :class:`CheckpointError` naming the file and what to do), saving
-through :func:`atomic_torch_save` (temporary file, ``fsync``, rename) by rank 0 alone. A run killed during a
-save leaves its temporary file; :func:`remove_stale_temporary_files` clears them on the next run.
+:func:`load_network`, the package's one network loader (also for ``slkd-export``, the demo and the study), which
+reads with :func:`safe_load` (``weights_only=True``, one :class:`CheckpointError` naming the file and what to do);
+saving through :func:`atomic_torch_save` (temporary file, ``fsync``, rename) by rank 0 alone. A run killed
+during a save leaves its temporary file; :func:`remove_stale_temporary_files` clears them on the next run.
 """
 import collections
 import errno
+import logging
 import os
 import pickle
 import re
 import secrets
 import time
 from os import path as osp
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
 
@@ -258,27 +260,80 @@ def _check_fit(net: torch.nn.Module, state_dict: Dict[str, Any], load_path: str,
         check_fits_enough(net, state_dict, load_path)
 
 
-def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
-    """``BaseModel.load_network`` through :func:`safe_load`, with a :class:`CheckpointError` for what does not fit.
+def _set_aside_different_keys(net: torch.nn.Module, state_dict: Dict[str, Any], strict: bool,
+                              logger: Optional[logging.Logger]) -> None:
+    """What BasicSR's ``_print_different_keys_loading`` does: log the keys only one side has and, in a non-strict
+    load, each tensor of another shape, which is renamed ``<key>.ignore`` in ``state_dict`` so that
+    ``load_state_dict`` skips it (with ``strict`` false it would fail on the shape)."""
+    own = net.state_dict()
+    if logger is not None and set(own) != set(state_dict):
+        logger.warning('Current net - loaded net:')
+        for key in sorted(set(own) - set(state_dict)):
+            logger.warning(f'  {key}')
+        logger.warning('Loaded net - current net:')
+        for key in sorted(set(state_dict) - set(own)):
+            logger.warning(f'  {key}')
+    if strict:
+        return
+    for key in set(own) & set(state_dict):
+        if own[key].size() != state_dict[key].size():
+            if logger is not None:
+                logger.warning(f'Size different, ignore [{key}]: crt_net: {own[key].shape}; load_net: '
+                               f'{state_dict[key].shape}')
+            state_dict[key + '.ignore'] = state_dict.pop(key)
 
-    Behaves like BasicSR's: falls back from ``params_ema`` to ``params``, strips a ``module.`` prefix,
-    logs differing keys; ``param_key: ~`` takes the whole file as the state dict. Refuses files that hold no dict
-    of tensors, parameters with NaN or inf values (:func:`check_finite`) and, with ``strict`` false, files that fit
-    fewer than half of the network's tensors (:func:`check_fits_enough`).
+
+def load_network(network: Union[torch.nn.Module, Dict[str, Any]], load_path: str,
+                 param_key: Optional[str] = 'params', strict: bool = True,
+                 logger: Optional[logging.Logger] = None) -> torch.nn.Module:
+    """Load the checkpoint ``load_path`` into a network, read by :func:`safe_load`: the package's one loader.
+
+    Behaves like BasicSR's ``BaseModel.load_network``: falls back from a missing ``param_key`` (e.g.
+    ``params_ema``) to ``params``, strips a ``module.`` prefix, skips tensors of another shape when ``strict`` is
+    false; ``param_key=None`` takes the whole file as the state dict. Changes nothing in BasicSR.
+
+    Args:
+        network: A bare network (not wrapped in DDP), or a ``network_*`` options section (with ``type``) that
+            BasicSR's ``build_network`` builds, on the CPU.
+        load_path: The checkpoint, BasicSR's format: ``{param_key: state_dict}``.
+        param_key: The entry of the file that holds the state dict.
+        strict: Whether the file must fit the network exactly (names and shapes); else at least half of its
+            tensors (:func:`check_fits_enough`).
+        logger: Where BasicSR's lines about the load go (the key used, differing keys); None: nowhere.
+
+    Returns:
+        The network with the file's weights: the one given (its mode unchanged), or the one built, in eval mode.
+
+    Raises:
+        CheckpointError: The file is missing or unreadable (:func:`safe_load`), holds no dict of tensors or not
+            ``param_key``, does not fit (:func:`check_state_dict`, :func:`check_fits_enough`), or has parameters
+            with NaN or inf values (:func:`check_finite`); one message naming the file and what to do.
     """
+    if isinstance(network, dict):
+        from basicsr.archs import build_network
+
+        net = build_network(dict(network)).eval()
+    else:
+        net = network
+    state_dict, used_key = _state_dict_of_file(net, load_path, param_key)
+    if logger is not None:
+        if used_key != param_key:
+            logger.info(f'Loading: {param_key} does not exist, use params.')
+        logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{used_key}].')
+    # checked before a warning per differing tensor is logged: a refused file gets its one error alone
+    _check_fit(net, state_dict, load_path, strict)
+    _set_aside_different_keys(net, state_dict, strict, logger)
+    check_finite(net, state_dict, load_path)
+    net.load_state_dict(state_dict, strict=strict)
+    return net
+
+
+def _load_network_method(self, net: torch.nn.Module, load_path: str, strict: bool = True,
+                         param_key: str = 'params') -> None:
+    """``BaseModel.load_network``: :func:`load_network` into the bare ``net``, logging to BasicSR's root logger."""
     from basicsr.utils import get_root_logger
 
-    logger = get_root_logger()
-    net = self.get_bare_model(net)
-    load_net, used_key = _state_dict_of_file(net, load_path, param_key)
-    if used_key != param_key:
-        logger.info(f'Loading: {param_key} does not exist, use params.')
-    logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{used_key}].')
-    # checked before BasicSR logs a warning per differing tensor: a refused file gets its one error alone
-    _check_fit(net, load_net, load_path, strict)
-    self._print_different_keys_loading(net, load_net, strict)
-    check_finite(net, load_net, load_path)
-    net.load_state_dict(load_net, strict=strict)
+    load_network(self.get_bare_model(net), load_path, param_key, strict, get_root_logger())
 
 
 def check_checkpoints_fit(opt: Dict[str, Any], networks: Optional[Iterable[str]] = None) -> None:
@@ -326,5 +381,5 @@ def install() -> None:
     """Replace ``BaseModel.load_network`` and ``BaseModel.save_network``."""
     from basicsr.models.base_model import BaseModel
 
-    BaseModel.load_network = load_network
+    BaseModel.load_network = _load_network_method
     BaseModel.save_network = save_network

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from slkd_basicsr.archs.networks import input_channels, network_on_meta
 from slkd_basicsr.errors import UserError
 from .feature_taps import FeatureTaps, TapError
 from .teacher_view import TeacherView
@@ -75,14 +76,6 @@ def resolve_taps(distill_opt: Dict[str, Any], kind: str, student: nn.Module, tea
     pairs = list(zip(student_taps, teacher_taps))
     return pairs, (f'SLKD: distill.{key} not set; default {kind} taps of {names} paired by position: '
                    + ', '.join(f'{s} -> {t}' for s, t in pairs))
-
-
-def input_channels(net: nn.Module) -> int:
-    """Input channels of a bare network, read off its first convolution (all restoration archs here have one)."""
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    raise ValueError(f'{type(net).__name__} has no Conv2d; set distill.probe_channels in the options.')
 
 
 class DistillTaps(NamedTuple):
@@ -212,8 +205,6 @@ def check_taps(opt: Dict[str, Any]) -> Optional[Tuple[List[int], List[int]]]:
         TapError: as the model's build would (taps that do not exist or pair, a tap that returns no tensor, teachers
             and student of different channels, a refused ``distill.teacher_crop``).
     """
-    from slkd_basicsr.archs.networks import network_on_meta
-
     train_opt = opt.get('train') or {}
     if opt.get('model_type') != 'SLKDModel' or not (train_opt.get('nc_opt') or train_opt.get('et_opt')):
         return None

@@ -2,20 +2,12 @@
 from typing import Any, Dict, List
 
 import torch
-from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 from torch.utils import benchmark
 
 from .demo_recipe import METRICS, dataset_options
-
-
-def load_net(network: Dict[str, Any], path: str) -> torch.nn.Module:
-    """The network ``network`` (options with ``type``) with the ``params`` of checkpoint ``path``, in eval mode."""
-    net = build_network(network)
-    net.load_state_dict(torch.load(path, map_location='cpu', weights_only=True)['params'], strict=True)
-    return net.eval()
 
 
 def cpu_latency_ms(net: torch.nn.Module, size: int = 256, threads: int = 2) -> float:

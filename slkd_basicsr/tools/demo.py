@@ -35,13 +35,14 @@ from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 
 from slkd_basicsr import compat
-from slkd_basicsr.compat import CheckpointError
+from slkd_basicsr.compat.checkpoints import load_network
 from slkd_basicsr.complexity import count_flops, count_params
+from slkd_basicsr.errors import CheckpointError
 from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_ITERS, ASSET_TEACHER_B,
                                               ASSET_TEACHER_B_ITERS, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER, TEACHER_B,
                                               dataset_options, slkd_options, student_alone_options, teacher_a_options,
                                               teacher_b_options)
-from slkd_basicsr.recipes.evaluation import cpu_latency_ms, load_net, restoration_scores
+from slkd_basicsr.recipes.evaluation import cpu_latency_ms, restoration_scores
 from slkd_basicsr.recipes.runs import RunFailed, train
 from slkd_basicsr.tools.arguments import ArgumentParser, folder_path, non_negative_int, positive_int
 from slkd_basicsr.tools.guard import main_guard
@@ -180,8 +181,8 @@ def run_demo(args: argparse.Namespace) -> None:
     alone, alone_s = timed_train(student_alone_options(args.student_iters, seed=args.seed), workdir)
     student, student_s = timed_train(slkd_options(args.student_iters, teacher_a, teacher_b, seed=args.seed), workdir)
 
-    nets = {'teacher A': load_net(TEACHER, teacher_a), 'teacher B': load_net(TEACHER_B, teacher_b),
-            'student alone': load_net(STUDENT, alone), 'student (SLKD)': load_net(STUDENT, student)}
+    nets = {'teacher A': load_network(TEACHER, teacher_a), 'teacher B': load_network(TEACHER_B, teacher_b),
+            'student alone': load_network(STUDENT, alone), 'student (SLKD)': load_network(STUDENT, student)}
     rows = evaluate(nets)
     for name, seconds in (('teacher A', None), ('teacher B', None), ('student alone', alone_s),
                           ('student (SLKD)', student_s)):

@@ -7,8 +7,8 @@ Usage::
     python -m slkd_basicsr.tools.export -opt ... --out ...                    # the same
 
 The network is ``network_g`` of any BasicSR options file, built with BasicSR's ``build_network`` and loaded
-from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``) by BasicSR's own ``load_network``,
-which ``slkd_basicsr.compat`` makes read checkpoints with ``weights_only=True``. The ONNX file takes
+from ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``) by the loader training uses,
+:func:`slkd_basicsr.compat.checkpoints.load_network` (``weights_only=True``). The ONNX file takes
 ``input`` (B x C x H x W, float32) and gives ``output`` (B x C' x H x W); it is written atomically.
 
 The parity check (on by default) runs onnxruntime on the CPU and the PyTorch network on the same random
@@ -24,7 +24,6 @@ for a ``--bench --bench-size`` below the smallest side the exported graph accept
 and before anything is written or onnxruntime runs.
 """
 import argparse
-import copy
 import inspect
 import os
 import secrets
@@ -41,7 +40,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from slkd_basicsr import compat
+from slkd_basicsr.archs.networks import input_channels
+from slkd_basicsr.compat.checkpoints import load_network
 from slkd_basicsr.complexity import interleaved_times
+from slkd_basicsr.errors import CheckpointError
 from slkd_basicsr.tools.arguments import ArgumentParser, positive_int
 
 EXTRA = "slkd-basicsr[export]"
@@ -151,34 +153,6 @@ def checkpoint_settings(opt: Dict[str, Any], options_path: str,
     if not osp.isfile(checkpoint):
         raise ExportError(f'checkpoint not found: {checkpoint!r} (path.pretrain_network_g or --checkpoint).')
     return checkpoint, paths.get('param_key_g', 'params'), paths.get('strict_load_g', True)
-
-
-def load_network(network_opt: Dict[str, Any], checkpoint: str, param_key: Optional[str] = 'params',
-                 strict: bool = True) -> nn.Module:
-    """Build ``network_opt`` with BasicSR's ``build_network`` and load ``checkpoint`` as BasicSR's trainer does.
-
-    ``BaseModel.load_network`` falls back from a missing ``param_key`` (e.g. ``params_ema``) to ``params``,
-    strips a ``module.`` prefix and, with the compat fixes applied, reads the file with ``weights_only=True``
-    and raises :class:`slkd_basicsr.compat.CheckpointError` for a missing key or a mismatched state dict.
-
-    Returns:
-        The network in eval mode on the CPU.
-    """
-    from basicsr.archs import build_network
-    from basicsr.models.base_model import BaseModel
-
-    compat.apply()
-    net = build_network(copy.deepcopy(dict(network_opt)))
-    BaseModel({'num_gpu': 0, 'is_train': False}).load_network(net, checkpoint, strict=strict, param_key=param_key)
-    return net.eval()
-
-
-def input_channels(net: nn.Module) -> int:
-    """Channels of the network's input: those of its first convolution (the input projection in every arch here)."""
-    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is None:
-        raise ExportError(f'{type(net).__name__} has no Conv2d to tell its input channels from.')
-    return conv.in_channels
 
 
 def pad_multiple(net: nn.Module) -> int:
@@ -468,9 +442,11 @@ def run(args: argparse.Namespace) -> int:
     checkpoint, param_key, strict = checkpoint_settings(opt, args.opt, args.checkpoint)
     out = check_output_path(args.out, {'the options file (-opt)': args.opt, 'the checkpoint': checkpoint},
                             args.force)
+    from basicsr.utils import get_root_logger
+
     try:
-        net = load_network(opt['network_g'], checkpoint, param_key, strict)
-    except (compat.CheckpointError, KeyError, ValueError, TypeError) as err:
+        net = load_network(opt['network_g'], checkpoint, param_key, strict, get_root_logger())
+    except (CheckpointError, KeyError, ValueError, TypeError) as err:
         # a checkpoint that does not fit, an unknown type or bad arch arguments: BasicSR's own messages
         raise ExportError(str(err)) from None
     print(f'{opt["network_g"]["type"]} from {args.opt}, weights {checkpoint} '
@@ -525,6 +501,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    compat.apply()  # BasicSR's registry then names an unknown network_g type with the known ones
     try:
         return run(args)
     except ExportError as err:

@@ -1,4 +1,5 @@
-"""Importing the package changes nothing in BasicSR; ``compat.apply()`` makes every fix, once."""
+"""Importing the package changes nothing in BasicSR, nor do its library functions; ``compat.apply()`` makes every
+fix, once."""
 import json
 import os
 import subprocess
@@ -6,9 +7,9 @@ import sys
 
 from helpers import REPO_ROOT
 
-# In a fresh interpreter: import the package and every module in it, then list what of BasicSR is ours
-# (module functions and class methods that slkd_basicsr defined), before and after apply() and after a second one.
-PROBE = r'''
+# In a fresh interpreter: import the package and every module in it; ours() lists what of BasicSR is ours (module
+# functions and class methods that slkd_basicsr defined).
+IMPORT_ALL = r'''
 import importlib, json, pkgutil, sys
 import slkd_basicsr
 for info in pkgutil.walk_packages(slkd_basicsr.__path__, 'slkd_basicsr.'):
@@ -29,8 +30,9 @@ def ours():
             elif callable(value) and str(getattr(value, '__module__', '')).startswith('slkd_basicsr'):
                 found[f'{module_name}.{name}'] = id(value)
     return found
-
-
+'''
+# before and after apply() and after a second one
+PROBE = IMPORT_ALL + r'''
 before = ours()
 from slkd_basicsr import compat
 compat.apply()
@@ -69,14 +71,48 @@ PATCHED_FUNCTIONS = {
 REBOUND = ('imfrombytes', 'paired_paths_from_folder', 'paired_paths_from_lmdb')
 
 
-def test_import_changes_nothing_and_apply_patches_once():
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-c', PROBE], capture_output=True, text=True, env=env, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = json.loads(proc.stdout.splitlines()[-1])
+# the package's one network loader (from options and into a network) and the export command's work short of
+# main(), which is the entry point; sys.argv[1] is a folder for the files
+LIBRARY_PROBE = IMPORT_ALL + r'''
+import os
+import torch
+from basicsr.archs import build_network
+from slkd_basicsr.compat.checkpoints import load_network
+from slkd_basicsr.tools import export
 
+network = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]}
+checkpoint, options = os.path.join(sys.argv[1], 'net_g.pth'), os.path.join(sys.argv[1], 'test.yml')
+torch.save({'params': build_network(dict(network)).state_dict()}, checkpoint)
+load_network(network, checkpoint)
+load_network(build_network(dict(network)), checkpoint, 'params_ema', strict=False)
+with open(options, 'w') as f:
+    json.dump({'network_g': network, 'path': {'pretrain_network_g': checkpoint}}, f)  # JSON is YAML
+status = export.run(export.parse_args(['-opt', options, '--out', os.path.join(sys.argv[1], 'g.onnx'), '--no-check']))
+print(json.dumps({'status': status, 'ours': ours()}))
+'''
+
+
+def _run_probe(probe, *args):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-c', probe, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_import_changes_nothing_and_apply_patches_once():
+    found = _run_probe(PROBE)
     assert found['before'] == {}
     after = set(found['after'])
     assert PATCHED_METHODS | PATCHED_FUNCTIONS <= after
     assert {name for name in after - PATCHED_METHODS if name.rsplit('.', 1)[1] not in REBOUND} <= PATCHED_FUNCTIONS
     assert found['again'] == found['after']
+
+
+def test_loading_a_network_and_exporting_change_nothing():
+    """Only entry points (their main()) call compat.apply(): the one network loader and the export's run() leave
+    BasicSR as it is, BaseModel.load_network included."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        found = _run_probe(LIBRARY_PROBE, folder)
+    assert found == {'status': 0, 'ours': {}}

@@ -1,6 +1,7 @@
 """Checkpoints: read without running pickled code, with clear errors; written atomically."""
 import collections
 import errno
+import logging
 import os
 import pickle
 import re
@@ -69,6 +70,48 @@ def test_load_network_names_missing_param_key(image_pairs, tmp_path):
         model.load_network(model.net_g, path, True, 'params')
     torch.save({'params': {'module.' + k: v for k, v in model.net_g.state_dict().items()}}, path)
     model.load_network(model.net_g, path, True, 'params')
+
+
+TINY_NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]}
+
+
+def test_load_network_builds_from_options_and_loads_as_basicsr_does(tmp_path):
+    """From a network_* section: params_ema missing -> params, a ``module.`` prefix (a DDP checkpoint) stripped, the
+    network returned in eval mode; the same CheckpointError as the trainer's for a missing key."""
+    from basicsr.archs import build_network
+
+    net = build_network(dict(TINY_NAFNET))
+    for p in net.parameters():
+        torch.nn.init.normal_(p)
+    path = str(tmp_path / 'ddp.pth')
+    torch.save({'params': {f'module.{k}': v for k, v in net.state_dict().items()}}, path)
+    loaded = checkpoints.load_network(TINY_NAFNET, path, param_key='params_ema')
+    assert not loaded.training
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in net.state_dict().items())
+    torch.save({'weights': net.state_dict()}, path)
+    with pytest.raises(checkpoints.CheckpointError, match=r"ddp.pth' has no key 'params' \(it has \['weights'\]\)"):
+        checkpoints.load_network(TINY_NAFNET, path)
+
+
+def test_load_network_into_a_network_skips_other_shapes_when_not_strict_and_logs_as_basicsr(tmp_path, caplog):
+    """A network given keeps its mode; strict false skips a tensor of another shape (as BasicSR does, which would
+    otherwise fail in load_state_dict) and logs BasicSR's lines to the logger given."""
+    from basicsr.archs import build_network
+
+    source, target = build_network(dict(TINY_NAFNET)), build_network(dict(TINY_NAFNET)).train()
+    state = source.state_dict()
+    state['ending.bias'] = torch.zeros(5)
+    path = str(tmp_path / 'head.pth')
+    torch.save({'params': state}, path)
+    own_bias = target.ending.bias.detach().clone()
+    logger = logging.getLogger('test_load_network')
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        assert checkpoints.load_network(target, path, strict=False, logger=logger) is target
+    assert target.training and torch.equal(target.ending.bias, own_bias)
+    assert torch.equal(target.intro.weight, source.intro.weight)
+    assert [r.getMessage() for r in caplog.records] == [
+        f'Loading NAFNet model from {path}, with param key: [params].',
+        'Size different, ignore [ending.bias]: crt_net: torch.Size([3]); load_net: torch.Size([5])']
 
 
 def test_strict_load_mismatch_names_file_and_keys(image_pairs, tmp_path):

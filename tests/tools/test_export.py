@@ -102,20 +102,6 @@ def test_reflect_padding_archs_state_their_smallest_side(tmp_path, capsys):
     assert 'note:' not in printed and 'parity' not in printed
 
 
-def test_checkpoint_is_loaded_as_basicsr_does(tmp_path):
-    """params_ema missing -> params, and a ``module.`` prefix (a DDP checkpoint) is stripped."""
-    net = build_network(dict(TINY['NAFNet']))
-    for p in net.parameters():
-        torch.nn.init.normal_(p)
-    wrapped = {f'module.{k}': v for k, v in net.state_dict().items()}
-    path = str(tmp_path / 'ddp.pth')
-    torch.save({'params': wrapped}, path)
-    loaded = export.load_network(TINY['NAFNet'], path, param_key='params_ema', strict=True)
-    assert not loaded.training
-    for key, value in net.state_dict().items():
-        assert torch.equal(loaded.state_dict()[key], value)
-
-
 def test_missing_checkpoint_is_refused_before_export(tmp_path, capsys, no_export_work):
     _, options = write_case(tmp_path, TINY['NAFNet'])
     os.remove(tmp_path / 'net_g.pth')
