@@ -22,7 +22,8 @@ YAML dict) and reports, one line per problem, each starting with the option's do
   would leave its ``visualization/`` folder or is another set's too, degradations out of range.
 
 The sections of a run's top level, datasets, path, validation and logger are checked here, ``train`` and
-``distill`` in :mod:`.training`, one value or keyword in :mod:`.values`; the keys are listed in :mod:`.schema`.
+``distill`` in :mod:`.training`, one value or keyword in :mod:`.values`; the keys are listed in :mod:`.schema`
+(SLKDModel's in :mod:`slkd_basicsr.models.slkd_options`).
 The registries are looked up when the check runs, so ``slkd_basicsr`` (or another plugin) must be imported by
 then; an unknown ``type`` is left to :func:`.types.check_option_types` (which raises ``UnknownTypeError``).
 :func:`options_warnings` lists what is allowed but likely unintended (a ``name`` that puts BasicSR in debug mode).
@@ -34,8 +35,9 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from slkd_basicsr.errors import UserError
+from slkd_basicsr.models.slkd_options import SLKD_TOP
 from .schema import (BASICSR_TOP, DATASET_KEYS, DATASET_TRAIN_REQUIRED, DIST_PARAMS_KEYS, LOGGER_KEYS,
-                     NETWORK_PATH_PREFIXES, PARSED_TOP, PATH_KEYS, SLKD_TOP, VAL_KEYS)
+                     NETWORK_PATH_PREFIXES, PARSED_TOP, PATH_KEYS, VAL_KEYS)
 from .training import check_distill, check_train
 from .types import UnknownTypeError
 from .values import (CLOSE, Report, check_amp, check_bool, check_constructor, check_number, check_optional_str,

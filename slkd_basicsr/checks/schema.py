@@ -8,19 +8,13 @@ PARSED_TOP = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_pat
               'epoch_shape'}
 BASICSR_TOP = {'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'network_d', 'path',
                'train', 'val', 'logger', 'dist_params', 'find_unused_parameters'}
-SLKD_TOP = {'distill', 'network_teacher_a', 'network_teacher_b'}
 
-# train keys SRModel (and BasicSR's train_pipeline) reads; those SLKDModel adds; those other BasicSR models read
+# train keys SRModel (and BasicSR's train_pipeline) reads; those other BasicSR models read (SLKDModel's own keys are
+# in slkd_basicsr.models.slkd_options)
 SRMODEL_TRAIN = {'total_iter', 'warmup_iter', 'optim_g', 'scheduler', 'ema_decay', 'pixel_opt', 'perceptual_opt'}
-SLKD_TRAIN = {'kd_opt', 'nc_opt', 'et_opt', 'lr_scm', 'use_grad_clip', 'grad_clip_norm', 'max_nonfinite_steps', 'amp'}
 BASICSR_OTHER_TRAIN = {'optim_d', 'gan_opt', 'net_d_iters', 'net_d_init_iters', 'ldl_opt', 'feature_matching_opt',
                        'dcn_lr_mul', 'flow_lr_mul', 'fix_flow', 'lr_flow', 'tsa_iter', 'mixing_prob',
                        'net_d_reg_every', 'net_g_reg_every', 'path_reg_weight', 'r1_reg_weight', 'path_batch_shrink'}
-
-DISTILL_KEYS = {'encoder_taps', 'decoder_taps', 'scm_resize_mode', 'probe_size', 'probe_channels', 'log_complexity',
-                'check_teachers', 'min_teacher_b_psnr', 'log_grad_shares', 'anneal_iters', 'teacher_batch', 'every',
-                'teacher_amp', 'teacher_crop'}
-SCM_RESIZE_MODES = ('nearest', 'nearest-exact', 'bilinear', 'bicubic', 'area')
 
 # path keys parse_options sets, BasicSR reads, or this plugin reads (per-network keys are added per network_*)
 PATH_KEYS = {'experiments_root', 'models', 'training_states', 'log', 'visualization', 'results_root', 'resume_state',

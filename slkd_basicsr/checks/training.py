@@ -1,10 +1,13 @@
 """The check of the ``train`` and ``distill`` sections: losses, optimiser, scheduler, teachers and taps.
 
-Part of :func:`.options.options_problems`, for training (and ``distill`` whenever the model is ``SLKDModel``).
+Part of :func:`.options.options_problems`, for training (and ``distill`` whenever the model is ``SLKDModel``). The
+keys SLKDModel reads, and the checks of its taps and teachers it runs itself, are the model's
+(:mod:`slkd_basicsr.models.slkd_options`).
 """
 from typing import Any, Dict, Optional
 
-from .schema import BASICSR_OTHER_TRAIN, DISTILL_KEYS, SCM_RESIZE_MODES, SLKD_TRAIN, SRMODEL_TRAIN
+from slkd_basicsr.models.slkd_options import DISTILL_KEYS, SCM_RESIZE_MODES, SLKD_TRAIN, taps_problems, teacher_problems
+from .schema import BASICSR_OTHER_TRAIN, SRMODEL_TRAIN
 from .values import (CLOSE, Report, check_amp, check_bool, check_constructor, check_number, is_number, registered,
                      suggest, unknown_key_text)
 
@@ -45,7 +48,7 @@ def check_train(report: Report, opt: Dict[str, Any], model: Any, is_slkd: bool) 
         report.add('train.pixel_opt', f'missing; {model.__name__} needs pixel_opt or perceptual_opt '
                    '(e.g. {type: L1Loss, loss_weight: 1.0}).')
     if is_slkd:
-        _check_teachers(report, opt, train)
+        report.add_all(teacher_problems(opt))
 
 
 def _check_ema_decay(report: Report, decay: Any) -> None:
@@ -162,20 +165,6 @@ def _check_loss(report: Report, loss: Any, dotted: str) -> None:
         check_constructor(report, loss, dotted, cls, loss['type'])
 
 
-def _check_teachers(report: Report, opt: Dict[str, Any], train: Dict[str, Any]) -> None:
-    path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
-    needs = {'a': [k for k in ('kd_opt', 'nc_opt') if train.get(k)], 'b': [k for k in ('et_opt', ) if train.get(k)]}
-    for which, losses in needs.items():
-        if not losses:
-            continue
-        uses = ', '.join(f'train.{k}' for k in losses)
-        if not isinstance(opt.get(f'network_teacher_{which}'), dict):
-            report.add(f'network_teacher_{which}', f'missing; {uses} needs teacher {which.upper()}.')
-        if not path.get(f'pretrain_network_teacher_{which}'):
-            report.add(f'path.pretrain_network_teacher_{which}', f'not set; {uses} needs teacher {which.upper()}\'s '
-                       'trained checkpoint.')
-
-
 def check_distill(report: Report, opt: Dict[str, Any], is_slkd: bool, model: Any) -> None:
     distill = report.section(opt, 'distill', 'distill', required=False)
     if distill is None:
@@ -186,7 +175,7 @@ def check_distill(report: Report, opt: Dict[str, Any], is_slkd: bool, model: Any
     train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
     for key, loss in (('encoder_taps', 'nc_opt'), ('decoder_taps', 'et_opt')):
         if key in distill:
-            _check_taps(report, distill[key], f'distill.{key}', bool(train.get(loss)))
+            report.add_all(taps_problems(distill[key], f'distill.{key}', bool(train.get(loss))))
     if distill.get('scm_resize_mode') is not None and distill['scm_resize_mode'] not in SCM_RESIZE_MODES:
         report.add('distill.scm_resize_mode', f"must be one of {', '.join(SCM_RESIZE_MODES)}, got "
                    f"{distill['scm_resize_mode']!r}.")
@@ -209,18 +198,3 @@ def check_distill(report: Report, opt: Dict[str, Any], is_slkd: bool, model: Any
             check_bool(report, f'distill.{key}', distill[key])
     if 'min_teacher_b_psnr' in distill:
         check_number(report, 'distill.min_teacher_b_psnr', distill['min_teacher_b_psnr'])
-
-
-def _check_taps(report: Report, taps: Any, dotted: str, used: bool) -> None:
-    if isinstance(taps, str):
-        report.add(dotted, f'a single name; write a list: [{taps}] (a string would be read letter by letter).')
-        return
-    if not isinstance(taps, (list, tuple)):
-        report.add(dotted, f'must be a list of module names or [student, teacher] pairs, got {taps!r}.')
-        return
-    if used and not taps:
-        report.add(dotted, 'empty while its loss is enabled; list at least one tap or remove the loss.')
-    for i, entry in enumerate(taps):
-        pair = isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(n, str) for n in entry)
-        if not isinstance(entry, str) and not pair:
-            report.add(f'{dotted}[{i}]', f'must be a module name or a [student, teacher] pair, got {entry!r}.')

@@ -46,6 +46,11 @@ class Report:
     def add(self, key: str, text: str) -> None:
         self.lines.append(f'{key}: {text}')
 
+    def add_all(self, problems: Iterable[Tuple[str, str]]) -> None:
+        """Add ``(key, text)`` problems (as :mod:`slkd_basicsr.models.slkd_options` gives them)."""
+        for key, text in problems:
+            self.add(key, text)
+
     def has(self, key: str) -> bool:
         """Whether a problem of ``key`` (or of an item of it, ``key[i]``) is reported already."""
         return any(line.startswith((f'{key}:', f'{key}[')) for line in self.lines)

@@ -15,6 +15,7 @@ from torch import nn
 from slkd_basicsr.archs.networks import input_channels, network_on_meta
 from slkd_basicsr.errors import UserError
 from .feature_taps import FeatureTaps, TapError
+from .slkd_options import taps_problems
 from .teacher_view import TeacherView
 
 
@@ -22,20 +23,15 @@ def parse_taps(taps: Sequence[Any], key: str) -> List[Tuple[str, str]]:
     """Normalise ``distill.<key>`` into (student module, teacher module) name pairs.
 
     Each entry is a module name used on both networks, or a two-element [student, teacher] list.
+
+    Raises:
+        ValueError: the first problem the options check reports of these taps
+            (:func:`~.slkd_options.taps_problems`; its loss is on, as the taps are read).
     """
-    pairs = []
-    for entry in taps:
-        if isinstance(entry, str):
-            pairs.append((entry, entry))
-        elif isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(n, str) for n in entry):
-            pairs.append((entry[0], entry[1]))
-        else:
-            raise ValueError(f'distill.{key}: entry {entry!r} must be a module name or a [student, teacher] '
-                             'pair of module names.')
-    if not pairs:
-        raise ValueError(f'distill.{key} is empty while its loss is enabled: list at least one tap, '
-                         'or remove the loss from the train section.')
-    return pairs
+    problems = taps_problems(taps, f'distill.{key}', used=True)
+    if problems:
+        raise ValueError('{}: {}'.format(*problems[0]))
+    return [(entry, entry) if isinstance(entry, str) else (entry[0], entry[1]) for entry in taps]
 
 
 def default_taps(net: nn.Module, kind: str, role: str) -> List[str]:

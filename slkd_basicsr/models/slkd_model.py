@@ -24,6 +24,7 @@ from .feature_taps import FeatureTaps
 from .grad_shares import gradient_shares
 from .precision import amp_dtype, autocast, grad_scaler
 from .scm import ScaleConversionModule
+from .slkd_options import teacher_problems
 from .teacher_checks import TeacherCheckError
 from .teacher_view import TeacherView
 
@@ -76,7 +77,8 @@ class SLKDModel(SRModel):
     never saved. A Scale Conversion Module maps student taps to teacher channels and sizes; it
     trains with the student and is saved as ``net_scm_<iter>.pth`` and in the training state.
 
-    Options read here (besides SRModel's): ``network_teacher_a`` / ``network_teacher_b``;
+    Options read here (besides SRModel's; their keys and the checks of taps and teachers are in
+    :mod:`.slkd_options`): ``network_teacher_a`` / ``network_teacher_b``;
     ``path.pretrain_network_teacher_a/_b``, ``param_key_teacher_a/_b`` (default 'params'),
     ``strict_load_teacher_a/_b`` (default True); ``train.kd_opt``, ``train.nc_opt``, ``train.et_opt``
     (each optional); ``train.lr_scm`` (default: the student's lr); ``train.use_grad_clip`` and
@@ -138,6 +140,9 @@ class SLKDModel(SRModel):
         self.cri_kd = build_loss(train_opt['kd_opt']).to(self.device) if train_opt.get('kd_opt') else None
         self.cri_nc = build_loss(train_opt['nc_opt']).to(self.device) if train_opt.get('nc_opt') else None
         self.cri_et = build_loss(train_opt['et_opt']).to(self.device) if train_opt.get('et_opt') else None
+        problems = teacher_problems(self.opt)  # the options check's rule, for a model built without that check
+        if problems:
+            raise ValueError('{}: {}'.format(*problems[0]))
         self.teacher_a = self._build_teacher('a') if (self.cri_kd or self.cri_nc) else None
         self.teacher_b = self._build_teacher('b') if self.cri_et else None
         if self.teacher_a is None and self.teacher_b is None:
@@ -206,13 +211,8 @@ class SLKDModel(SRModel):
     def _build_teacher(self, which: str) -> nn.Module:
         """Build ``network_teacher_<which>``, load its checkpoint, freeze it."""
         key = f'network_teacher_{which}'
-        if self.opt.get(key) is None:
-            raise ValueError(f'{key} is missing from the options file but a loss that needs teacher '
-                             f'{which.upper()} is enabled; add the {key} section or remove the loss.')
         path_key = f'pretrain_network_teacher_{which}'
-        load_path = self.opt['path'].get(path_key)
-        if load_path is None:
-            raise ValueError(f'path.{path_key} is not set: teacher {which.upper()} needs a trained checkpoint.')
+        load_path = self.opt['path'][path_key]  # both set: teacher_problems
         teacher = build_network(self.opt[key]).to(self.device)
         try:
             self.load_network(teacher, load_path, self.opt['path'].get(f'strict_load_teacher_{which}', True),

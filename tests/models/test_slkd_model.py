@@ -163,7 +163,7 @@ def test_arch_without_default_taps_asks_for_them(image_pairs, teachers, loss, ki
 def test_teacher_without_checkpoint_is_a_clear_error(image_pairs, teachers):
     opt = in_process(slkd_options(image_pairs, teachers))
     del opt['path']['pretrain_network_teacher_b']
-    with pytest.raises(ValueError, match='path.pretrain_network_teacher_b is not set'):
+    with pytest.raises(ValueError, match="path.pretrain_network_teacher_b: not set; train.et_opt needs teacher B's"):
         build_model(opt)
 
 
