@@ -1,10 +1,12 @@
-"""Parameter and FLOP counts and interleaved timing, shared by the training log, ``slkd-export`` and the benchmarks."""
+"""Parameter and FLOP counts, CPU latency and interleaved timing, shared by the training log, ``slkd-export``, the demo
+and the benchmarks."""
 import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
+from torch.utils import benchmark
 
 
 def count_params(net: nn.Module) -> int:
@@ -75,3 +77,11 @@ def interleaved_times(steps: Dict[Hashable, Callable[[], Any]], repeats: int,
             if round_index:  # the first round warms up: first-call allocations and kernel selection
                 times[name].append(time.perf_counter() - start)
     return times
+
+
+def cpu_latency_ms(net: nn.Module, size: int = 256, threads: int = 2) -> float:
+    """Median CPU latency of one 1 x 3 x size x size forward pass of ``net`` (on the CPU), in milliseconds."""
+    x = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        timer = benchmark.Timer(stmt='net(x)', globals={'net': net, 'x': x}, num_threads=threads)
+        return timer.blocked_autorange(min_run_time=1.0).median * 1e3

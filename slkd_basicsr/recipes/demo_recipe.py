@@ -25,6 +25,8 @@ VAL_SCALE = 0.5
 HELD_OUT_DRAWS = 4
 RAIN = [{'type': 'rain', 'density': [0.01, 0.03], 'length': [10, 25], 'angle': [-15, 15], 'brightness': [0.5, 0.8]}]
 NOISE = [{'type': 'noise', 'sigma': [10, 40]}]
+# no degradation: the clean->clean pairs Teacher B trains and is scored on
+CLEAN: List[Dict[str, Any]] = []
 # the recipes of the shipped teachers: teacher_a_options(ASSET_TEACHER_A_ITERS) on RAIN (demo_teacher_a.pth) and
 # on NOISE (demo_teacher_a_denoise.pth); teacher_b_options(ASSET_TEACHER_B_ITERS) (demo_teacher_b.pth)
 ASSET_TEACHER_A_ITERS = 2000
@@ -123,7 +125,7 @@ def teacher_b_options(iters: int, name: str = 'demo_teacher_b') -> Dict[str, Any
     instead (whose body predicts a residual, so without the global residual its output starts near zero) it
     reads 31.7 after 250 and 34.7 after 500. One Teacher B serves every task: it only ever sees clean images.
     """
-    return run_options(name, TEACHER_B, iters, [], lr=2e-3)
+    return run_options(name, TEACHER_B, iters, CLEAN, lr=2e-3)
 
 
 def student_alone_options(iters: int, degradations: List[Dict[str, Any]] = RAIN, seed: int = 0,

@@ -1,21 +1,12 @@
-"""Scoring trained networks on the demo's held-out photos, and timing them on the CPU."""
+"""Scoring trained networks on the demo's held-out photos."""
 from typing import Any, Dict, List
 
 import torch
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
-from torch.utils import benchmark
 
 from .demo_recipe import METRICS, dataset_options
-
-
-def cpu_latency_ms(net: torch.nn.Module, size: int = 256, threads: int = 2) -> float:
-    """Median CPU latency of one 1 x 3 x size x size forward pass, in milliseconds."""
-    x = torch.rand(1, 3, size, size)
-    with torch.no_grad():
-        timer = benchmark.Timer(stmt='net(x)', globals={'net': net, 'x': x}, num_threads=threads)
-        return timer.blocked_autorange(min_run_time=1.0).median * 1e3
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 from os import path as osp
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -36,13 +36,13 @@ from basicsr.utils import tensor2img
 
 from slkd_basicsr import compat
 from slkd_basicsr.compat.checkpoints import load_network
-from slkd_basicsr.complexity import count_flops, count_params
+from slkd_basicsr.complexity import count_flops, count_params, cpu_latency_ms
 from slkd_basicsr.errors import CheckpointError
 from slkd_basicsr.recipes.demo_recipe import (ASSET_TEACHER_A, ASSET_TEACHER_A_ITERS, ASSET_TEACHER_B,
-                                              ASSET_TEACHER_B_ITERS, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER, TEACHER_B,
-                                              dataset_options, slkd_options, student_alone_options, teacher_a_options,
-                                              teacher_b_options)
-from slkd_basicsr.recipes.evaluation import cpu_latency_ms, restoration_scores
+                                              ASSET_TEACHER_B_ITERS, CLEAN, HELD_OUT_DRAWS, RAIN, STUDENT, TEACHER,
+                                              TEACHER_B, dataset_options, slkd_options, student_alone_options,
+                                              teacher_a_options, teacher_b_options)
+from slkd_basicsr.recipes.evaluation import restoration_scores
 from slkd_basicsr.recipes.runs import RunFailed, train
 from slkd_basicsr.tools.arguments import ArgumentParser, folder_path, non_negative_int, positive_int
 from slkd_basicsr.tools.guard import main_guard
@@ -54,11 +54,12 @@ STUDENT_ROWS = ('student alone', 'student (SLKD)')
 
 
 @torch.no_grad()
-def evaluate(nets: Dict[str, torch.nn.Module]) -> Dict[str, Dict[str, float]]:
-    """Mean PSNR/SSIM/PIQE of each network on the held-out rainy photos (Teacher B: on the clean photos, as it
-    is used), plus params, FLOPs and latency."""
+def evaluate(nets: Dict[str, torch.nn.Module],
+             degradations: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Dict[str, float]]:
+    """Mean PSNR/SSIM/PIQE of each network on the held-out photos with its ``degradations`` (the teachers and the
+    students: rain; Teacher B: none, as it is used), plus params, FLOPs and latency."""
     return {
-        name: {**restoration_scores(net, [] if name == 'teacher B' else RAIN), 'params_M': count_params(net) / 1e6,
+        name: {**restoration_scores(net, degradations[name]), 'params_M': count_params(net) / 1e6,
                'GFLOPs_256': count_flops(net, (3, 256, 256)) / 1e9, 'cpu_ms_256': cpu_latency_ms(net)}
         for name, net in nets.items()
     }
@@ -183,7 +184,7 @@ def run_demo(args: argparse.Namespace) -> None:
 
     nets = {'teacher A': load_network(TEACHER, teacher_a), 'teacher B': load_network(TEACHER_B, teacher_b),
             'student alone': load_network(STUDENT, alone), 'student (SLKD)': load_network(STUDENT, student)}
-    rows = evaluate(nets)
+    rows = evaluate(nets, {'teacher A': RAIN, 'teacher B': CLEAN, 'student alone': RAIN, 'student (SLKD)': RAIN})
     for name, seconds in (('teacher A', None), ('teacher B', None), ('student alone', alone_s),
                           ('student (SLKD)', student_s)):
         rows[name]['train_s'] = seconds
