@@ -1,4 +1,4 @@
-"""What every benchmark shares: interleaved timing, the machine record, where results go.
+"""What every benchmark shares: interleaved timing, the machine record, where results go, teacher/student bars.
 
 Every script runs the same way, from a clone with the package installed (``pip install -e .``)::
 
@@ -39,3 +39,19 @@ def machine_record(load_before: Sequence[float], device: Optional[torch.device] 
         'torch': torch.__version__,
         **{name: os.environ.get(name) for name in ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY')},
     }
+
+
+def teacher_student_bars(ax: Any, names: Sequence[str], teacher: Sequence[float], student: Sequence[float],
+                         notes: Sequence[str], title: str, labels: Sequence[str] = ('teacher', 'student')) -> None:
+    """One matplotlib panel: each pair's teacher bar beside its student's (log scale), ``notes`` (e.g. the ratio)
+    above the student bars, the pairs' ``names`` under them."""
+    positions = range(len(names))
+    ax.bar([p - 0.2 for p in positions], teacher, width=0.4, label=labels[0], color='#4c72b0')
+    bars = ax.bar([p + 0.2 for p in positions], student, width=0.4, label=labels[1], color='#dd8452')
+    for bar, note in zip(bars, notes):
+        ax.annotate(note, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha='center', va='bottom', fontsize=8)
+    ax.set_yscale('log')
+    ax.set_ylim(bottom=0.5 * min(student))
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks(list(positions))
+    ax.set_xticklabels(names, rotation=20, ha='right', fontsize=8)

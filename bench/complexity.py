@@ -31,7 +31,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from _common import RESULTS, ROOT, interleaved_times, machine_record  # noqa: E402
+from _common import RESULTS, ROOT, interleaved_times, machine_record, teacher_student_bars  # noqa: E402
 from slkd_basicsr import compat  # noqa: E402  (before basicsr: its import needs our torchvision alias)
 
 # isort: split
@@ -138,23 +138,12 @@ def plot(rows: List[dict], path: str, size: int, threads: int) -> None:
     panels = [('params', 1e6, 'parameters (M)'), ('flops', 1e9, f'GFLOPs (MACs) at {size}x{size}'),
               ('latency_ms', 1, f'CPU latency (ms), {threads} threads')]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
-    positions = range(len(rows))
     for ax, (key, scale, title) in zip(axes, panels):
         teacher = [row['teacher_stats'][key] / scale for row in rows]
         student = [row['student_stats'][key] / scale for row in rows]
-        ax.bar([p - 0.2 for p in positions], teacher, width=0.4, label='teacher', color='#4c72b0')
-        bars = ax.bar([p + 0.2 for p in positions], student, width=0.4, label='student (SL preset)', color='#dd8452')
-        for bar, t, s in zip(bars, teacher, student):
-            ax.annotate(
-                f'{s / t:.0%}', (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha='center',
-                va='bottom',
-                fontsize=8)
-        ax.set_yscale('log')
-        ax.set_ylim(bottom=0.5 * min(student))
-        ax.set_title(title)
-        ax.set_xticks(list(positions))
-        ax.set_xticklabels([row['name'] for row in rows], rotation=20, ha='right', fontsize=8)
+        ratios = [f'{s / t:.0%}' for t, s in zip(teacher, student)]
+        teacher_student_bars(ax, [row['name'] for row in rows], teacher, student, ratios, title,
+                             ('teacher', 'student (SL preset)'))
     axes[0].legend(fontsize=8)
     fig.suptitle('SLKD students vs teachers (student/teacher ratio above each student bar)')
     fig.tight_layout()

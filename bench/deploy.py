@@ -32,7 +32,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from _common import RESULTS, ROOT, interleaved_times, machine_record  # noqa: E402
+from _common import RESULTS, ROOT, interleaved_times, machine_record, teacher_student_bars  # noqa: E402
 
 # name, and the recipe (relative to the root) whose network_teacher_a and network_g are the pair
 ENTRIES = [
@@ -137,21 +137,12 @@ def plot(rows: List[Dict[str, Any]], path: str, size: int, threads: int) -> None
               ('pytorch_ms', 1, f'PyTorch eager ms ({threads} threads)', 'speedup_pytorch'),
               ('onnxruntime_ms', 1, f'onnxruntime ms ({threads} threads)', 'speedup_onnxruntime')]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5))
-    positions = range(len(rows))
     for ax, (key, scale, title, speedup) in zip(axes, panels):
         teacher = [row['teacher'][key] / scale for row in rows]
         student = [row['student'][key] / scale for row in rows]
-        ax.bar([p - 0.2 for p in positions], teacher, width=0.4, label='teacher (official config)', color='#4c72b0')
-        bars = ax.bar([p + 0.2 for p in positions], student, width=0.4, label='SLKD student', color='#dd8452')
-        for bar, row, t, s in zip(bars, rows, teacher, student):
-            text = f'{row[speedup]:.1f}x' if speedup else f'{s / t:.0%}'
-            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha='center', va='bottom',
-                        fontsize=8)
-        ax.set_yscale('log')
-        ax.set_ylim(bottom=0.5 * min(student))
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks(list(positions))
-        ax.set_xticklabels([row['name'] for row in rows], rotation=25, ha='right', fontsize=8)
+        notes = [f'{row[speedup]:.1f}x' if speedup else f'{s / t:.0%}' for row, t, s in zip(rows, teacher, student)]
+        teacher_student_bars(ax, [row['name'] for row in rows], teacher, student, notes, title,
+                             ('teacher (official config)', 'SLKD student'))
     axes[0].legend(fontsize=8)
     fig.suptitle('Teachers vs SLKD students on the CPU (student/teacher ratio or speed-up above each student bar)')
     fig.tight_layout()
