@@ -55,3 +55,14 @@ def teacher_student_bars(ax: Any, names: Sequence[str], teacher: Sequence[float]
     ax.set_title(title, fontsize=10)
     ax.set_xticks(list(positions))
     ax.set_xticklabels(names, rotation=20, ha='right', fontsize=8)
+
+
+def save_figure(fig: Any, axes: Sequence[Any], title: str, path: str, dpi: int) -> None:
+    """The legend on the first panel, ``title`` over all of them, then ``fig`` written to ``path`` and closed."""
+    import matplotlib.pyplot as plt
+
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

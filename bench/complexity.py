@@ -31,7 +31,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from _common import RESULTS, ROOT, interleaved_times, machine_record, teacher_student_bars  # noqa: E402
+from _common import RESULTS, ROOT, interleaved_times, machine_record, save_figure, teacher_student_bars  # noqa: E402
 from slkd_basicsr import compat  # noqa: E402  (before basicsr: its import needs our torchvision alias)
 
 # isort: split
@@ -144,11 +144,7 @@ def plot(rows: List[dict], path: str, size: int, threads: int) -> None:
         ratios = [f'{s / t:.0%}' for t, s in zip(teacher, student)]
         teacher_student_bars(ax, [row['name'] for row in rows], teacher, student, ratios, title,
                              ('teacher', 'student (SL preset)'))
-    axes[0].legend(fontsize=8)
-    fig.suptitle('SLKD students vs teachers (student/teacher ratio above each student bar)')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, axes, 'SLKD students vs teachers (student/teacher ratio above each student bar)', path, 120)
 
 
 def main(argv: List[str] = None) -> None:

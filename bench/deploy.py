@@ -32,7 +32,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from _common import RESULTS, ROOT, interleaved_times, machine_record, teacher_student_bars  # noqa: E402
+from _common import RESULTS, ROOT, interleaved_times, machine_record, save_figure, teacher_student_bars  # noqa: E402
 
 # name, and the recipe (relative to the root) whose network_teacher_a and network_g are the pair
 ENTRIES = [
@@ -143,11 +143,8 @@ def plot(rows: List[Dict[str, Any]], path: str, size: int, threads: int) -> None
         notes = [f'{row[speedup]:.1f}x' if speedup else f'{s / t:.0%}' for row, t, s in zip(rows, teacher, student)]
         teacher_student_bars(ax, [row['name'] for row in rows], teacher, student, notes, title,
                              ('teacher (official config)', 'SLKD student'))
-    axes[0].legend(fontsize=8)
-    fig.suptitle('Teachers vs SLKD students on the CPU (student/teacher ratio or speed-up above each student bar)')
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, axes, 'Teachers vs SLKD students on the CPU (student/teacher ratio or speed-up above each '
+                'student bar)', path, 110)
 
 
 def main(argv: List[str] = None) -> None:
