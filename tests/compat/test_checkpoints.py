@@ -25,6 +25,14 @@ class _Payload:
         return (os.system, (f'touch {self.marker}', ))
 
 
+@pytest.fixture
+def model(image_pairs):
+    """An SRModel built for testing (no training state): its ``load_network`` is the one ``compat.apply()`` installs."""
+    opt = sr_options(image_pairs)
+    opt.update(is_train=False, dist=False, rank=0)
+    return build_model(opt)
+
+
 def test_resume_state_with_counter_loads_weights_only(tmp_path):
     net = torch.nn.Conv2d(3, 3, 1)
     optimizer = torch.optim.Adam(net.parameters(), 1e-3)
@@ -60,10 +68,7 @@ def test_atomic_save_leaves_no_temporary_files(tmp_path):
     assert os.listdir(tmp_path) == ['x.pth']
 
 
-def test_load_network_names_missing_param_key(image_pairs, tmp_path):
-    opt = sr_options(image_pairs)
-    opt.update(is_train=False, dist=False, rank=0)
-    model = build_model(opt)
+def test_load_network_names_missing_param_key(model, tmp_path):
     path = str(tmp_path / 'net.pth')
     torch.save({'weights': model.net_g.state_dict()}, path)
     with pytest.raises(checkpoints.CheckpointError, match="no key 'params'"):
@@ -114,10 +119,7 @@ def test_load_network_into_a_network_skips_other_shapes_when_not_strict_and_logs
         'Size different, ignore [ending.bias]: crt_net: torch.Size([3]); load_net: torch.Size([5])']
 
 
-def test_strict_load_mismatch_names_file_and_keys(image_pairs, tmp_path):
-    opt = sr_options(image_pairs)
-    opt.update(is_train=False, dist=False, rank=0)
-    model = build_model(opt)
+def test_strict_load_mismatch_names_file_and_keys(model, tmp_path):
     state = model.net_g.state_dict()
     state.pop('output.weight')
     state['patch_embed.proj.weight'] = torch.zeros(1, 3, 3, 3)
@@ -181,10 +183,7 @@ def test_failed_save_names_file_and_reason_and_leaves_no_temporary_file(tmp_path
     assert os.listdir(tmp_path) == ['net_g_6.pth'] and path.read_bytes() == before
 
 
-def test_empty_truncated_and_non_dict_checkpoints_get_checkpoint_errors(image_pairs, tmp_path):
-    opt = sr_options(image_pairs)
-    opt.update(is_train=False, dist=False, rank=0)
-    model = build_model(opt)
+def test_empty_truncated_and_non_dict_checkpoints_get_checkpoint_errors(model, tmp_path):
     path = str(tmp_path / 'net.pth')
     torch.save({'params': model.net_g.state_dict()}, path)
     data = open(path, 'rb').read()
@@ -202,10 +201,7 @@ def test_empty_truncated_and_non_dict_checkpoints_get_checkpoint_errors(image_pa
             model.load_network(model.net_g, path, True, 'params')
 
 
-def test_non_finite_parameters_are_refused_naming_the_first(image_pairs, tmp_path):
-    opt = sr_options(image_pairs)
-    opt.update(is_train=False, dist=False, rank=0)
-    model = build_model(opt)
+def test_non_finite_parameters_are_refused_naming_the_first(model, tmp_path):
     state = model.net_g.state_dict()
     first, second = list(state)[1], list(state)[4]
     state[first].view(-1)[:3] = float('nan')
@@ -217,16 +213,13 @@ def test_non_finite_parameters_are_refused_naming_the_first(image_pairs, tmp_pat
         model.load_network(model.net_g, path, True, 'params')
 
 
-def test_a_non_strict_load_that_fits_almost_nothing_is_refused(image_pairs, tmp_path):
+def test_a_non_strict_load_that_fits_almost_nothing_is_refused(model, tmp_path):
     """strict_load_g: false with a checkpoint of another width: BasicSR ignores every tensor of another shape and
     would test or export a random network; most of the network fitted, the load goes on (fine-tuning)."""
     from basicsr.archs import build_network
 
     from helpers import tiny_teacher
 
-    opt = sr_options(image_pairs)
-    opt.update(is_train=False, dist=False, rank=0)
-    model = build_model(opt)
     total = len(model.net_g.state_dict())
     wider = str(tmp_path / 'wider.pth')
     torch.save({'params': build_network(tiny_teacher()).state_dict()}, wider)
