@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from _common import RESULTS, interleaved_times, machine_record
-from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
+from slkd_basicsr.tools.process import prepare_basicsr  # before basicsr: its import needs our torchvision alias
 
 # isort: split
 from basicsr.archs import build_network
@@ -72,7 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--out', default=RESULTS, help='folder for extractors.json')
     args = parser.parse_args(argv)
-    compat.apply()
+    prepare_basicsr()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

@@ -41,11 +41,11 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import yaml
 
+# slkd_basicsr before basicsr: its import needs our torchvision alias
 from _common import RESULTS, ROOT, interleaved_times, machine_record
-from slkd_basicsr import compat  # before basicsr: its import needs our torchvision alias
 from slkd_basicsr.models.precision import AMP_DTYPES, amp_dtype, autocast
 from slkd_basicsr.recipes import demo_recipe
-from slkd_basicsr.tools.process import flush_denormals
+from slkd_basicsr.tools.process import flush_denormals, prepare_basicsr
 
 # isort: split
 from basicsr.archs import build_network
@@ -277,7 +277,7 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     parser.add_argument('--profile', action='store_true', help='print the top operators of the first variant')
     parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
-    compat.apply()
+    prepare_basicsr()
     flush_denormals()  # as slkd-train does: trained teachers are full of subnormal weights, slow on CPUs
     torch.set_num_threads(args.threads)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')

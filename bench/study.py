@@ -60,12 +60,11 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 import torch  # noqa: E402
 
 from _common import RESULTS, machine_record  # noqa: E402
-from slkd_basicsr import compat  # noqa: E402
 from slkd_basicsr.compat.checkpoints import load_network  # noqa: E402
 from slkd_basicsr.recipes import demo_recipe as recipe  # noqa: E402
 from slkd_basicsr.recipes import runs  # noqa: E402
 from slkd_basicsr.recipes.evaluation import restoration_scores  # noqa: E402
-from slkd_basicsr.tools.process import flush_denormals  # noqa: E402
+from slkd_basicsr.tools.process import flush_denormals, prepare_basicsr  # noqa: E402
 
 TASKS = {'derain': recipe.RAIN, 'denoise': recipe.NOISE}
 TEACHER_A = {'derain': recipe.ASSET_TEACHER_A, 'denoise': recipe.ASSET_TEACHER_A_DENOISE}
@@ -433,7 +432,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
-    compat.apply()
+    prepare_basicsr()
     flush_denormals()  # the held-out scoring runs in this process, as slkd-train's runs flush theirs
     torch.set_num_threads(1)
     profile = dict(PROFILES['quick' if args.quick else 'full'])

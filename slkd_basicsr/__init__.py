@@ -1,8 +1,10 @@
 """slkd-basicsr: Simultaneous Learning Knowledge Distillation for BasicSR.
 
 Importing the package registers the archs, losses, metrics, datasets and models it provides in BasicSR's
-registries. It changes nothing else in BasicSR but the torchvision alias ``import basicsr`` needs; the fixes
-for BasicSR 1.4.2 on today's stack are made by :func:`slkd_basicsr.compat.apply` (docs/compatibility.md).
+registries. It changes nothing else in BasicSR but the torchvision alias ``import basicsr`` needs; the entry
+points adapt BasicSR 1.4.2 to today's stack (:mod:`slkd_basicsr.compat`) and add the plugin's behaviour to its
+pipeline (:mod:`slkd_basicsr.pipeline`) by :func:`slkd_basicsr.tools.process.prepare_basicsr`
+(docs/compatibility.md).
 """
 from . import compat  # noqa: F401  (first: it provides the torchvision alias that `import basicsr` needs)
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from helpers import make_pairs
-from slkd_basicsr import compat
+from slkd_basicsr.tools.process import prepare_basicsr
 
 # as the entry points do; before any test module imports basicsr, which needs the package's torchvision alias
-compat.apply()
+prepare_basicsr()
 
 
 @pytest.fixture(scope='session')

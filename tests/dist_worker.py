@@ -12,7 +12,7 @@ import runpy
 
 import torch
 
-from slkd_basicsr import compat  # first: basicsr does not import without the package's torchvision alias
+from slkd_basicsr.tools.process import prepare_basicsr  # first: basicsr needs the package's torchvision alias
 
 # isort: split
 import basicsr.train
@@ -20,7 +20,7 @@ from basicsr.data.data_sampler import EnlargedSampler
 
 
 def main() -> None:
-    compat.apply()  # before the recording wrappers below, so that they see what the entry point runs
+    prepare_basicsr()  # before the recording wrappers below, so that they see what the entry point runs
     rank = int(os.environ['RANK'])
     models, drawn = [], []
 

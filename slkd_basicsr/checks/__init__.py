@@ -8,6 +8,6 @@
   checkpoints, the taps, a resumed state;
 - :mod:`.lock`: the experiment folder's lock, so that two runs never share a folder.
 
-:mod:`slkd_basicsr.compat` rebinds BasicSR's ``parse_options`` and friends to call these (``run_safety``,
-``options``); nothing here changes BasicSR.
+:mod:`slkd_basicsr.pipeline` has BasicSR's ``parse_options`` and friends call these (``parse``,
+``experiment_folder``, ``resume``); nothing here changes BasicSR.
 """

@@ -29,6 +29,7 @@ then; an unknown ``type`` is left to :func:`.types.check_option_types` (which ra
 :func:`options_warnings` lists what is allowed but likely unintended (a ``name`` that puts BasicSR in debug mode).
 What needs more than the options (the train dataset's length, the metrics, the experiment lock) is in :mod:`.run`.
 """
+import argparse
 import os
 from typing import Any, Dict, List, Optional
 
@@ -376,6 +377,14 @@ def options_warnings(opt: Dict[str, Any], is_train: bool) -> List[str]:
     return [f"name: {name!r} contains 'debug', so BasicSR trains in debug mode: logger.print_freq becomes 1, "
             f'logger.save_checkpoint_freq 8{val}, whatever the options file says, and no tensorboard or wandb logger '
             "is started. To train with the options file's settings, rename the experiment (a name without 'debug')."]
+
+
+def options_file_path() -> Optional[str]:
+    """The ``-opt`` argument of this process's command line (None when there is none): the options file BasicSR's
+    ``parse_options`` reads."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    return parser.parse_known_args()[0].opt
 
 
 def read_options_file(path: str) -> Dict[str, Any]:

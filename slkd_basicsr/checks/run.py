@@ -1,6 +1,6 @@
 """The checks of a run that need more than its options: data, metrics, checkpoints, taps and the experiment lock.
 
-Run by the train and test ``parse_options`` (:mod:`slkd_basicsr.compat.run_safety` wraps them) after
+Run by the train and test ``parse_options`` (:mod:`slkd_basicsr.pipeline.parse` wraps them) after
 :func:`.options.check_options`, before anything is made (:func:`check_run`): for training, the train dataset is
 built once to check that each process gets at least one iteration per epoch; every ``val.metrics`` entry is run
 once on a generated image of the size of each validation (or test) set's first image (a metric without its model
@@ -11,15 +11,16 @@ channels are checked by the model's own probe on networks built on the ``meta`` 
 restored afterwards, so training starts exactly as before. A resumed run's state is checked against the options
 by :func:`check_resumable` before anything is written into its folder.
 
-BasicSR's ``compat`` fixes import this module, so what it needs of ``slkd_basicsr.compat`` and the model is
+:mod:`slkd_basicsr.pipeline` imports this module, so what it needs of ``slkd_basicsr.compat`` and the model is
 imported when a check runs.
 """
 import copy
 import math
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 from . import lock
 from .options import OptionsError, check_options, problems_message
@@ -148,11 +149,11 @@ def train_dataset_length(opt: Dict[str, Any]) -> int:
 
 
 def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
-    """Everything the train and test ``parse_options`` check (:mod:`slkd_basicsr.compat.run_safety`), on parsed
+    """Everything the train and test ``parse_options`` check (:mod:`slkd_basicsr.pipeline.parse`), on parsed
     options; raises at the first failed stage."""
     from slkd_basicsr.compat.checkpoints import check_checkpoints_fit
-    from slkd_basicsr.compat.resume import rng_state, set_rng_state
     from slkd_basicsr.models.distill_taps import check_taps
+    from slkd_basicsr.random_states import rng_state, set_rng_state
 
     check_options(opt, is_train, source)
     state = rng_state()  # building the datasets and running the metrics must not move the seeded random states
@@ -182,7 +183,6 @@ def check_resumable(opt: Dict[str, Any], resume_state: Dict[str, Any]) -> None:
         OptionsError: the param groups changed (a feature term added or removed), as ``resume_training`` would say.
     """
     from slkd_basicsr.compat.checkpoints import check_checkpoints_fit
-    from slkd_basicsr.compat.resume import parameter_mismatch, parameters_changed
     from slkd_basicsr.models.slkd_model import optimizer_groups_on_meta
 
     ignored = opt['path'].get('ignore_resume_networks') or []
@@ -204,3 +204,37 @@ def run_folder(opt: Dict[str, Any]) -> Tuple[str, str]:
     if opt['is_train']:
         return opt['path']['experiments_root'], lock.TRAINING
     return opt['path']['results_root'], lock.TEST
+
+
+def parameter_mismatch(param_groups: Sequence[Dict[str, Any]], saved: Dict[str, Any]) -> Optional[str]:
+    """How what an optimiser with ``param_groups`` (built from the options file; each group a dict with its
+    ``params``, as ``optimizer.param_groups``) optimises differs from what the ``saved`` one (its ``state_dict()``)
+    did: the number of param groups, of tensors in a group, or a tensor's shape (from its saved moments); None if
+    alike."""
+    saved_groups = saved['param_groups']
+    if len(saved_groups) != len(param_groups):
+        return (f'has {len(saved_groups)} param group(s) in the training state, {len(param_groups)} from '
+                'the options file')
+    for j, (group, saved_group) in enumerate(zip(param_groups, saved_groups)):
+        if len(group['params']) != len(saved_group['params']):
+            return (f"param group {j} holds {len(saved_group['params'])} tensors in the training state, "
+                    f"{len(group['params'])} from the options file")
+        for param, index in zip(group['params'], saved_group['params']):
+            for value in saved['state'].get(index, {}).values():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    return (f'a tensor of param group {j} has shape {tuple(value.shape)} in the training state, '
+                            f'{tuple(param.shape)} from the options file')
+    return None
+
+
+def parameters_changed(resume_path: Optional[str], prefix: str, labels: Sequence[str], mismatch: str) -> OptionsError:
+    """The error for a resume whose optimiser ``prefix`` (e.g. ``train.optim_g``, its param groups' learning rates
+    from the options ``labels``) would optimise other parameters than the state's (``mismatch``, from
+    :func:`parameter_mismatch`)."""
+    return OptionsError(
+        f"resuming from {resume_path!r}: {prefix} {mismatch} "
+        f"({', '.join(labels)}). The trained parameters changed since the state was saved: with SLKDModel the "
+        'SCM is a param group of its own while a feature term (train.nc_opt, train.et_opt) is on, so one was '
+        'added or removed (or its taps changed). The saved optimiser cannot continue other parameters: put the '
+        "state's loss terms back to resume, or start a new run (a new name, or without --auto_resume and "
+        "path.resume_state: BasicSR then archives this experiment's folder).")

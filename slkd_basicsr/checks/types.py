@@ -4,7 +4,7 @@ BasicSR 1.4.2 raises ``KeyError("No object named 'X' found in 'arch' registry!")
 when the object is built (for ``val.metrics``, at the first validation, hours into training). :func:`check_option_types`
 looks up every registry ``type`` of parsed options before anything is made; the message of an unknown name
 (:func:`unknown_name_message`) is the one of :class:`UnknownTypeError`, which
-:mod:`slkd_basicsr.compat.options` makes ``Registry.get`` raise.
+:mod:`slkd_basicsr.pipeline.type_names` makes ``Registry.get`` raise.
 """
 from typing import Any, Dict, Iterable, Optional
 
@@ -37,7 +37,7 @@ def check_option_types(opt: Dict[str, Any]) -> None:
     """Look up every registry ``type`` in parsed options; raises :class:`UnknownTypeError` for the first unknown.
 
     Uses the registries' ``get``, so the message is :func:`unknown_name_message`'s once
-    :func:`slkd_basicsr.compat.options.install` has replaced it.
+    :func:`slkd_basicsr.pipeline.type_names.install` has replaced it.
     """
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 

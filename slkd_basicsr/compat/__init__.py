@@ -1,18 +1,25 @@
-"""The fixes that run ``basicsr==1.4.2`` on today's torch, torchvision and CPU-only machines (docs/compatibility.md).
+"""What adapts ``basicsr==1.4.2`` to today's torch, torchvision and CPU-only machines (docs/compatibility.md).
 
-Importing this package makes one of them, the alias module :mod:`~slkd_basicsr.compat.torchvision_alias`,
-because ``import basicsr`` fails without it. All the others change BasicSR's functions for the whole process
-and are made only by :func:`apply`, which ``slkd-train``, ``slkd-test`` and ``slkd-demo`` call before
-BasicSR runs; a script of one's own that runs BasicSR's pipeline calls it too::
+One module per adaptation, each with its ``install()``:
 
-    from slkd_basicsr import compat
-    compat.apply()
+- :mod:`.torchvision_alias`: ``torchvision.transforms.functional_tensor``, removed in torchvision 0.17, which
+  ``import basicsr`` needs; made on import of this package, because without it nothing of BasicSR imports;
+- :mod:`.safe_yaml`: options files read with a safe loader instead of PyYAML's full ``Loader``;
+- :mod:`.checkpoints`: networks read with ``weights_only=True``, checkpoints written atomically;
+- :mod:`.resume`: training states found in the experiment, read onto the CPU with ``weights_only=True``
+  (``collections.Counter`` allowed), written atomically;
+- :mod:`.distributed`: gloo and CPU DDP without CUDA, ``LOCAL_RANK``, the process group's timeout.
+
+:func:`apply` makes all but the first. The plugin's own behaviour in BasicSR's pipeline (the checks before
+anything is made, the experiment lock, the plugin's resume, the type-name and data errors) is
+:mod:`slkd_basicsr.pipeline`, whose ``install()`` calls :func:`apply` first; the entry points call it through
+:func:`slkd_basicsr.tools.process.prepare_basicsr`.
 """
 from . import torchvision_alias
 
 torchvision_alias.install()  # before the modules below import basicsr
 
-from . import checkpoints, data_io, distributed, options, resume, run_safety, safe_yaml  # noqa: E402
+from . import checkpoints, distributed, resume, safe_yaml  # noqa: E402
 from .checkpoints import CheckpointError, atomic_torch_save, safe_load  # noqa: E402
 
 __all__ = ['apply', 'CheckpointError', 'atomic_torch_save', 'safe_load']
@@ -21,15 +28,12 @@ _applied = False
 
 
 def apply() -> None:
-    """Make every fix, once; later calls do nothing."""
+    """Make every adaptation, once; later calls do nothing."""
     global _applied
     if _applied:
         return
-    safe_yaml.install()  # first: every options file BasicSR reads from here on is read as data
+    safe_yaml.install()
     checkpoints.install()
     resume.install()
-    distributed.install()  # before options, so that num_gpu is settled when the types are checked
-    options.install()
-    run_safety.install()  # after options: its parse_options check runs once the types are known to resolve
-    data_io.install()
+    distributed.install()
     _applied = True

@@ -1,27 +1,23 @@
-"""Distributed and single-process runs on machines with or without CUDA.
+"""BasicSR 1.4.2's distributed runs on machines with or without CUDA.
 
 BasicSR 1.4.2's ``init_dist`` defaults to NCCL, calls ``torch.cuda.set_device`` (from ``RANK``, not
 ``LOCAL_RANK``) and gives the process group torch's default timeout (``parse_options`` passes ``dist_params``
 to the slurm launcher only, and BasicSR's slurm start takes no timeout); ``BaseModel.model_to_device`` gives DDP
-a CUDA ``device_ids``; ``num_gpu: 1`` on a machine without CUDA fails on the first ``.cuda()``; ``num_gpu`` > 1
-without a launcher wraps the networks in ``DataParallel``, whose replicas break SLKD's feature taps (their
-forward hooks fire in every replica), and on a machine with fewer CUDA devices runs on the CPU, exit status 0.
+a CUDA ``device_ids``. So ``--launcher pytorch`` needs CUDA and NCCL.
 
 :func:`install` replaces ``init_dist`` (gloo without CUDA, NCCL with it, each process bound to its
 ``LOCAL_RANK`` GPU, ``dist_params.timeout_minutes`` of the options file as the timeout of every collective) and
-``model_to_device`` (CPU models wrapped in DDP without ``device_ids``), and wraps the train and test
-``parse_options`` so that ``num_gpu`` is checked against the machine and the launcher (:func:`settle_num_gpu`)
-before anything is made.
+``model_to_device`` (CPU models wrapped in DDP without ``device_ids``). What ``num_gpu`` may be on this machine is
+the plugin's check, :mod:`slkd_basicsr.pipeline.gpus`.
 """
 import datetime
 import os
 import subprocess
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Optional
 
 import torch
 
-from ..checks.options import OptionsError, dist_params_problems, read_options_file
-from .run_safety import options_file_path
+from ..checks.options import OptionsError, dist_params_problems, options_file_path, read_options_file
 
 
 def init_dist(launcher: str, backend: Optional[str] = None, port: Optional[int] = None,
@@ -103,68 +99,12 @@ def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
     return net
 
 
-def cuda_device_count() -> int:
-    """The CUDA devices this process can use (0 without CUDA)."""
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def num_gpu_problem(num_gpu: int, devices: int, is_train: bool, distributed: bool, source: str) -> Optional[str]:
-    """Why ``num_gpu`` (> 1) cannot run here, in one line, or None when it can."""
-    if num_gpu > devices:
-        have = 'no CUDA device' if devices == 0 else f"only {devices} CUDA device{'s' if devices > 1 else ''}"
-        fix = 'num_gpu: 0 to run on the CPU' if devices == 0 else f'num_gpu to at most {devices}'
-        return f'{source}: num_gpu is {num_gpu} but this machine has {have}: set {fix}.'
-    if is_train and not distributed:
-        return (f'{source}: num_gpu is {num_gpu} without a launcher: BasicSR would wrap the networks in DataParallel, '
-                "whose replicas break SLKD's feature taps (their forward hooks fire in every replica). Start one "
-                f'process per GPU instead: torchrun --nproc_per_node={num_gpu} -m slkd_basicsr.tools.train '
-                f'-opt {source} --launcher pytorch (or set num_gpu: 1).')
-    return None
-
-
-def settle_num_gpu(opt: Dict[str, Any], is_train: bool, source: str) -> None:
-    """Check ``num_gpu`` of parsed options (``parse_options`` has made ``auto`` the CUDA device count) against
-    this machine and the launcher; ``num_gpu: 1`` without CUDA becomes 0, the CPU, with a one-line notice.
-
-    ``slkd-test`` may use DataParallel (``num_gpu`` > 1 without a launcher): it has no feature taps.
-
-    Raises:
-        OptionsError: ``num_gpu`` > 1 with fewer CUDA devices, or, for training, without a launcher.
-    """
-    num_gpu = opt.get('num_gpu', 0)
-    if isinstance(num_gpu, bool) or not isinstance(num_gpu, int):
-        return  # not a count: the options check reports it
-    devices = cuda_device_count()
-    problem = num_gpu_problem(num_gpu, devices, is_train, opt.get('dist', False), source) if num_gpu > 1 else None
-    if problem:
-        raise OptionsError(problem)
-    if num_gpu == 1 and devices == 0:
-        print('num_gpu is 1 but CUDA is not available: running on the CPU.', flush=True)
-        opt['num_gpu'] = 0
-
-
-def _num_gpu_settled(parse_options: Callable) -> Callable:
-    """Wrap ``parse_options`` so that ``num_gpu`` is settled (:func:`settle_num_gpu`) before it returns."""
-
-    def wrapped(root_path, is_train=True):
-        opt, args = parse_options(root_path, is_train)
-        settle_num_gpu(opt, is_train, args.opt)
-        return opt, args
-
-    wrapped.__wrapped__ = parse_options
-    return wrapped
-
-
 def install() -> None:
     """Replace ``init_dist`` (the one ``parse_options`` calls reads ``dist_params`` from the options file) and
-    ``model_to_device``; wrap ``parse_options``."""
-    import basicsr.test
-    import basicsr.train
+    ``model_to_device``."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util, options
 
     dist_util.init_dist = init_dist
     options.init_dist = init_dist_of_options_file
     BaseModel.model_to_device = model_to_device
-    basicsr.train.parse_options = _num_gpu_settled(basicsr.train.parse_options)
-    basicsr.test.parse_options = _num_gpu_settled(basicsr.test.parse_options)

@@ -1,60 +1,34 @@
-"""``--auto_resume`` that finds the state, loads it on a CPU, and continues exactly where the killed run stopped.
+"""BasicSR 1.4.2's training states found in the experiment, read onto the CPU safely and written atomically.
 
-BasicSR 1.4.2 looks for training states relative to the working directory, loads them onto ``.cuda()`` with the
-pickle default, writes them straight into the final path, and restarts the current epoch from its first batch
-with fresh random states. :func:`install` replaces:
+BasicSR 1.4.2's ``basicsr.train.load_resume_state`` looks for ``--auto_resume`` states in
+``experiments/<name>/training_states`` relative to the working directory, and reads the state with torch's pickle
+default onto ``storage.cuda(torch.cuda.current_device())``: without CUDA a resume fails, and with it the random
+states come back as CUDA tensors, which ``torch.set_rng_state`` refuses. ``BaseModel.save_training_state`` writes
+straight into the final path, so a run killed while saving leaves a truncated ``<iter>.state``, which the next
+``--auto_resume`` then fails on.
 
-- ``basicsr.train.load_resume_state``: the newest readable state in the experiment's ``training_states/``
-  (an unreadable one, e.g. truncated, is skipped with a warning naming it), loaded onto the CPU and read by
-  :func:`~slkd_basicsr.compat.checkpoints.safe_load` (random states must be CPU tensors; the optimisers move
-  their state to their parameters' device when they load it); frozen teachers (``network_teacher_*``) keep
-  their configured checkpoints, as they are never saved in the experiment;
-- ``BaseModel.save_training_state``: :func:`save_training_state` (every rank's random states gathered, with the
-  entries a model adds through its ``extra_training_state()``, written atomically by rank 0);
-- ``BaseModel.resume_training``: :func:`resume_training`, which applies the options file's learning rates,
-  optimiser and scheduler settings where they differ from the state's, logging each change, and refuses with an
-  :class:`~slkd_basicsr.checks.options.OptionsError` a state whose optimisers optimised other parameters (SLKD's
-  feature terms added or removed: the SCM's param group comes or goes);
-- ``basicsr.train.create_train_val_dataloader`` and ``EnlargedSampler.__iter__``: once after resume, the
-  sampler skips the samples of the current epoch already consumed and restores this rank's saved random states
-  (python, numpy, torch and, on a GPU, the CUDA generator of the process's device).
+:func:`install` replaces:
 
-Each rank resumes its own random streams: the state holds one entry per rank (``rng``, a list in rank order). A
-state of an older version holds a single set, which every rank restores, as before. A state saved by a different
-number of processes cannot place the run inside its epoch: the epoch restarts from its first batch without
-restoring random states (as BasicSR does), with a warning; so does a state saved with another batch size or
-dataset (each state records the :func:`epoch_shape` of its run; for an older state without one, an iteration that
-does not fall inside the saved epoch gives it away), instead of skipping a wrong, even negative, number of batches.
+- ``basicsr.train.load_resume_state`` by :func:`load_resume_state`: the newest readable state in the
+  experiment's ``training_states/`` (temporary files ignored; an unreadable one, e.g. truncated, is skipped with a
+  warning naming it) or ``path.resume_state``, read onto the CPU by
+  :func:`~slkd_basicsr.compat.checkpoints.safe_load` (``weights_only=True``; the optimisers move their state to
+  their parameters' device when they load it), then BasicSR's ``check_resume``;
+- ``BaseModel.save_training_state`` by :func:`save_training_state`: BasicSR's entries and those the model adds
+  through its ``extra_training_state()`` (``SLKDModel``: its SCM weights, channel generators and gradient scaler),
+  written by rank 0 through :func:`~slkd_basicsr.compat.checkpoints.atomic_torch_save`.
 
-With ``num_worker_per_gpu: 0`` a resumed run is then bit-identical to an uninterrupted one on the CPU, in one
-process or several; with loader workers the data order is right but augmentation randomness is drawn afresh.
+The plugin's own resume (random states, the mid-epoch restart, the options file's learning rates, the frozen
+teachers) is :mod:`slkd_basicsr.pipeline.resume`, built from :func:`find_resume_state` and
+:func:`write_training_state`.
 """
-import collections
 import os
-import random
 import sys
-import warnings
-from dataclasses import dataclass, field
 from os import path as osp
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
-import torch
-
-from ..checks.options import OptionsError
-from ..dist_util import gather_per_rank
 from ..errors import CheckpointError
 from .checkpoints import atomic_torch_save, first_line, safe_load
-
-# Entries of a scheduler's state that say where it stands, not how it is configured (base_lrs follow the optimiser's
-# initial_lr, cumulative_period follows periods).
-SCHEDULER_POSITION = {'last_epoch', '_step_count', '_is_initial', '_get_lr_called_within_step', '_last_lr',
-                      'base_lrs', 'cumulative_period', 'verbose', '_initial_step'}
-# Entries of an optimiser's param group that are not settings of the options file (initial_lr is its lr).
-GROUP_POSITION = {'params', 'lr', 'initial_lr'}
-# What places an iteration inside an epoch (:func:`epoch_shape`, saved with each training state), in words
-EPOCH_SHAPE_WORDS = {'batch_size': 'batch size per process', 'iters_per_epoch': 'iterations per epoch',
-                     'dataset_size': 'dataset size', 'samples_per_epoch': 'samples per epoch (all processes)'}
 
 
 def training_states(state_dir: str) -> List[str]:
@@ -89,97 +63,6 @@ def read_training_state(path: str) -> Dict[str, Any]:
     return state
 
 
-@dataclass
-class ResumePosition:
-    """Where a resumed run picks up: the saved epoch and iteration, and this rank's random states at that point
-    (None: the epoch restarts from its first batch)."""
-    epoch: int
-    iter: int
-    rng: Optional[Dict[str, Any]]
-    notes: List[str] = field(default_factory=list)  # warnings from finding the state, for the run's log
-    epoch_shape: Optional[Dict[str, int]] = None  # the saving run's epoch_shape (None: a state of an older version)
-
-    def __str__(self) -> str:  # BasicSR logs the whole options dict; keep the random states out of it
-        return f'epoch {self.epoch}, iter {self.iter}'
-
-
-def _cuda_rng_in_use() -> bool:
-    """Whether this process has a CUDA generator to save: CUDA is there and initialised (a run on a GPU)."""
-    return torch.cuda.is_available() and torch.cuda.is_initialized()
-
-
-def rng_state() -> Dict[str, Any]:
-    """python, numpy and torch random states, in types that ``weights_only=True`` loads; on a GPU also the CUDA
-    generator of the process's current device (``cuda``: dropout and drop-path draw from it)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {'python': random.getstate(), 'numpy': [name, keys.tolist(), pos, has_gauss, cached],
-             'torch': torch.get_rng_state()}
-    if _cuda_rng_in_use():
-        state['cuda'] = torch.cuda.get_rng_state()
-    return state
-
-
-def _byte_tensor(state: Any) -> torch.Tensor:
-    """A generator state as torch's setters take it (a CPU uint8 tensor), whatever device or type it came in."""
-    return torch.as_tensor(state).to(device='cpu', dtype=torch.uint8)
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    """Inverse of :func:`rng_state`. A ``cuda`` entry is restored into the current device's generator when CUDA is
-    available (a GPU run resumed on the CPU has no use for it)."""
-    version, internal, gauss = state['python']
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state['numpy']
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(_byte_tensor(state['torch']))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(_byte_tensor(state['cuda']))
-
-
-def own_rng_state(saved: Any, rank: int, world_size: int) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    """This rank's entry of a state's ``rng``, and a warning when there is none to restore.
-
-    ``saved`` is a list in rank order (:func:`save_training_state`), one dict (a state of an older version, which
-    every rank restores, as then), or None (a state without random states).
-    """
-    if saved is None or isinstance(saved, dict):
-        return saved, None
-    if len(saved) != world_size:
-        return None, (f'Resume: the training state holds the random states of {len(saved)} process(es), this run '
-                      f'has {world_size}: the current epoch restarts from its first batch and no random state is '
-                      'restored (each rank keeps the one seeded from manual_seed + rank).')
-    return saved[rank], None
-
-
-def save_training_state(self, epoch: int, current_iter: int) -> None:
-    """``BaseModel.save_training_state`` with every rank's random states, written atomically by rank 0.
-
-    BasicSR calls it on every rank, so every rank enters the gathering of the random states and the model's
-    ``extra_training_state()`` (which may gather too); rank 0 alone writes. The state holds BasicSR's entries
-    (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng`` (each rank's :func:`rng_state`, in rank order),
-    ``epoch_shape`` (:func:`epoch_shape` of the run's train loader, which places the iteration inside its epoch on
-    resume) and the entries of the model's ``extra_training_state()``, when it has one (``SLKDModel`` adds its SCM
-    weights, channel generators and gradient scaler; its ``resume_training`` reads them back).
-    """
-    if current_iter == -1:  # BasicSR's final save: on every rank alike, no training state
-        return
-    extra_training_state = getattr(self, 'extra_training_state', None)
-    extra = extra_training_state() if extra_training_state is not None else {}
-    rng = gather_per_rank(rng_state())
-    if self.opt.get('rank', 0) != 0:
-        return
-    state = {
-        'epoch': epoch,
-        'iter': current_iter,
-        'optimizers': [o.state_dict() for o in self.optimizers],
-        'schedulers': [s.state_dict() for s in self.schedulers],
-        'rng': rng,
-        'epoch_shape': self.opt.get('epoch_shape'),
-        **extra,
-    }
-    atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
-
-
 def newest_readable_state(opt: Dict[str, Any]) -> Tuple[Optional[str], Optional[Dict[str, Any]], List[str]]:
     """For ``--auto_resume``: the newest training state that reads, the state, and a warning per one skipped.
 
@@ -203,12 +86,11 @@ def newest_readable_state(opt: Dict[str, Any]) -> Tuple[Optional[str], Optional[
     return None, None, notes
 
 
-def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """``basicsr.train.load_resume_state`` that finds, maps and safely reads the state, and remembers the position.
+def find_resume_state(opt: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], List[str]]:
+    """The state a run resumes from, read (None: a fresh start), and a warning per unreadable state skipped.
 
     With ``--auto_resume`` the newest readable state in the experiment is taken (:func:`newest_readable_state`);
-    otherwise ``path.resume_state``, which must read. What a resumed run needs beyond the state happens in
-    :func:`resume_from`.
+    otherwise ``path.resume_state``, which must read. ``path.resume_state`` is set to the state taken.
     """
     notes = []
     if opt['auto_resume']:
@@ -216,277 +98,55 @@ def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     else:
         resume_state_path = opt['path'].get('resume_state')
         resume_state = None if resume_state_path is None else read_training_state(resume_state_path)
-    if resume_state is None:
-        return None
-    opt['path']['resume_state'] = resume_state_path
-    resume_from(opt, resume_state, notes)
+    if resume_state is not None:
+        opt['path']['resume_state'] = resume_state_path
+    return resume_state, notes
+
+
+def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``basicsr.train.load_resume_state``: :func:`find_resume_state`, then BasicSR's ``check_resume`` (the
+    networks are reloaded from the experiment's ``models/`` at the state's iteration)."""
+    from basicsr.utils import check_resume
+
+    resume_state, _ = find_resume_state(opt)
+    if resume_state is not None:
+        check_resume(opt, resume_state['iter'])
     return resume_state
 
 
-def resume_from(opt: Dict[str, Any], resume_state: Dict[str, Any], notes: List[str]) -> None:
-    """Set up the options for resuming from ``resume_state`` (read from ``opt['path']['resume_state']``).
-
-    Networks are reloaded from the experiment's ``models/`` at the state's iteration, except the frozen teachers;
-    ``opt['resume_position']`` tells the data loader where the state stood and this rank's random states.
-    """
-    from basicsr.utils import check_resume
-
-    teachers = [key for key in opt if key.startswith('network_teacher')]
-    ignored = list(opt['path'].get('ignore_resume_networks') or [])
-    opt['path']['ignore_resume_networks'] = ignored + [key for key in teachers if key not in ignored]
-    check_resume(opt, resume_state['iter'])
-    rng, note = own_rng_state(resume_state.get('rng'), opt.get('rank', 0), opt.get('world_size', 1))
-    opt['resume_position'] = ResumePosition(resume_state['epoch'], resume_state['iter'], rng,
-                                            notes + ([note] if note else []), resume_state.get('epoch_shape'))
+def model_entries(model: Any) -> Dict[str, Any]:
+    """What the model adds to its training states through its ``extra_training_state()`` (called on every rank: it
+    may gather), or nothing."""
+    extra_training_state = getattr(model, 'extra_training_state', None)
+    return extra_training_state() if extra_training_state is not None else {}
 
 
-def _plain(value: Any) -> Any:
-    """A setting in comparable, printable form (Counters as sorted lists, tuples as lists, floats as %g)."""
-    if isinstance(value, collections.Counter):
-        return sorted(value.elements())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _plain(value.tolist())
-    return value
+def write_training_state(model: Any, epoch: int, current_iter: int, entries: Dict[str, Any]) -> None:
+    """Write ``<iter>.state`` (BasicSR's ``epoch``, ``iter``, ``optimizers``, ``schedulers``, then ``entries``)
+    into the experiment's ``training_states/`` through :func:`atomic_torch_save`."""
+    state = {
+        'epoch': epoch,
+        'iter': current_iter,
+        'optimizers': [o.state_dict() for o in model.optimizers],
+        'schedulers': [s.state_dict() for s in model.schedulers],
+        **entries,
+    }
+    atomic_torch_save(state, osp.join(model.opt['path']['training_states'], f'{current_iter}.state'))
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f'{value:g}'
-    if isinstance(value, list):
-        return '[' + ', '.join(_fmt(v) for v in value) + ']'
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def optimizer_keys(model: Any) -> List[str]:
-    """The options key of each optimiser: ``train.optim_<x>`` for the model's ``optimizer_<x>`` attribute."""
-    names = {id(value): name for name, value in vars(model).items() if name.startswith('optimizer_')}
-    return [f"train.optim_{names[id(o)][len('optimizer_'):]}" if id(o) in names else f'optimizers[{i}]'
-            for i, o in enumerate(model.optimizers)]
-
-
-def lr_keys(model: Any) -> List[List[str]]:
-    """The options key of each param group's learning rate, per optimiser.
-
-    A model whose groups take their lr from different options says so through its ``lr_option_keys()`` (as
-    SLKDModel does); for others (BasicSR's models) every group has ``train.optim_<x>.lr``.
-    """
-    lr_option_keys = getattr(model, 'lr_option_keys', None)
-    if lr_option_keys is not None:
-        return lr_option_keys()
-    return [[f'{prefix}.lr' + (f' (param group {j})' if len(o.param_groups) > 1 else '')
-             for j in range(len(o.param_groups))] for prefix, o in zip(optimizer_keys(model), model.optimizers)]
-
-
-def changed_settings(model: Any, saved_optimizers: List[Dict[str, Any]],
-                     saved_schedulers: List[Dict[str, Any]]) -> List[Tuple[str, Any, Any]]:
-    """(options key, saved value, options value) of every setting the freshly built optimisers and schedulers
-    (from the options file) have differently from the saved state: base learning rates, other optimiser settings,
-    scheduler settings (milestones, gamma, restarts, restart_weights, periods, eta_min, ...)."""
-    changes = []
-    for prefix, labels, optimizer, saved in zip(optimizer_keys(model), lr_keys(model), model.optimizers,
-                                                saved_optimizers):
-        for label, group, saved_group in zip(labels, optimizer.param_groups, saved['param_groups']):
-            for key, value in group.items():
-                if key in GROUP_POSITION - {'initial_lr'} or key not in saved_group:
-                    continue
-                change = (label if key == 'initial_lr' else f'{prefix}.{key}', _plain(saved_group[key]), _plain(value))
-                if change[1] != change[2] and change not in changes:
-                    changes.append(change)
-    for scheduler, saved in zip(model.schedulers, saved_schedulers):
-        for key, value in scheduler.state_dict().items():
-            change = (f'train.scheduler.{key}', _plain(saved.get(key)), _plain(value))
-            if key not in SCHEDULER_POSITION and change[1] != change[2] and change not in changes:
-                changes.append(change)
-    return changes
-
-
-def replay_schedule(model: Any, current_iter: int) -> None:
-    """Step the model's (fresh) schedulers as a run does from iteration 1 to ``current_iter``, warm-up included."""
-    warmup_iter = model.opt['train'].get('warmup_iter', -1)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # torch warns of scheduler steps without optimiser steps
-        for it in range(1, current_iter + 1):
-            model.update_learning_rate(it, warmup_iter=warmup_iter)
-
-
-def parameter_mismatch(param_groups: Sequence[Dict[str, Any]], saved: Dict[str, Any]) -> Optional[str]:
-    """How what an optimiser with ``param_groups`` (built from the options file; each group a dict with its
-    ``params``, as ``optimizer.param_groups``) optimises differs from what the ``saved`` one (its ``state_dict()``)
-    did: the number of param groups, of tensors in a group, or a tensor's shape (from its saved moments); None if
-    alike."""
-    saved_groups = saved['param_groups']
-    if len(saved_groups) != len(param_groups):
-        return (f'has {len(saved_groups)} param group(s) in the training state, {len(param_groups)} from '
-                'the options file')
-    for j, (group, saved_group) in enumerate(zip(param_groups, saved_groups)):
-        if len(group['params']) != len(saved_group['params']):
-            return (f"param group {j} holds {len(saved_group['params'])} tensors in the training state, "
-                    f"{len(group['params'])} from the options file")
-        for param, index in zip(group['params'], saved_group['params']):
-            for value in saved['state'].get(index, {}).values():
-                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                    return (f'a tensor of param group {j} has shape {tuple(value.shape)} in the training state, '
-                            f'{tuple(param.shape)} from the options file')
-    return None
-
-
-def parameters_changed(resume_path: Optional[str], prefix: str, labels: Sequence[str], mismatch: str) -> OptionsError:
-    """The error for a resume whose optimiser ``prefix`` (e.g. ``train.optim_g``, its param groups' learning rates
-    from the options ``labels``) would optimise other parameters than the state's (``mismatch``, from
-    :func:`parameter_mismatch`)."""
-    return OptionsError(
-        f"resuming from {resume_path!r}: {prefix} {mismatch} "
-        f"({', '.join(labels)}). The trained parameters changed since the state was saved: with SLKDModel the "
-        'SCM is a param group of its own while a feature term (train.nc_opt, train.et_opt) is on, so one was '
-        'added or removed (or its taps changed). The saved optimiser cannot continue other parameters: put the '
-        "state's loss terms back to resume, or start a new run (a new name, or without --auto_resume and "
-        "path.resume_state: BasicSR then archives this experiment's folder).")
-
-
-def check_parameters(model: Any, saved_optimizers: List[Dict[str, Any]]) -> None:
-    """Raise an :class:`OptionsError` when an optimiser of ``model`` optimises other parameters than the saved one
-    (:func:`parameter_mismatch`): its state cannot continue them (torch's ``load_state_dict`` would fail with
-    "loaded state dict has a different number of parameter groups"). ``slkd-train`` refuses such a state of an
-    ``SLKDModel`` run before anything is written (``checks.run.check_resumable``); this check, as the model is
-    built, covers other models and networks that cannot be built on the ``meta`` device."""
-    for prefix, labels, optimizer, saved in zip(optimizer_keys(model), lr_keys(model), model.optimizers,
-                                                saved_optimizers):
-        mismatch = parameter_mismatch(optimizer.param_groups, saved)
-        if mismatch is not None:
-            raise parameters_changed(model.opt['path'].get('resume_state'), prefix, labels, mismatch)
-
-
-def resume_training(self, resume_state: Dict[str, Any]) -> None:
-    """``BaseModel.resume_training`` that applies the options file's settings where they differ from the state's.
-
-    The optimisers' states (moments, step counts) always come from the resume state. When the options file's
-    learning rates, other optimiser settings (betas, weight_decay, ...) or scheduler settings differ from those
-    saved, the run continues as if it had been started with the options file and had reached the state's
-    iteration: the freshly built schedulers are stepped through iterations 1 to ``iter`` (warm-up included) and
-    kept, and each param group takes their ``lr`` and ``initial_lr`` and the options' settings. So a new base lr
-    scales the current one by new/old (for the restart and multi-step schedules, and for cosine annealing with
-    ``eta_min: 0``), new milestones or periods take effect as if they had been there from the start (a milestone
-    already passed is applied at once, one moved later is undone), and each change is logged on one line, then
-    the resulting current lr of each param group that changed. ``warmup_iter`` is not in the state, so a change of
-    it cannot be seen; it is applied in the replay. With the same settings the saved scheduler states are loaded
-    unchanged, as BasicSR does.
-    """
-    from basicsr.utils import get_root_logger
-
-    saved_optimizers, saved_schedulers = resume_state['optimizers'], resume_state['schedulers']
-    if len(saved_optimizers) != len(self.optimizers) or len(saved_schedulers) != len(self.schedulers):
-        raise CheckpointError(f"the resume state has {len(saved_optimizers)} optimisers and {len(saved_schedulers)} "
-                              f'schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: it was '
-                              'written by another model type; start a new run.')
-    check_parameters(self, saved_optimizers)
-    changes = changed_settings(self, saved_optimizers, saved_schedulers)
-    if changes:
-        replay_schedule(self, resume_state['iter'])
-    replayed = [[{k: v for k, v in g.items() if k != 'params'} for g in o.param_groups] for o in self.optimizers]
-    for optimizer, saved in zip(self.optimizers, saved_optimizers):
-        optimizer.load_state_dict(saved)
-    if not changes:
-        for scheduler, saved in zip(self.schedulers, saved_schedulers):
-            scheduler.load_state_dict(saved)
+def save_training_state(self, epoch: int, current_iter: int) -> None:
+    """``BaseModel.save_training_state``: with the model's :func:`model_entries`, written atomically by rank 0."""
+    if current_iter == -1:  # BasicSR's final save: no training state
         return
-
-    logger = get_root_logger()
-    for key, old, new in changes:
-        logger.info(f'Resume: {key} {_fmt(old)} -> {_fmt(new)} (options file).')
-    for labels, optimizer, groups in zip(lr_keys(self), self.optimizers, replayed):
-        for label, group, settings in zip(labels, optimizer.param_groups, groups):
-            old_lr = group['lr']
-            group.update(settings)
-            if group['lr'] != old_lr:
-                logger.info(f"Resume: the current lr of {label} becomes {group['lr']:g} (was {old_lr:g}), as in a "
-                            f"run started with the options file, at iter {resume_state['iter']}.")
-
-
-def epoch_shape(train_loader: Any, train_sampler: Any) -> Dict[str, int]:
-    """What places an iteration inside an epoch (:data:`EPOCH_SHAPE_WORDS`): the batch of each process, the
-    iterations per epoch, the training samples and the samples per epoch that ``EnlargedSampler`` shuffles."""
-    return {'batch_size': train_loader.batch_size, 'iters_per_epoch': len(train_loader),
-            'dataset_size': len(train_sampler.dataset), 'samples_per_epoch': train_sampler.total_size}
-
-
-def epoch_change(position: ResumePosition, shape: Dict[str, int], consumed: int) -> Optional[str]:
-    """Why the resumed run cannot skip the ``consumed`` batches of the saved epoch (a warning line), or None.
-
-    A state saved with another :func:`epoch_shape` (a changed batch size or dataset) places the iteration in
-    another epoch than this run's; a state of an older version, which has none, at least has to fall inside the
-    epoch. Then the epoch restarts from its first batch, as for a state of another number of processes.
-    """
-    saved = position.epoch_shape
-    if saved is not None:
-        changes = [f'{words} {saved[key]} -> {shape[key]}' for key, words in EPOCH_SHAPE_WORDS.items()
-                   if key in saved and saved[key] != shape[key]]
-        if not changes:
-            return None
-        reason = f"the training state was saved with epochs of another shape ({', '.join(changes)})"
-    elif 0 <= consumed <= shape['iters_per_epoch']:
-        return None
-    else:
-        reason = (f'the training state (epoch {position.epoch}, iter {position.iter}) does not fall inside epoch '
-                  f"{position.epoch} of this run's {shape['iters_per_epoch']} iterations per epoch (the batch size "
-                  'or the dataset changed)')
-    return (f'Resume: {reason}: the current epoch restarts from its first batch and no random state is restored '
-            '(each rank keeps the one seeded from manual_seed + rank).')
-
-
-def _resumable_loaders(create_train_val_dataloader: Callable) -> Callable:
-    """Wrap ``create_train_val_dataloader``: after resume, tell the train sampler what to skip and restore."""
-
-    def wrapped(opt, logger):
-        result = create_train_val_dataloader(opt, logger)
-        train_loader, train_sampler = result[0], result[1]
-        opt['epoch_shape'] = epoch_shape(train_loader, train_sampler)  # saved with each training state
-        position = opt.get('resume_position')
-        for note in position.notes if position is not None else []:
-            logger.warning(note)
-        if position is not None and position.rng is not None:
-            consumed = position.iter - position.epoch * len(train_loader)
-            change = epoch_change(position, opt['epoch_shape'], consumed)
-            if change is not None:
-                logger.warning(change)
-            else:
-                train_sampler.resume = {'skip': consumed * train_loader.batch_size, 'rng': position.rng}
-                logger.info(f'Resuming inside epoch {position.epoch}: skipping its first {consumed} batches.')
-        return result
-
-    wrapped.__wrapped__ = create_train_val_dataloader
-    return wrapped
-
-
-def _resumable_sampler_iter(sampler_iter: Callable) -> Callable:
-    """Wrap ``EnlargedSampler.__iter__``: once after resume, skip consumed samples and restore random states.
-
-    The sampler is iterated when the first batch is fetched, after the DataLoader has drawn its base seed:
-    exactly where the uninterrupted run stood when it saved the state.
-    """
-
-    def wrapped(self):
-        indices = list(sampler_iter(self))
-        resume = getattr(self, 'resume', None)
-        if resume is not None:
-            self.resume = None
-            indices = indices[resume['skip']:]
-            set_rng_state(resume['rng'])
-        return iter(indices)
-
-    wrapped.__wrapped__ = sampler_iter
-    return wrapped
+    entries = model_entries(self)
+    if self.opt.get('rank', 0) == 0:
+        write_training_state(self, epoch, current_iter, entries)
 
 
 def install() -> None:
-    """Replace BasicSR's resume state loading, saving and restoring; make its train sampler resumable mid-epoch."""
+    """Replace ``basicsr.train.load_resume_state`` and ``BaseModel.save_training_state``."""
     import basicsr.train
-    from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
 
     basicsr.train.load_resume_state = load_resume_state
-    BaseModel.resume_training = resume_training
-    basicsr.train.create_train_val_dataloader = _resumable_loaders(basicsr.train.create_train_val_dataloader)
-    EnlargedSampler.__iter__ = _resumable_sampler_iter(EnlargedSampler.__iter__)
     BaseModel.save_training_state = save_training_state

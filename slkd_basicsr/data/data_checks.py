@@ -1,6 +1,6 @@
 """Checks that turn bad data into one clear error naming the folder, file or LMDB key, and what to do.
 
-Used by this package's datasets and by :mod:`slkd_basicsr.compat.data_io` (which gives BasicSR's own
+Used by this package's datasets and by :mod:`slkd_basicsr.pipeline.data_errors` (which gives BasicSR's own
 datasets the same errors) and by ``slkd-make-lmdb``.
 """
 import os

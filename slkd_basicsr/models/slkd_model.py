@@ -456,7 +456,7 @@ class SLKDModel(SRModel):
             self.get_bare_model(self.net_scm).load_state_dict(resume_state['scm'])
         states = resume_state.get('channel_rng')
         if states is not None and len(states) == self.opt.get('world_size', 1):  # else, as the other random states,
-            # the generator keeps its seed (compat.resume.own_rng_state); its state is a CPU byte tensor whatever
+            # the generator keeps its seed (pipeline.resume.own_rng_state); its state is a CPU byte tensor whatever
             # the generator's device
             self.channel_rng.set_state(states[self.opt.get('rank', 0)].cpu())
         if self.scaler.is_enabled() and 'grad_scaler' in resume_state:

@@ -39,12 +39,12 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from slkd_basicsr import compat
 from slkd_basicsr.archs.networks import input_channels
 from slkd_basicsr.compat.checkpoints import load_network
 from slkd_basicsr.complexity import interleaved_times
 from slkd_basicsr.errors import CheckpointError
 from slkd_basicsr.tools.arguments import ArgumentParser, positive_int
+from slkd_basicsr.tools.process import prepare_basicsr
 
 EXTRA = "slkd-basicsr[export]"
 PARITY_TOLERANCE = 1e-4
@@ -501,7 +501,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    compat.apply()  # BasicSR's registry then names an unknown network_g type with the known ones
+    prepare_basicsr()  # BasicSR's registry then names an unknown network_g type with the known ones
     try:
         return run(args)
     except ExportError as err:

@@ -1,8 +1,18 @@
-"""What an entry point sets up for its process before BasicSR runs: the root of its folders, CPU arithmetic."""
+"""What an entry point sets up for its process before BasicSR runs: BasicSR itself, the root of its folders, CPU
+arithmetic."""
 from os import path as osp
 from typing import Optional
 
 import torch
+
+
+def prepare_basicsr() -> None:
+    """Adapt BasicSR 1.4.2 to today's stack (:func:`slkd_basicsr.compat.apply`) and add this plugin's behaviour to
+    its train and test pipeline (:func:`slkd_basicsr.pipeline.install`), for the whole process, once: what every
+    entry point does before BasicSR runs, and what a train script of one's own does (docs/compatibility.md)."""
+    from slkd_basicsr import pipeline
+
+    pipeline.install()
 
 
 def root_path_for(script: str, package: Optional[str], cwd: str) -> str:

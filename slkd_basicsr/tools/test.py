@@ -1,4 +1,4 @@
-"""``slkd-test``: BasicSR's ``test_pipeline`` with this plugin registered and ``compat.apply()`` made.
+"""``slkd-test``: BasicSR's ``test_pipeline`` with this plugin registered and ``prepare_basicsr()`` made.
 
 Accepts exactly BasicSR's flags; ``results/`` is written under the root path: the current working
 directory, or the clone's root when run as ``python slkd_basicsr/tools/test.py``. ``val.amp: bf16 | fp16`` in the
@@ -14,15 +14,15 @@ if __package__ in (None, ''):  # run as a script from a clone: make the package 
 
 import torch  # noqa: E402
 
-from slkd_basicsr import compat  # noqa: E402  (first: importing the package registers the plugin, lets basicsr import)
+import slkd_basicsr  # noqa: E402,F401  (first: importing the package registers the plugin, lets basicsr import)
 
 # isort: split
 from basicsr.test import test_pipeline  # noqa: E402
 
-from slkd_basicsr.checks.options import read_options_file  # noqa: E402
+from slkd_basicsr.checks.options import options_file_path, read_options_file  # noqa: E402
 from slkd_basicsr.models.precision import amp_dtype, autocast, is_amp_value  # noqa: E402
 from slkd_basicsr.tools.guard import main_guard  # noqa: E402
-from slkd_basicsr.tools.process import flush_denormals, root_path_for  # noqa: E402
+from slkd_basicsr.tools.process import flush_denormals, prepare_basicsr, root_path_for  # noqa: E402
 
 
 def autocast_of_test_options(options_path: Optional[str]) -> ContextManager:
@@ -40,12 +40,12 @@ def autocast_of_test_options(options_path: Optional[str]) -> ContextManager:
 
 
 def main() -> None:
-    compat.apply()
+    prepare_basicsr()
     flush_denormals()
     root_path = root_path_for(__file__, __package__, os.getcwd())
 
     def run() -> None:
-        with autocast_of_test_options(compat.run_safety.options_file_path()):
+        with autocast_of_test_options(options_file_path()):
             test_pipeline(root_path)
 
     main_guard('slkd-test', run)

@@ -179,8 +179,8 @@ def test_a_folder_holding_only_a_stale_lock_is_taken_without_archiving(holder):
 # Another run with the same name, in its own process, making its folder with what slkd-train uses
 RIVAL = '''
 import json, sys
-from slkd_basicsr import compat
-compat.apply()
+from slkd_basicsr.tools.process import prepare_basicsr
+prepare_basicsr()
 import basicsr.train
 try:
     basicsr.train.make_exp_dirs(json.loads(sys.argv[1]))

@@ -236,12 +236,12 @@ def test_a_debug_name_is_warned_about_unless_debug_mode_is_asked_for(image_pairs
     """BasicSR switches to debug mode for any name containing 'debug'; --debug asks for it (and adds debug_)."""
     from types import SimpleNamespace
 
-    from slkd_basicsr.compat.run_safety import _checked_parse
+    from slkd_basicsr.pipeline.parse import checked_parse_options
 
     opt = in_process(sr_options(image_pairs))
     opt['name'] = 'tiny_debug'
     opt['path']['experiments_root'] = str(tmp_path / 'experiments' / 'tiny_debug')
-    parse = _checked_parse(lambda root_path, is_train: (opt, SimpleNamespace(opt='tiny.yml', debug=debug)))
+    parse = checked_parse_options(lambda root_path, is_train: (opt, SimpleNamespace(opt='tiny.yml', debug=debug)))
     parse(str(tmp_path), True)
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith('Warning: ')]
     assert warnings == ([] if debug else [

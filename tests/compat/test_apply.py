@@ -1,5 +1,5 @@
 """Importing the package changes nothing in BasicSR, nor do its library functions; ``compat.apply()`` makes every
-fix, once."""
+adaptation, ``pipeline.install()`` adds the plugin's behaviour on top, each once."""
 import json
 import os
 import subprocess
@@ -31,16 +31,42 @@ def ours():
                 found[f'{module_name}.{name}'] = id(value)
     return found
 '''
-# before and after apply() and after a second one
+# before compat.apply(), after it, after pipeline.install() and after a second call of each
 PROBE = IMPORT_ALL + r'''
 before = ours()
-from slkd_basicsr import compat
+from slkd_basicsr import compat, pipeline
 compat.apply()
+adapted = ours()
+pipeline.install()
 after = ours()
 compat.apply()
-print(json.dumps({'before': before, 'after': after, 'again': ours()}))
+pipeline.install()
+
+
+def layers(value):
+    # how many of our functions lie between BasicSR's caller and BasicSR's own function (or none)
+    count = 0
+    while value is not None and str(getattr(value, '__module__', '')).startswith('slkd_basicsr'):
+        count, value = count + 1, getattr(value, '__wrapped__', None)
+    return count
+
+
+import basicsr.train
+from basicsr.models.base_model import BaseModel
+deepest = max(layers(value) for value in [*vars(basicsr.train).values(), *vars(BaseModel).values()])
+print(json.dumps({'before': before, 'adapted': adapted, 'after': after, 'again': ours(), 'deepest': deepest}))
 '''
 
+# what compat.apply() alone replaces: the adaptations to today's torch and CPU-only machines
+ADAPTED = {
+    'basicsr.models.base_model.BaseModel.' + name
+    for name in ('load_network', 'save_network', 'save_training_state', 'model_to_device')
+} | {
+    'basicsr.train.load_resume_state',
+    'basicsr.utils.options.ordered_yaml',
+    'basicsr.utils.dist_util.init_dist',
+    'basicsr.utils.options.init_dist',
+}
 PATCHED_METHODS = {
     'basicsr.models.base_model.BaseModel.' + name
     for name in ('load_network', 'save_network', 'save_training_state', 'model_to_device', 'get_optimizer',
@@ -102,10 +128,12 @@ def _run_probe(probe, *args):
 def test_import_changes_nothing_and_apply_patches_once():
     found = _run_probe(PROBE)
     assert found['before'] == {}
+    assert set(found['adapted']) == ADAPTED
     after = set(found['after'])
     assert PATCHED_METHODS | PATCHED_FUNCTIONS <= after
     assert {name for name in after - PATCHED_METHODS if name.rsplit('.', 1)[1] not in REBOUND} <= PATCHED_FUNCTIONS
     assert found['again'] == found['after']
+    assert found['deepest'] == 1, 'each BasicSR function is wrapped or replaced by one function of ours'
 
 
 def test_loading_a_network_and_exporting_change_nothing():

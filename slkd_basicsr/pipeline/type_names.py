@@ -6,14 +6,14 @@ BasicSR 1.4.2 raises ``KeyError("No object named 'X' found in 'arch' registry!")
 ``NotImplementedError('optimizer X is not supperted yet.')`` for an optimiser or scheduler it does not know.
 :func:`install` replaces ``Registry.get`` (the same lookup; an unknown name raises
 :class:`~slkd_basicsr.checks.types.UnknownTypeError` naming the registry, the closest registered names and the
-option to check), wraps the train and test ``parse_options`` so that every registry ``type`` is looked up
-(:func:`~slkd_basicsr.checks.types.check_option_types`) before anything is made, and wraps
-``BaseModel.get_optimizer`` / ``setup_schedulers`` to give an unknown optimiser or scheduler the same kind of
-message (still a ``NotImplementedError``).
+option to check) and wraps ``BaseModel.get_optimizer`` / ``setup_schedulers`` to give an unknown optimiser or
+scheduler the same kind of message (still a ``NotImplementedError``). Every registry ``type`` of the options is
+looked up (:func:`~slkd_basicsr.checks.types.check_option_types`) before anything is made by the train and test
+``parse_options`` (:mod:`.parse`).
 """
 from typing import Any, Callable, Iterable
 
-from ..checks.types import UnknownTypeError, check_option_types, unknown_name_message
+from ..checks.types import UnknownTypeError, unknown_name_message
 
 # BasicSR 1.4.2 picks these with if/else in BaseModel, not through a registry: the names it accepts.
 BASICSR_OPTIMIZERS = ('Adam', )
@@ -43,18 +43,6 @@ def registry_get(self, name: str, suffix: str = 'basicsr') -> Any:
     return obj
 
 
-def _types_checked(parse_options: Callable) -> Callable:
-    """Wrap ``parse_options`` so that an unknown ``type`` stops the run before anything is made."""
-
-    def wrapped(root_path, is_train=True):
-        opt, args = parse_options(root_path, is_train)
-        check_option_types(opt)
-        return opt, args
-
-    wrapped.__wrapped__ = parse_options
-    return wrapped
-
-
 def _known_choice(method: Callable, what: str, choices: Iterable[str], option: str, chosen: Callable) -> Callable:
     """Wrap a ``BaseModel`` method that picks ``what`` by name with if/else: an unknown name gets suggestions.
 
@@ -73,15 +61,11 @@ def _known_choice(method: Callable, what: str, choices: Iterable[str], option: s
 
 
 def install() -> None:
-    """Replace ``Registry.get``; wrap ``parse_options``, ``BaseModel.get_optimizer`` and ``setup_schedulers``."""
-    import basicsr.test
-    import basicsr.train
+    """Replace ``Registry.get``; wrap ``BaseModel.get_optimizer`` and ``setup_schedulers``."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils.registry import Registry
 
     Registry.get = registry_get
-    basicsr.train.parse_options = _types_checked(basicsr.train.parse_options)
-    basicsr.test.parse_options = _types_checked(basicsr.test.parse_options)
     BaseModel.get_optimizer = _known_choice(BaseModel.get_optimizer, 'optimizer', BASICSR_OPTIMIZERS,
                                             'the type of train.optim_g', lambda self, optim_type, *_, **__: optim_type)
     BaseModel.setup_schedulers = _known_choice(BaseModel.setup_schedulers, 'scheduler', BASICSR_SCHEDULERS,
