@@ -6,7 +6,6 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tupl
 import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
-from torch.utils import benchmark
 
 
 def count_params(net: nn.Module) -> int:
@@ -81,6 +80,10 @@ def interleaved_times(steps: Dict[Hashable, Callable[[], Any]], repeats: int,
 
 def cpu_latency_ms(net: nn.Module, size: int = 256, threads: int = 2) -> float:
     """Median CPU latency of one 1 x 3 x size x size forward pass of ``net`` (on the CPU), in milliseconds."""
+    # imported here: torch.utils.benchmark warns on stderr on a machine without CUDA, and the training entry points
+    # that import this module promise one line on stderr for a bad input
+    from torch.utils import benchmark
+
     x = torch.rand(1, 3, size, size)
     with torch.no_grad():
         timer = benchmark.Timer(stmt='net(x)', globals={'net': net, 'x': x}, num_threads=threads)
