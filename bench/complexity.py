@@ -31,13 +31,14 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+import slkd_basicsr  # noqa: E402,F401  (before basicsr: its import needs our torchvision alias)
 from _common import RESULTS, ROOT, interleaved_times, machine_record, save_figure, teacher_student_bars  # noqa: E402
-from slkd_basicsr import compat  # noqa: E402  (before basicsr: its import needs our torchvision alias)
 
 # isort: split
 from basicsr.archs import build_network  # noqa: E402
 
 from slkd_basicsr.complexity import count_params, flop_analysis  # noqa: E402
+from slkd_basicsr.tools.process import prepare_basicsr  # noqa: E402
 
 # recipe: a shipped SLKD options file, relative to the repository root
 ENTRIES = [
@@ -155,7 +156,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
     parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
     args = parser.parse_args(argv)
-    compat.apply()
+    prepare_basicsr()
 
     torch.set_num_threads(args.threads)
     entries = [e for e in ENTRIES if args.only is None or any(word in e['name'] for word in args.only)]

@@ -159,9 +159,9 @@ def main(argv: List[str] = None) -> None:
     import onnx
     import onnxruntime
 
-    from slkd_basicsr import compat
+    from slkd_basicsr.tools.process import prepare_basicsr
 
-    compat.apply()
+    prepare_basicsr()
     entries = [e for e in ENTRIES if args.only is None or any(word in e[0] for word in args.only)]
     if not entries:
         parser.error(f'--only {args.only} matches no entry; names: {[name for name, _ in ENTRIES]}')

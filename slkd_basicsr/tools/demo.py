@@ -34,7 +34,6 @@ import torch
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 
-from slkd_basicsr import compat
 from slkd_basicsr.compat.checkpoints import load_network
 from slkd_basicsr.complexity import count_flops, count_params, cpu_latency_ms
 from slkd_basicsr.errors import CheckpointError
@@ -46,7 +45,7 @@ from slkd_basicsr.recipes.evaluation import restoration_scores
 from slkd_basicsr.recipes.runs import RunFailed, train
 from slkd_basicsr.tools.arguments import ArgumentParser, folder_path, non_negative_int, positive_int
 from slkd_basicsr.tools.guard import main_guard
-from slkd_basicsr.tools.process import flush_denormals
+from slkd_basicsr.tools.process import flush_denormals, prepare_basicsr
 
 GRID_PANEL = 256  # px: large enough to see the rain streaks
 GRID_SCALE = 0.7  # of the held-out photo 'coffee' (400 x 600), so that a 256 px crop shows a good part of it
@@ -170,7 +169,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run_demo(args: argparse.Namespace) -> None:
     """Teachers, both students, the evaluation, the table and the grid, under ``args.workdir``."""
-    compat.apply()
+    prepare_basicsr()
     check_shipped_teachers(args)
     workdir = args.workdir
     os.makedirs(osp.join(workdir, 'results'), exist_ok=True)
