@@ -40,11 +40,6 @@ def training_states(state_dir: str) -> List[str]:
     return [osp.join(state_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
 
 
-def latest_training_state(state_dir: str) -> Optional[str]:
-    """Path of the newest ``<iter>.state`` in ``state_dir`` (temporary files ignored), or None."""
-    return next(iter(training_states(state_dir)), None)
-
-
 def read_training_state(path: str) -> Dict[str, Any]:
     """A training state, loaded onto the CPU whatever device the run uses.
 

@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from slkd_basicsr.compat import resume
-from slkd_basicsr.compat.resume import latest_training_state, newest_readable_state
+from slkd_basicsr.compat.resume import newest_readable_state, training_states
 from slkd_basicsr.errors import CheckpointError
 
 
-def test_latest_training_state_ignores_partial_files(tmp_path):
+def test_training_states_are_newest_first_without_partial_files(tmp_path):
     for name in ('10.state', '20.state', '.30.state.abc.tmp', 'notes.txt'):
         (tmp_path / name).write_bytes(b'')
-    assert latest_training_state(str(tmp_path)) == str(tmp_path / '20.state')
-    assert latest_training_state(str(tmp_path / 'missing')) is None
+    assert training_states(str(tmp_path)) == [str(tmp_path / '20.state'), str(tmp_path / '10.state')]
+    assert training_states(str(tmp_path / 'missing')) == []
 
 
 def test_auto_resume_refuses_when_no_state_reads(tmp_path):
