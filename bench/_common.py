@@ -12,10 +12,12 @@ because Python puts a script's own folder (``bench/``) first on ``sys.path``.
 Scripts that set OpenMP variables (``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``) do so before importing this
 module, which imports torch.
 """
+import json
 import os
 import platform
+import sys
 from os import path as osp
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -66,3 +68,17 @@ def save_figure(fig: Any, axes: Sequence[Any], title: str, path: str, dpi: int) 
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def command_line(script: str, argv: Optional[List[str]]) -> str:
+    """The command that ran ``bench/<script>.py`` with ``argv`` (None: this process's arguments), for a record."""
+    return f'python bench/{script}.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+
+
+def write_results(out: str, stem: str, result: Dict[str, Any], plot: Callable[[str], None]) -> None:
+    """``result`` as ``<out>/<stem>.json``, ``plot`` drawn into ``<out>/<stem>.png``, and a line saying so."""
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, f'{stem}.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    plot(osp.join(out, f'{stem}.png'))
+    print(f'wrote {out}/{stem}.json and {stem}.png')

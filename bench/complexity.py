@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 from functools import partial
 from os import path as osp
 from typing import Dict, List, Tuple
@@ -32,7 +31,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import slkd_basicsr  # noqa: E402,F401  (before basicsr: its import needs our torchvision alias)
-from _common import RESULTS, ROOT, interleaved_times, machine_record, save_figure, teacher_student_bars  # noqa: E402
+from _common import (RESULTS, ROOT, command_line, interleaved_times, machine_record, save_figure,  # noqa: E402
+                     teacher_student_bars, write_results)
 
 # isort: split
 from basicsr.archs import build_network  # noqa: E402
@@ -166,9 +166,8 @@ def main(argv: List[str] = None) -> None:
     rows = run(entries, args.size, args.repeats)
     print_table(rows)
 
-    os.makedirs(args.out, exist_ok=True)
     result = {
-        'command': 'python bench/complexity.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+        'command': command_line('complexity', argv),
         'input': [1, 3, args.size, args.size],
         'flops_counter': 'mmengine.analysis.FlopAnalyzer (one multiply-add = one FLOP)',
         'threads': args.threads,
@@ -176,10 +175,7 @@ def main(argv: List[str] = None) -> None:
         'machine': machine_record(load_before),
         'rows': rows,
     }
-    with open(osp.join(args.out, 'complexity.json'), 'w') as f:
-        json.dump(result, f, indent=2)
-    plot(rows, osp.join(args.out, 'complexity.png'), args.size, args.threads)
-    print(f'wrote {args.out}/complexity.json and complexity.png')
+    write_results(args.out, 'complexity', result, lambda path: plot(rows, path, args.size, args.threads))
 
 
 if __name__ == '__main__':

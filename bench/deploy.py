@@ -16,10 +16,8 @@ Writes ``bench/results/deploy.json`` and ``bench/results/deploy.png``.
 """
 import argparse
 import copy
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from os import path as osp
@@ -32,7 +30,8 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from _common import RESULTS, ROOT, interleaved_times, machine_record, save_figure, teacher_student_bars  # noqa: E402
+from _common import (RESULTS, ROOT, command_line, interleaved_times, machine_record, save_figure,  # noqa: E402
+                     teacher_student_bars, write_results)
 
 # name, and the recipe (relative to the root) whose network_teacher_a and network_g are the pair
 ENTRIES = [
@@ -173,9 +172,8 @@ def main(argv: List[str] = None) -> None:
         print(f'  done after {time.perf_counter() - start:.0f} s', flush=True)
     print(table(rows, args.size, args.threads))
 
-    os.makedirs(args.out, exist_ok=True)
     result = {
-        'command': 'python bench/deploy.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+        'command': command_line('deploy', argv),
         'input': [1, 3, args.size, args.size],
         'threads_per_runtime': args.threads,
         'repeats': args.repeats,
@@ -185,10 +183,7 @@ def main(argv: List[str] = None) -> None:
         'machine': {**machine_record(load_before), 'onnx': onnx.__version__, 'onnxruntime': onnxruntime.__version__},
         'rows': rows,
     }
-    with open(osp.join(args.out, 'deploy.json'), 'w') as f:
-        json.dump(result, f, indent=2)
-    plot(rows, osp.join(args.out, 'deploy.png'), args.size, args.threads)
-    print(f'wrote {args.out}/deploy.json and deploy.png')
+    write_results(args.out, 'deploy', result, lambda path: plot(rows, path, args.size, args.threads))
 
 
 if __name__ == '__main__':
