@@ -12,6 +12,7 @@ because Python puts a script's own folder (``bench/``) first on ``sys.path``.
 Scripts that set OpenMP variables (``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``) do so before importing this
 module, which imports torch.
 """
+import argparse
 import json
 import os
 import platform
@@ -82,3 +83,15 @@ def write_results(out: str, stem: str, result: Dict[str, Any], plot: Callable[[s
         json.dump(result, f, indent=2)
     plot(osp.join(out, f'{stem}.png'))
     print(f'wrote {out}/{stem}.json and {stem}.png')
+
+
+def teacher_student_parser(description: str, threads_help: str, repeats_help: str) -> argparse.ArgumentParser:
+    """The arguments of the scripts that compare teachers with their students: ``--size`` (input side), ``--threads``,
+    ``--repeats``, ``--only`` (entries whose name holds one of the words) and ``--out`` (folder of the records)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--size', type=int, default=256, help='input height and width for FLOPs and latency')
+    parser.add_argument('--threads', type=int, default=2, help=threads_help)
+    parser.add_argument('--repeats', type=int, default=3, help=repeats_help)
+    parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
+    parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
+    return parser

@@ -15,7 +15,6 @@ linear layers and matrix products; element-wise operations, normalisation, softm
 
 A new teacher/student pair is one more entry in ``ENTRIES``.
 """
-import argparse
 import json
 import os
 import statistics
@@ -31,8 +30,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import slkd_basicsr  # noqa: E402,F401  (before basicsr: its import needs our torchvision alias)
-from _common import (RESULTS, ROOT, command_line, interleaved_times, machine_record, save_figure,  # noqa: E402
-                     teacher_student_bars, write_results)
+from _common import (ROOT, command_line, interleaved_times, machine_record, save_figure,  # noqa: E402
+                     teacher_student_bars, teacher_student_parser, write_results)
 
 # isort: split
 from basicsr.archs import build_network  # noqa: E402
@@ -149,12 +148,8 @@ def plot(rows: List[dict], path: str, size: int, threads: int) -> None:
 
 
 def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--size', type=int, default=256, help='input height and width')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads for the latency')
-    parser.add_argument('--repeats', type=int, default=3, help='timed forward passes per net (median reported)')
-    parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
-    parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
+    parser = teacher_student_parser(__doc__.split('\n')[0], 'CPU threads for the latency',
+                                    'timed forward passes per net (median reported)')
     args = parser.parse_args(argv)
     prepare_basicsr()
 

@@ -14,7 +14,6 @@ and student taking turns (median of ``--repeats`` after one warm-up each), so th
 under the same load. FLOPs are counted by ``mmengine.analysis.FlopAnalyzer`` (one multiply-add = one FLOP).
 Writes ``bench/results/deploy.json`` and ``bench/results/deploy.png``.
 """
-import argparse
 import copy
 import os
 import statistics
@@ -30,8 +29,8 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from _common import (RESULTS, ROOT, command_line, interleaved_times, machine_record, save_figure,  # noqa: E402
-                     teacher_student_bars, write_results)
+from _common import (ROOT, command_line, interleaved_times, machine_record, save_figure,  # noqa: E402
+                     teacher_student_bars, teacher_student_parser, write_results)
 
 # name, and the recipe (relative to the root) whose network_teacher_a and network_g are the pair
 ENTRIES = [
@@ -147,12 +146,8 @@ def plot(rows: List[Dict[str, Any]], path: str, size: int, threads: int) -> None
 
 
 def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--size', type=int, default=256, help='input height and width for FLOPs and latency')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads per runtime')
-    parser.add_argument('--repeats', type=int, default=3, help='timed passes per network and runtime (median)')
-    parser.add_argument('--only', nargs='+', default=None, help='entries whose name contains one of these words')
-    parser.add_argument('--out', default=RESULTS, help='folder for the json and png')
+    parser = teacher_student_parser(__doc__.split('\n')[0], 'CPU threads per runtime',
+                                    'timed passes per network and runtime (median)')
     args = parser.parse_args(argv)
 
     import onnx
