@@ -219,16 +219,8 @@ class DRSformer(TransformerUNet):
             global_residual: bool = True):
         if global_residual:
             check_residual_channels(inp_channels, out_channels)
-        super().__init__(
-            inp_channels,
-            dim,
-            num_blocks,
-            heads,
-            ffn_expansion_factor,
-            bias,
-            LayerNorm_type,
-            attention=TopKSparseAttention,
-            ffn=MixedScaleFeedForward)
+        super().__init__(inp_channels, dim, num_blocks, heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias,
+                         LayerNorm_type=LayerNorm_type, attention=TopKSparseAttention, ffn=MixedScaleFeedForward)
         self.encoder_level0 = FeatureCompensator(dim)
         self.refinement = FeatureCompensator(dim * 2)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)

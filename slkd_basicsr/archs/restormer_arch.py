@@ -42,7 +42,8 @@ class Restormer(TransformerUNet):
             LayerNorm_type: str = 'WithBias',  # noqa: N803  (original argument name)
             dual_pixel_task: bool = False,
             global_residual: bool = True):
-        super().__init__(inp_channels, dim, num_blocks, heads, ffn_expansion_factor, bias, LayerNorm_type)
+        super().__init__(inp_channels, dim, num_blocks, heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias,
+                         LayerNorm_type=LayerNorm_type)
         self.refinement = self.level(dim * 2, heads[0], num_refinement_blocks)
         self.dual_pixel_task = dual_pixel_task
         if dual_pixel_task:

@@ -3,7 +3,7 @@
 Module and parameter names follow the original implementations so that their released checkpoints load
 with ``strict_load: true``. All maps are B x C x H x W float tensors; no value range is assumed.
 """
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -157,25 +157,14 @@ class TransformerUNet(nn.Module):
         'decoder': ['decoder_level3', 'decoder_level2', 'decoder_level1'],
     }
 
-    def __init__(
-            self,
-            inp_channels: int,
-            dim: int,
-            num_blocks: Sequence[int],
-            heads: Sequence[int],
-            ffn_expansion_factor: float,
-            bias: bool,
-            LayerNorm_type: str,  # noqa: N803  (original argument name)
-            attention: Callable[[int, int, bool], nn.Module] = ChannelAttention,
-            ffn: Callable[[int, float, bool], nn.Module] = GatedDconvFeedForward):
+    def __init__(self, inp_channels: int, dim: int, num_blocks: Sequence[int], heads: Sequence[int],
+                 **block_args: Any):
+        """``block_args``: the other arguments of every :class:`TransformerBlock` (``ffn_expansion_factor``,
+        ``bias``, which the skip reductions use too, ``LayerNorm_type``, and optionally ``attention``, ``ffn``)."""
         super().__init__()
         check_levels(dim, num_blocks, heads)
-        self.block_args = dict(
-            ffn_expansion_factor=ffn_expansion_factor,
-            bias=bias,
-            LayerNorm_type=LayerNorm_type,
-            attention=attention,
-            ffn=ffn)
+        self.block_args = block_args
+        bias = block_args['bias']
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.encoder_level1 = self.level(dim, heads[0], num_blocks[0])
         self.down1_2 = Downsample(dim)
