@@ -25,7 +25,7 @@ teachers) is :mod:`slkd_basicsr.pipeline.resume`, built from :func:`find_resume_
 import os
 import sys
 from os import path as osp
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CheckpointError
 from .checkpoints import atomic_torch_save, first_line, safe_load
@@ -129,13 +129,26 @@ def write_training_state(model: Any, epoch: int, current_iter: int, entries: Dic
     atomic_torch_save(state, osp.join(model.opt['path']['training_states'], f'{current_iter}.state'))
 
 
-def save_training_state(self, epoch: int, current_iter: int) -> None:
-    """``BaseModel.save_training_state``: with the model's :func:`model_entries`, written atomically by rank 0."""
-    if current_iter == -1:  # BasicSR's final save: no training state
-        return
-    entries = model_entries(self)
-    if self.opt.get('rank', 0) == 0:
-        write_training_state(self, epoch, current_iter, entries)
+def training_state_saver(entries: Callable[[Any], Dict[str, Any]]) -> Callable[[Any, int, int], None]:
+    """A ``BaseModel.save_training_state`` that writes BasicSR's entries and ``entries(model)``
+    (:func:`write_training_state`) by rank 0.
+
+    BasicSR calls it on every rank, so ``entries`` runs on every rank (it may gather); BasicSR's final save
+    (``current_iter`` -1) writes no training state, on every rank alike.
+    """
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        if current_iter == -1:
+            return
+        extra = entries(self)
+        if self.opt.get('rank', 0) == 0:
+            write_training_state(self, epoch, current_iter, extra)
+
+    return save_training_state
+
+
+# ``BaseModel.save_training_state``: with the model's :func:`model_entries`, written atomically by rank 0
+save_training_state = training_state_saver(model_entries)
 
 
 def install() -> None:

@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 
 from ..checks.run import check_resumable, parameter_mismatch, parameters_changed
-from ..compat.resume import find_resume_state, model_entries, write_training_state
+from ..compat.resume import find_resume_state, model_entries, training_state_saver
 from ..dist_util import gather_per_rank
 from ..errors import CheckpointError
 from ..random_states import rng_state, set_rng_state
@@ -85,24 +85,19 @@ def own_rng_state(saved: Any, rank: int, world_size: int) -> Tuple[Optional[Dict
     return saved[rank], None
 
 
-def save_training_state(self, epoch: int, current_iter: int) -> None:
-    """``BaseModel.save_training_state`` with every rank's random states, written atomically by rank 0.
+def resume_entries(model: Any) -> Dict[str, Any]:
+    """What the plugin's training states hold beyond BasicSR's entries, computed on every rank (both gather):
+    ``rng`` (each rank's :func:`~slkd_basicsr.random_states.rng_state`, in rank order), ``epoch_shape``
+    (:func:`epoch_shape` of the run's train loader, which places the iteration inside its epoch on resume) and the
+    entries of the model's ``extra_training_state()``, when it has one (``SLKDModel`` adds its SCM weights,
+    channel generators and gradient scaler; its ``resume_training`` reads them back)."""
+    extra = model_entries(model)
+    return {'rng': gather_per_rank(rng_state()), 'epoch_shape': model.opt.get('epoch_shape'), **extra}
 
-    BasicSR calls it on every rank, so every rank enters the gathering of the random states and the model's
-    ``extra_training_state()`` (which may gather too); rank 0 alone writes. The state holds BasicSR's entries
-    (``epoch``, ``iter``, ``optimizers``, ``schedulers``), ``rng`` (each rank's
-    :func:`~slkd_basicsr.random_states.rng_state`, in rank order), ``epoch_shape`` (:func:`epoch_shape` of the run's
-    train loader, which places the iteration inside its epoch on resume) and the entries of the model's
-    ``extra_training_state()``, when it has one (``SLKDModel`` adds its SCM weights, channel generators and gradient
-    scaler; its ``resume_training`` reads them back).
-    """
-    if current_iter == -1:  # BasicSR's final save: on every rank alike, no training state
-        return
-    extra = model_entries(self)
-    rng = gather_per_rank(rng_state())
-    if self.opt.get('rank', 0) != 0:
-        return
-    write_training_state(self, epoch, current_iter, {'rng': rng, 'epoch_shape': self.opt.get('epoch_shape'), **extra})
+
+# ``BaseModel.save_training_state`` with every rank's random states (:func:`resume_entries`), written atomically by
+# rank 0
+save_training_state = training_state_saver(resume_entries)
 
 
 def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
