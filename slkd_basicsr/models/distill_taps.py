@@ -15,7 +15,7 @@ from torch import nn
 from slkd_basicsr.archs.networks import input_channels, network_on_meta
 from slkd_basicsr.errors import UserError
 from .feature_taps import FeatureTaps, TapError
-from .slkd_options import taps_problems
+from .slkd_options import raise_first, taps_problems
 from .teacher_view import TeacherView
 
 
@@ -28,9 +28,7 @@ def parse_taps(taps: Sequence[Any], key: str) -> List[Tuple[str, str]]:
         ValueError: the first problem the options check reports of these taps
             (:func:`~.slkd_options.taps_problems`; its loss is on, as the taps are read).
     """
-    problems = taps_problems(taps, f'distill.{key}', used=True)
-    if problems:
-        raise ValueError('{}: {}'.format(*problems[0]))
+    raise_first(taps_problems(taps, f'distill.{key}', used=True))
     return [(entry, entry) if isinstance(entry, str) else (entry[0], entry[1]) for entry in taps]
 
 

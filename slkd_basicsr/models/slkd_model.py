@@ -24,7 +24,7 @@ from .feature_taps import FeatureTaps
 from .grad_shares import gradient_shares
 from .precision import amp_dtype, autocast, grad_scaler
 from .scm import ScaleConversionModule
-from .slkd_options import teacher_problems
+from .slkd_options import raise_first, teacher_problems
 from .teacher_checks import TeacherCheckError
 from .teacher_view import TeacherView
 
@@ -140,9 +140,7 @@ class SLKDModel(SRModel):
         self.cri_kd = build_loss(train_opt['kd_opt']).to(self.device) if train_opt.get('kd_opt') else None
         self.cri_nc = build_loss(train_opt['nc_opt']).to(self.device) if train_opt.get('nc_opt') else None
         self.cri_et = build_loss(train_opt['et_opt']).to(self.device) if train_opt.get('et_opt') else None
-        problems = teacher_problems(self.opt)  # the options check's rule, for a model built without that check
-        if problems:
-            raise ValueError('{}: {}'.format(*problems[0]))
+        raise_first(teacher_problems(self.opt))  # the options check's rule, for a model built without that check
         self.teacher_a = self._build_teacher('a') if (self.cri_kd or self.cri_nc) else None
         self.teacher_b = self._build_teacher('b') if self.cri_et else None
         if self.teacher_a is None and self.teacher_b is None:

@@ -52,3 +52,10 @@ def teacher_problems(opt: Dict[str, Any]) -> List[Problem]:
             problems.append((f'path.pretrain_network_teacher_{which}', f'not set; {uses} needs teacher '
                              f'{which.upper()}\'s trained checkpoint.'))
     return problems
+
+
+def raise_first(problems: List[Problem]) -> None:
+    """Raise the first of ``problems`` as a ``ValueError`` (``<dotted key>: <text>``), for a model built without the
+    options check, which would have listed them all; nothing when there are none."""
+    if problems:
+        raise ValueError('{}: {}'.format(*problems[0]))
