@@ -206,17 +206,11 @@ class DRSformer(TransformerUNet):
     encoder ``encoder_level1..3``, ``latent``; decoder ``decoder_level3..1``.
     """
 
-    def __init__(
-            self,
-            inp_channels: int = 3,
-            out_channels: int = 3,
-            dim: int = 48,
-            num_blocks: Sequence[int] = (4, 6, 6, 8),
-            heads: Sequence[int] = (1, 2, 4, 8),
-            ffn_expansion_factor: float = 2.66,
-            bias: bool = False,
-            LayerNorm_type: str = 'WithBias',  # noqa: N803  (original argument name)
-            global_residual: bool = True):
+    def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
+                 num_blocks: Sequence[int] = (4, 6, 6, 8), heads: Sequence[int] = (1, 2, 4, 8),
+                 ffn_expansion_factor: float = 2.66, bias: bool = False,
+                 LayerNorm_type: str = 'WithBias',  # noqa: N803  (original argument name)
+                 global_residual: bool = True):
         if global_residual:
             check_residual_channels(inp_channels, out_channels)
         super().__init__(inp_channels, dim, num_blocks, heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias,

@@ -87,14 +87,8 @@ class BRISQUEFeatureLoss(_FeatureStatisticsLoss):
             Default 8.
     """
 
-    def __init__(self,
-                 loss_weight: float = 1.0,
-                 reduction: str = 'mean',
-                 c: float = 0.1,
-                 padding: str = 'replicate',
-                 eps: float = 1e-6,
-                 min_scale_size: int = 4,
-                 shape: str = 'ratio',
+    def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean', c: float = 0.1, padding: str = 'replicate',
+                 eps: float = 1e-6, min_scale_size: int = 4, shape: str = 'ratio',
                  sample_channels: Optional[int] = DEFAULT_SAMPLE_CHANNELS):
         super().__init__(loss_weight, reduction, c, padding, eps, sample_channels)
         if shape not in ('ratio', 'interp'):
@@ -126,29 +120,17 @@ class PIQEFeatureLoss(_FeatureStatisticsLoss):
     then averaged over channels.
 
     Args:
-        loss_weight: multiplier of the loss. Default 1.0.
-        reduction: 'mean' | 'sum' | 'none' over levels and samples. Default 'mean'.
-        c: MSCN constant in units of the channel's standard deviation. Default 0.1.
-        padding: Gaussian-window border, 'replicate' | 'reflect' | 'zero'. Default 'replicate'.
-        eps: numerical guard under square roots and in ratios. Default 1e-6.
+        loss_weight, reduction, c, padding, eps, sample_channels: as in :class:`BRISQUEFeatureLoss`, with the same
+            defaults.
         block_size: block side n (images use 16); smaller maps use their smaller side. Default 4.
         segment_size: border run length for the impairment test (images use 6), at most n. Default 3.
         temperature: sigmoid width of the thresholds. Default 0.02.
         inactive_weight: weight of blocks the teacher finds inactive. Default 0.1.
-        sample_channels: as in :class:`BRISQUEFeatureLoss`. Default 8.
     """
 
-    def __init__(self,
-                 loss_weight: float = 1.0,
-                 reduction: str = 'mean',
-                 c: float = 0.1,
-                 padding: str = 'replicate',
-                 eps: float = 1e-6,
-                 block_size: int = 4,
-                 segment_size: int = 3,
-                 temperature: float = 0.02,
-                 inactive_weight: float = 0.1,
-                 sample_channels: Optional[int] = DEFAULT_SAMPLE_CHANNELS):
+    def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean', c: float = 0.1, padding: str = 'replicate',
+                 eps: float = 1e-6, block_size: int = 4, segment_size: int = 3, temperature: float = 0.02,
+                 inactive_weight: float = 0.1, sample_channels: Optional[int] = DEFAULT_SAMPLE_CHANNELS):
         super().__init__(loss_weight, reduction, c, padding, eps, sample_channels)
         if block_size < 4 or not 2 <= segment_size <= block_size or temperature <= 0 or not 0 <= inactive_weight <= 1:
             raise ValueError('PIQEFeatureLoss: need block_size >= 4, 2 <= segment_size <= block_size, '
