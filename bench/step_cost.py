@@ -109,6 +109,8 @@ def in_process(opt: Dict[str, Any], device: torch.device, amp: Optional[str],
     opt['num_gpu'] = int(device.type == 'cuda')
     opt['logger']['print_freq'] = 10**9  # nothing is logged between the timed iterations
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    # nothing is validated: the model would score Teacher A on the validation sets when it is built
+    opt['datasets'] = {'train': opt['datasets']['train']}
     return opt
 
 

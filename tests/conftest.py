@@ -1,4 +1,5 @@
 """Fixtures shared by the tests."""
+import logging
 from os import path as osp
 from typing import Dict
 
@@ -51,3 +52,20 @@ def write_images():
         return folder
 
     return write
+
+
+@pytest.fixture
+def basicsr_log():
+    """The messages BasicSR's logger (which does not propagate to pytest's) records during the test."""
+    from basicsr.utils import get_root_logger
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = get_root_logger()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)

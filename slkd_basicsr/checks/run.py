@@ -14,7 +14,6 @@ by :func:`check_resumable` before anything is written into its folder.
 :mod:`slkd_basicsr.pipeline` imports this module, so what it needs of ``slkd_basicsr.compat`` and the model is
 imported when a check runs.
 """
-import copy
 import math
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..data import built_datasets
 from . import lock
 from .options import OptionsError, check_options, problems_message
 
@@ -75,14 +75,11 @@ def validation_shapes(opt: Dict[str, Any], is_train: bool) -> Dict[Tuple[int, ..
     """The shape (C, H, W) of the first image of each set the metrics will score (``datasets.val*`` in training,
     every set in ``slkd-test``), read from the set built as BasicSR will build it: its ``gt`` (the metrics' reference),
     else its ``lq`` times ``scale``; each shape once, with the first set that has it (``datasets.<key>``)."""
-    from basicsr.utils.registry import DATASET_REGISTRY
-
     shapes: Dict[Tuple[int, ...], str] = {}
     for key, dataset_opt in (opt.get('datasets') or {}).items():
         if is_train and key.split('_')[0] != 'val':
             continue
-        dataset_opt = copy.deepcopy(dataset_opt)
-        dataset = DATASET_REGISTRY.get(dataset_opt['type'])(dataset_opt)  # not build_dataset: no logger yet
+        dataset = built_datasets.shared_dataset(dataset_opt)
         if len(dataset) == 0:
             continue
         item = dataset[0]
@@ -140,12 +137,9 @@ def metric_problems(opt: Dict[str, Any], is_train: bool) -> List[str]:
 
 
 def train_dataset_length(opt: Dict[str, Any]) -> int:
-    """Length of the train dataset, built once as BasicSR will build it (without ``build_dataset``'s log line:
-    the logger must not exist before BasicSR gives it its log file)."""
-    from basicsr.utils.registry import DATASET_REGISTRY
-
-    dataset_opt = copy.deepcopy(opt['datasets']['train'])
-    return len(DATASET_REGISTRY.get(dataset_opt['type'])(dataset_opt))
+    """Length of the train dataset, built as BasicSR will build it and kept for it
+    (:func:`~slkd_basicsr.data.built_datasets.shared_dataset`)."""
+    return len(built_datasets.shared_dataset(opt['datasets']['train']))
 
 
 def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
@@ -156,6 +150,7 @@ def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
     from slkd_basicsr.random_states import rng_state, set_rng_state
 
     check_options(opt, is_train, source)
+    built_datasets.forget()  # this run lists its folders anew
     state = rng_state()  # building the datasets and running the metrics must not move the seeded random states
     try:
         if is_train:

@@ -7,14 +7,14 @@ import torch
 import torch.distributed as dist
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger, tensor2img
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
 from slkd_basicsr.archs.networks import network_on_meta
 from slkd_basicsr.complexity import complexity_table
+from slkd_basicsr.data.built_datasets import shared_dataset
 from slkd_basicsr.dist_util import gather_per_rank
 from slkd_basicsr.errors import CheckpointError, UserError
 from . import teacher_checks
@@ -124,7 +124,6 @@ class SLKDModel(SRModel):
         self.nonfinite_reported = 0
         self.step_losses: Dict[str, torch.Tensor] = {}
         self.step_weight: Optional[float] = None
-        self.teacher_scores_logged = set()
         super().init_training_settings()
 
     def _init_distillation(self) -> None:
@@ -176,10 +175,8 @@ class SLKDModel(SRModel):
         self.distill_every = distill_opt.get('every') or 1
         no_teachers = self.teacher_a is None and self.teacher_b is None
         self.teachers_checked = no_teachers or not distill_opt.get('check_teachers', True)
-        if not self.teachers_checked:
-            batch = teacher_checks.check_batch(self.opt)
-            if batch is not None:
-                self._check_teachers(*batch)
+        if not no_teachers:
+            self._measure_teachers_on_val_sets()
 
     def _channel_seed(self) -> int:
         """A seed per (manual_seed, rank), independent of the global random state."""
@@ -187,14 +184,46 @@ class SLKDModel(SRModel):
         entropy = [0 if seed is None else int(seed), self.opt.get('rank', 0)]
         return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
 
+    def _teacher_as_in_training(self, teacher: nn.Module, img: torch.Tensor) -> torch.Tensor:
+        """``teacher`` on ``img`` as it runs in training (device, ``distill.teacher_amp``), its output as float32;
+        the features its taps recorded are dropped."""
+        with autocast(self.device, self.teacher_amp):
+            out = teacher(img.to(self.device)).float()
+        self._clear_taps()
+        return out
+
+    def _measure_teachers_on_val_sets(self) -> None:
+        """Teacher A's scores on each validation set by ``val.metrics`` (on rank 0, which logs them once per run,
+        so the student's gap is visible) and, unless it is off, the teacher check on the first set (on every rank):
+        one pass of the teachers over each set, which the run checks built once
+        (:mod:`slkd_basicsr.data.built_datasets`)."""
+        scored = self.teacher_a is not None and self.opt.get('rank', 0) == 0
+        metrics = (self.opt.get('val') or {}).get('metrics') if scored else None
+        check = not self.teachers_checked  # on the first set; without clean images there, on the first batch
+        for dataset_opt in teacher_checks.val_dataset_options(self.opt):
+            if not (metrics or check):
+                return
+            scores = teacher_checks.measure_on_set(shared_dataset(dataset_opt), self.teacher_a, self.teacher_b,
+                                                   metrics, self._teacher_as_in_training, check)
+            if 'metrics' in scores:
+                values = ', '.join(f'{name}: {value:.4f}' for name, value in scores['metrics'].items())
+                get_root_logger().info(f"Teacher A on {dataset_opt['name']}: {values}")
+            if 'teacher_a' in scores or 'teacher_b' in scores:
+                self._judge_teachers(scores, dataset_opt['name'])
+            check = False
+
     @torch.no_grad()
     def _check_teachers(self, lq: torch.Tensor, gt: torch.Tensor, source: str) -> None:
-        """Log each teacher's PSNR on (lq, gt); raise :class:`TeacherCheckError` if one is useless."""
-        self.teachers_checked = True
+        """The teacher check on one batch (lq, gt: B x C x H x W in [0, 1])."""
         with autocast(self.device, self.teacher_amp):  # measured as the teachers run in training
             scores = teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq.to(self.device),
                                                      gt.to(self.device))
         self._clear_taps()
+        self._judge_teachers(scores, source)
+
+    def _judge_teachers(self, scores: Dict[str, Any], source: str) -> None:
+        """Log each teacher's check PSNR on ``source``; raise :class:`TeacherCheckError` if one is useless."""
+        self.teachers_checked = True
         self.teacher_scores = scores
         if self.opt.get('rank', 0) == 0:
             for line in teacher_checks.report_lines(scores, source):
@@ -475,27 +504,3 @@ class SLKDModel(SRModel):
         self.output = self.output.float()
         if self.is_train:
             self._clear_taps()
-
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        if self.is_train and self.teacher_a is not None and self.opt['val'].get('metrics'):
-            self._log_teacher_scores(dataloader)
-        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
-
-    @torch.no_grad()
-    def _log_teacher_scores(self, dataloader) -> None:
-        """Log Teacher A's metrics on a validation set once per run, so the student's gap is visible."""
-        name = dataloader.dataset.opt['name']
-        if name in self.teacher_scores_logged:
-            return
-        self.teacher_scores_logged.add(name)
-        totals: Dict[str, float] = {metric: 0.0 for metric in self.opt['val']['metrics']}
-        for idx, val_data in enumerate(dataloader):
-            restored = tensor2img([self.teacher_a(val_data['lq'].to(self.device)).cpu()])
-            metric_data = {'img': restored}
-            if 'gt' in val_data:
-                metric_data['img2'] = tensor2img([val_data['gt']])
-            for metric, opt_ in self.opt['val']['metrics'].items():
-                totals[metric] += calculate_metric(metric_data, opt_)
-        self._clear_taps()
-        scores = ', '.join(f'{metric}: {total / (idx + 1):.4f}' for metric, total in totals.items())
-        get_root_logger().info(f'Teacher A on {name}: {scores}')

@@ -1,21 +1,28 @@
-"""Teacher checks before distillation: a Teacher A that restores and a Teacher B that reconstructs.
+"""The teachers measured once at start-up: Teacher A's validation scores, and the checks that stop a useless teacher.
 
 A teacher that cannot do its job pulls the student toward a wrong target while every loss term still logs
-plausible numbers (the demo's first Teacher B read 12.4 dB on clean->clean), so ``SLKDModel`` measures each
-teacher once before the first step and stops with :class:`TeacherCheckError` when one is useless.
+plausible numbers (the demo's first Teacher B read 12.4 dB on clean->clean), so ``SLKDModel`` measures the teachers
+before the first step (:func:`measure_on_set`), in one pass over each validation set: Teacher A's scores by the
+validation metrics (so the student's gap is visible in the log) and, on the first set, the PSNRs of the check,
+which stops with :class:`TeacherCheckError` when a teacher is useless (:func:`problems`). Without a validation set
+of clean images of the input's size the check runs on the first training batch (:func:`measure_teachers`).
 """
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
-from basicsr.data import build_dataset
+from basicsr.metrics import calculate_metric
 from basicsr.metrics.psnr_ssim import calculate_psnr_pt
+from basicsr.utils import tensor2img
 from torch import nn
+from torch.utils.data import Dataset
 
 from slkd_basicsr.errors import UserError
 
-CHECK_IMAGES = 4  # at most this many validation images, spread over the set
-CHECK_CROP = 128  # centre crops of at most this size (a multiple of 8, as the archs' downsampling needs)
+CHECK_IMAGES = 4  # Teacher B's check: at most this many images of the first validation set, spread over it
 DEFAULT_MIN_TEACHER_B_PSNR = 30.0
+
+# runs a teacher on a 1 x C x H x W image in [0, 1] (as it runs in training) and gives its output as float32
+Runner = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
 class TeacherCheckError(UserError, ValueError):
@@ -23,36 +30,11 @@ class TeacherCheckError(UserError, ValueError):
     ``distill.min_teacher_b_psnr``."""
 
 
-def first_val_dataset_options(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """The options of the first validation set (BasicSR's ``datasets.val*`` keys), or None."""
-    for phase, dataset_opt in (opt.get('datasets') or {}).items():
-        if phase.split('_')[0] == 'val' and isinstance(dataset_opt, dict):
-            return {**dataset_opt, 'phase': 'val', 'scale': opt.get('scale', 1)}
-    return None
-
-
-def _centre_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    top, left = (img.shape[-2] - size) // 2, (img.shape[-1] - size) // 2
-    return img[..., top:top + size, left:left + size]
-
-
-def check_batch(opt: Dict[str, Any]) -> Optional[Tuple[torch.Tensor, torch.Tensor, str]]:
-    """(lq, gt, source) from up to ``CHECK_IMAGES`` images of the first validation set, or None without one.
-
-    lq and gt: N x C x S x S in [0, 1], equal centre crops (S at most ``CHECK_CROP``, a multiple of 8).
-    """
-    dataset_opt = first_val_dataset_options(opt)
-    if dataset_opt is None:
-        return None
-    dataset = build_dataset(dataset_opt)
-    count = min(CHECK_IMAGES, len(dataset))
-    items = [dataset[i * len(dataset) // count] for i in range(count)]
-    if any('gt' not in item or item['gt'].shape != item['lq'].shape for item in items):
-        return None  # no paired clean images of the input's size: fall back to a training batch
-    size = min([CHECK_CROP] + [min(item['gt'].shape[-2:]) for item in items]) // 8 * 8
-    lq = torch.stack([_centre_crop(item['lq'], size) for item in items])
-    gt = torch.stack([_centre_crop(item['gt'], size) for item in items])
-    return lq, gt, f"{count} images of {dataset_opt.get('name', 'the validation set')}"
+def val_dataset_options(opt: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The options of each validation set (BasicSR's ``datasets.val*`` keys), as BasicSR builds it."""
+    return [{**dataset_opt, 'phase': 'val', 'scale': opt.get('scale', 1)}
+            for phase, dataset_opt in (opt.get('datasets') or {}).items()
+            if phase.split('_')[0] == 'val' and isinstance(dataset_opt, dict)]
 
 
 def _psnr(img: torch.Tensor, ref: torch.Tensor) -> float:
@@ -60,31 +42,88 @@ def _psnr(img: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def measure_teachers(teacher_a: Optional[nn.Module], teacher_b: Optional[nn.Module], lq: torch.Tensor,
-                     gt: torch.Tensor) -> Dict[str, float]:
-    """PSNRs (dB, images clamped to [0, 1]): ``input`` (lq vs gt), ``teacher_a`` (A(lq) vs gt), ``teacher_b``
-    (B(gt) vs gt); only for the teachers given."""
-    scores = {}
-    if teacher_a is not None:
-        scores['input'] = _psnr(lq, gt)
-        scores['teacher_a'] = _psnr(teacher_a(lq), gt)
-    if teacher_b is not None:
-        scores['teacher_b'] = _psnr(teacher_b(gt), gt)
+def measure_on_set(dataset: Dataset, teacher_a: Optional[nn.Module], teacher_b: Optional[nn.Module],
+                   metrics: Optional[Dict[str, Dict[str, Any]]], run: Runner, check: bool) -> Dict[str, Any]:
+    """One pass of the teachers over a validation set.
+
+    Args:
+        dataset: items with ``lq`` (C x H x W in [0, 1]) and optionally ``gt``, as BasicSR's validation sets.
+        teacher_a, teacher_b: the teachers, or None.
+        metrics: ``val.metrics`` (BasicSR's metric options by name); Teacher A's outputs are scored by them as the
+            validation scores the student's, on every image.
+        run: how a teacher runs (device, autocast).
+        check: also measure what :func:`problems` judges; only on a set whose ``gt`` has the ``lq``'s shape.
+
+    Returns:
+        ``metrics`` (Teacher A's mean of each metric; only with Teacher A and metrics); with ``check`` on such a
+        set, the mean PSNRs (dB, images clamped to [0, 1]) ``input`` (lq vs gt) and ``teacher_a`` (A(lq) vs gt)
+        over every image, ``teacher_b`` (B(gt) vs gt) over up to ``CHECK_IMAGES`` images spread over the set,
+        with ``images_a`` and ``images_b`` their counts.
+    """
+    if len(dataset) == 0:
+        return {}
+    metrics = metrics if teacher_a is not None else None
+    first = dataset[0]
+    check = check and 'gt' in first and first['gt'].shape == first['lq'].shape
+    count_b = min(CHECK_IMAGES, len(dataset)) if check and teacher_b is not None else 0
+    spread = {i * len(dataset) // count_b for i in range(count_b)}
+    indices = range(len(dataset)) if metrics or (check and teacher_a is not None) else sorted(spread)
+    totals: Dict[str, float] = dict.fromkeys(metrics or {}, 0.0)
+    psnr = {'input': 0.0, 'teacher_a': 0.0, 'teacher_b': 0.0}
+    for index in indices:
+        item = dataset[index]
+        lq, gt = item['lq'][None], item['gt'][None] if 'gt' in item else None
+        if metrics or (check and teacher_a is not None):
+            restored = run(teacher_a, lq)
+        if metrics:
+            metric_data = {'img': tensor2img([restored.cpu()])}
+            if gt is not None:
+                metric_data['img2'] = tensor2img([gt])
+            for name, metric_opt in metrics.items():
+                totals[name] += calculate_metric(metric_data, metric_opt)
+        if check and teacher_a is not None:
+            psnr['input'] += _psnr(lq, gt)
+            psnr['teacher_a'] += _psnr(restored, gt.to(restored.device))
+        if index in spread:
+            reconstructed = run(teacher_b, gt)
+            psnr['teacher_b'] += _psnr(reconstructed, gt.to(reconstructed.device))
+    scores: Dict[str, Any] = {}
+    if metrics:
+        scores['metrics'] = {name: total / len(indices) for name, total in totals.items()}
+    if check and teacher_a is not None:
+        scores.update(input=psnr['input'] / len(indices), teacher_a=psnr['teacher_a'] / len(indices),
+                      images_a=len(indices))
+    if count_b:
+        scores.update(teacher_b=psnr['teacher_b'] / count_b, images_b=count_b)
     return scores
 
 
-def report_lines(scores: Dict[str, float], source: str) -> List[str]:
-    """One log line per measured teacher."""
+@torch.no_grad()
+def measure_teachers(teacher_a: Optional[nn.Module], teacher_b: Optional[nn.Module], lq: torch.Tensor,
+                     gt: torch.Tensor) -> Dict[str, float]:
+    """The check's PSNRs on one batch (B x C x H x W in [0, 1]): ``input``, ``teacher_a``, ``teacher_b`` as in
+    :func:`measure_on_set`, on every image of the batch; only for the teachers given."""
+    scores = {}
+    if teacher_a is not None:
+        scores.update(input=_psnr(lq, gt), teacher_a=_psnr(teacher_a(lq), gt), images_a=len(lq))
+    if teacher_b is not None:
+        scores.update(teacher_b=_psnr(teacher_b(gt), gt), images_b=len(gt))
+    return scores
+
+
+def report_lines(scores: Dict[str, Any], source: str) -> List[str]:
+    """One log line per teacher the check measured; ``source`` names the set or batch."""
     lines = []
     if 'teacher_a' in scores:
         lines.append(f"Teacher check: teacher A (degraded -> clean) PSNR {scores['teacher_a']:.2f} dB vs the degraded "
-                     f"input's own {scores['input']:.2f} dB, on {source}.")
+                     f"input's own {scores['input']:.2f} dB, on {scores['images_a']} images of {source}.")
     if 'teacher_b' in scores:
-        lines.append(f"Teacher check: teacher B (clean -> clean) PSNR {scores['teacher_b']:.2f} dB, on {source}.")
+        lines.append(f"Teacher check: teacher B (clean -> clean) PSNR {scores['teacher_b']:.2f} dB, on "
+                     f"{scores['images_b']} images of {source}.")
     return lines
 
 
-def problems(scores: Dict[str, float], min_teacher_b_psnr: float) -> List[str]:
+def problems(scores: Dict[str, Any], min_teacher_b_psnr: float) -> List[str]:
     """What is wrong with the teachers, one line each naming the teacher, the measurement and the fix."""
     found = []
     if 'teacher_a' in scores and scores['teacher_a'] <= scores['input']:

@@ -10,7 +10,9 @@ package adds the plugin's own behaviour on top of it (docs/compatibility.md):
 - :mod:`.resume`: each rank's random states, the mid-epoch restart, the options file's learning rates and
   scheduler settings, the frozen teachers, the resume checked before anything is written;
 - :mod:`.type_names`: unknown registry, optimiser and scheduler names answered with the names that were meant;
-- :mod:`.data_errors`: BasicSR's own datasets name the file, key or folder of bad data.
+- :mod:`.data_errors`: BasicSR's own datasets name the file, key or folder of bad data;
+- :mod:`.datasets`: BasicSR's train and test scripts take the datasets the run checks built, instead of building
+  them again.
 
 :func:`install` makes :func:`slkd_basicsr.compat.apply` first (this package builds on its safe state reading and
 atomic writes, and replaces some of the same functions), then each module's ``install()``: each BasicSR function
@@ -18,7 +20,7 @@ is wrapped or replaced by one module, once. The entry points call it through
 :func:`slkd_basicsr.tools.process.prepare_basicsr`; importing changes nothing.
 """
 from .. import compat
-from . import data_errors, experiment_folder, parse, resume, type_names
+from . import data_errors, datasets, experiment_folder, parse, resume, type_names
 
 __all__ = ['install']
 
@@ -37,4 +39,5 @@ def install() -> None:
     resume.install()
     type_names.install()
     data_errors.install()
+    datasets.install()
     _installed = True

@@ -85,6 +85,8 @@ PATCHED_FUNCTIONS = {
     'basicsr.train.copy_opt_file',
     'basicsr.test.parse_options',
     'basicsr.test.make_exp_dirs',
+    'basicsr.train.build_dataset',
+    'basicsr.test.build_dataset',
     'basicsr.utils.options.ordered_yaml',
     'basicsr.utils.dist_util.init_dist',
     'basicsr.utils.options.init_dist',

@@ -59,11 +59,9 @@ def test_a_teacher_a_must_beat_its_input(image_pairs, good_teachers):
     assert 'teacher B' not in str(err.value)  # the copier is a perfect Teacher B
 
 
-def test_log_lines_name_each_teacher_and_the_set(image_pairs, good_teachers, caplog):
-    opt = _kd_only(_options(image_pairs, good_teachers))
-    with caplog.at_level('INFO', logger='basicsr'):
-        build_model(opt)
-    line = next(r.getMessage() for r in caplog.records if 'Teacher check: teacher A' in r.getMessage())
+def test_log_lines_name_each_teacher_and_the_set(image_pairs, good_teachers, basicsr_log):
+    build_model(_kd_only(_options(image_pairs, good_teachers)))
+    line = next(line for line in basicsr_log if 'Teacher check: teacher A' in line)
     assert "vs the degraded input's own" in line and '2 images of generated_val' in line
 
 
@@ -99,3 +97,31 @@ def test_without_a_validation_set_the_first_batch_is_checked(image_pairs, teache
     with pytest.raises(TeacherCheckError, match='teacher A'):
         model.optimize_parameters(1)
     assert all(p.grad is None for p in model.net_g.parameters())  # stopped before the step
+
+
+@ARCH_REGISTRY.register()
+class CountingBlurTeacher(BoxBlurTeacher):
+    """:class:`BoxBlurTeacher` that counts the images it restored (``CountingBlurTeacher.images``)."""
+    images = 0
+
+    def forward(self, x):
+        CountingBlurTeacher.images += len(x)
+        return super().forward(x)
+
+
+def test_teacher_a_is_measured_once_at_start_up(image_pairs, good_teachers, basicsr_log):
+    from basicsr.data import build_dataloader, build_dataset
+
+    opt = _kd_only(_options(image_pairs, good_teachers))
+    opt['network_teacher_a'] = {'type': 'CountingBlurTeacher'}
+    opt['val']['metrics']['ssim'] = {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': False}
+    CountingBlurTeacher.images = 0
+    model = build_model(opt)
+    assert CountingBlurTeacher.images == 2  # each validation image once: its metrics and the check's PSNR
+    val_set = build_dataset(opt['datasets']['val'])
+    model.validation(build_dataloader(val_set, opt['datasets']['val']), 1, None, False)
+    assert CountingBlurTeacher.images == 2  # the validation scores the student only
+    lines = [line for line in basicsr_log if line.startswith('Teacher A on generated_val')]
+    assert len(lines) == 1 and 'psnr: ' in lines[0] and 'ssim: ' in lines[0]
+    assert model.teacher_scores['teacher_a'] > model.teacher_scores['input'] + 1
+    assert any(line.startswith('Validation generated_val') for line in basicsr_log)

@@ -1,6 +1,5 @@
 """The plugin's resume: a run killed and resumed ends where an uninterrupted run ends (each rank's random states,
 the mid-epoch restart), the options file's settings apply, changed parameters are refused."""
-import logging
 import math
 import os
 import random
@@ -20,23 +19,6 @@ from helpers import REPO_ROOT, in_process, run_entry, slkd_options, sr_options, 
 from slkd_basicsr.compat.resume import newest_readable_state, read_training_state
 from slkd_basicsr.pipeline.resume import load_resume_state, save_training_state
 from slkd_basicsr.random_states import rng_state, set_rng_state
-
-
-@pytest.fixture
-def basicsr_log():
-    """The messages BasicSR's logger (which does not propagate to pytest's) records during the test."""
-    from basicsr.utils import get_root_logger
-
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = get_root_logger()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _schedule_model(image_pairs, optim_g, scheduler):
