@@ -16,7 +16,7 @@ imported when a check runs.
 """
 import math
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -142,10 +142,36 @@ def train_dataset_length(opt: Dict[str, Any]) -> int:
     return len(built_datasets.shared_dataset(opt['datasets']['train']))
 
 
+def check_checkpoints_fit(opt: Dict[str, Any], networks: Optional[Iterable[str]] = None) -> None:
+    """Before anything is made: each ``network_<x>`` (of ``networks``, by default all) with a
+    ``path.pretrain_network_<x>`` against its file, as the package's one loader
+    (:func:`slkd_basicsr.compat.checkpoints.load_network`) will load it (``param_key_<x>``, ``strict_load_<x>``;
+    names and shapes only, the network built on the ``meta`` device). A network whose arch cannot be built on
+    ``meta`` is left to the load itself.
+
+    Raises:
+        CheckpointError: the first file that is missing, unreadable or does not fit, as the loader would say it.
+    """
+    from slkd_basicsr.archs.networks import network_on_meta
+    from slkd_basicsr.compat.checkpoints import check_fit, state_dict_of_file
+
+    path = opt.get('path') or {}
+    keys = [k for k in opt if k.startswith('network_')] if networks is None else networks
+    for key in sorted(k for k in keys if isinstance(opt.get(k), dict)):
+        which = key[len('network_'):]
+        load_path = path.get(f'pretrain_network_{which}')
+        if not load_path:
+            continue
+        net = network_on_meta(opt[key])
+        if net is None:
+            continue
+        state_dict, _ = state_dict_of_file(net, load_path, path.get(f'param_key_{which}', 'params'), 'meta')
+        check_fit(net, state_dict, load_path, path.get(f'strict_load_{which}', True))
+
+
 def check_run(opt: Dict[str, Any], is_train: bool, source: str) -> None:
     """Everything the train and test ``parse_options`` check (:mod:`slkd_basicsr.pipeline.parse`), on parsed
     options; raises at the first failed stage."""
-    from slkd_basicsr.compat.checkpoints import check_checkpoints_fit
     from slkd_basicsr.models.distill_taps import check_taps
     from slkd_basicsr.random_states import rng_state, set_rng_state
 
@@ -177,7 +203,6 @@ def check_resumable(opt: Dict[str, Any], resume_state: Dict[str, Any]) -> None:
         CheckpointError: a network's file of the state's iteration is missing or does not fit.
         OptionsError: the param groups changed (a feature term added or removed), as ``resume_training`` would say.
     """
-    from slkd_basicsr.compat.checkpoints import check_checkpoints_fit
     from slkd_basicsr.models.slkd_model import optimizer_groups_on_meta
 
     ignored = opt['path'].get('ignore_resume_networks') or []

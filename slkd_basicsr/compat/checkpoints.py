@@ -18,7 +18,7 @@ import re
 import secrets
 import time
 from os import path as osp
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -240,8 +240,8 @@ def _state_dict_in(load_net: Any, load_path: str, param_key: Optional[str], net_
     return state_dict
 
 
-def _state_dict_of_file(net: torch.nn.Module, load_path: str, param_key: Optional[str],
-                        map_location: Any = 'cpu') -> Tuple[Dict[str, Any], Optional[str]]:
+def state_dict_of_file(net: torch.nn.Module, load_path: str, param_key: Optional[str],
+                       map_location: Any = 'cpu') -> Tuple[Dict[str, Any], Optional[str]]:
     """The state dict ``load_path`` holds for ``net`` under ``param_key`` (falling back from a missing key to
     'params', as BasicSR does; a ``module.`` prefix stripped), and the key it came from."""
     net_name = type(net).__name__
@@ -251,7 +251,7 @@ def _state_dict_of_file(net: torch.nn.Module, load_path: str, param_key: Optiona
     return _strip_module_prefix(_state_dict_in(load_net, load_path, param_key, net_name)), param_key
 
 
-def _check_fit(net: torch.nn.Module, state_dict: Dict[str, Any], load_path: str, strict: bool) -> None:
+def check_fit(net: torch.nn.Module, state_dict: Dict[str, Any], load_path: str, strict: bool) -> None:
     """A strict load must fit exactly (:func:`check_state_dict`), a non-strict one enough
     (:func:`check_fits_enough`)."""
     if strict:
@@ -315,13 +315,13 @@ def load_network(network: Union[torch.nn.Module, Dict[str, Any]], load_path: str
         net = build_network(dict(network)).eval()
     else:
         net = network
-    state_dict, used_key = _state_dict_of_file(net, load_path, param_key)
+    state_dict, used_key = state_dict_of_file(net, load_path, param_key)
     if logger is not None:
         if used_key != param_key:
             logger.info(f'Loading: {param_key} does not exist, use params.')
         logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{used_key}].')
     # checked before a warning per differing tensor is logged: a refused file gets its one error alone
-    _check_fit(net, state_dict, load_path, strict)
+    check_fit(net, state_dict, load_path, strict)
     _set_aside_different_keys(net, state_dict, strict, logger)
     check_finite(net, state_dict, load_path)
     net.load_state_dict(state_dict, strict=strict)
@@ -334,31 +334,6 @@ def _load_network_method(self, net: torch.nn.Module, load_path: str, strict: boo
     from basicsr.utils import get_root_logger
 
     load_network(self.get_bare_model(net), load_path, param_key, strict, get_root_logger())
-
-
-def check_checkpoints_fit(opt: Dict[str, Any], networks: Optional[Iterable[str]] = None) -> None:
-    """Before anything is made: each ``network_<x>`` (of ``networks``, by default all) with a
-    ``path.pretrain_network_<x>`` against its file, as :func:`load_network` will load it (``param_key_<x>``,
-    ``strict_load_<x>``; names and shapes only, the network built on the ``meta`` device). A network whose arch
-    cannot be built on ``meta`` is left to the load itself.
-
-    Raises:
-        CheckpointError: the first file that is missing, unreadable or does not fit, as :func:`load_network` would.
-    """
-    from slkd_basicsr.archs.networks import network_on_meta
-
-    path = opt.get('path') or {}
-    keys = [k for k in opt if k.startswith('network_')] if networks is None else networks
-    for key in sorted(k for k in keys if isinstance(opt.get(k), dict)):
-        which = key[len('network_'):]
-        load_path = path.get(f'pretrain_network_{which}')
-        if not load_path:
-            continue
-        net = network_on_meta(opt[key])
-        if net is None:
-            continue
-        state_dict, _ = _state_dict_of_file(net, load_path, path.get(f'param_key_{which}', 'params'), 'meta')
-        _check_fit(net, state_dict, load_path, path.get(f'strict_load_{which}', True))
 
 
 def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
