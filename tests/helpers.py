@@ -200,3 +200,22 @@ def train_steps(model: Any, batch: Dict[str, torch.Tensor], iters: int) -> List[
         model.optimize_parameters(it)
         logs.append(dict(model.get_current_log()))
     return logs
+
+
+# A process that dies during a save: atomic_torch_save's temporary file is left behind, named with its pid
+KILLED_SAVE = '''
+import os, sys
+from slkd_basicsr.compat import checkpoints
+path = checkpoints.temporary_path(sys.argv[1])
+open(path, 'wb').write(b'half a checkpoint')
+print(path, flush=True)
+os._exit(0)
+'''
+
+
+def killed_save(final_path) -> str:
+    """The temporary file a save of ``final_path`` left when its process died; its pid no longer runs."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-c', KILLED_SAVE, str(final_path)], capture_output=True, text=True,
+                          env=env, check=True, timeout=120)
+    return proc.stdout.strip()
