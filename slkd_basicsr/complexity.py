@@ -1,5 +1,6 @@
 """Parameter and FLOP counts, CPU latency and interleaved timing, shared by the training log, ``slkd-export``, the demo
 and the benchmarks."""
+import logging
 import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
@@ -80,9 +81,16 @@ def interleaved_times(steps: Dict[Hashable, Callable[[], Any]], repeats: int,
 
 def cpu_latency_ms(net: nn.Module, size: int = 256, threads: int = 2) -> float:
     """Median CPU latency of one 1 x 3 x size x size forward pass of ``net`` (on the CPU), in milliseconds."""
-    # imported here: torch.utils.benchmark warns on stderr on a machine without CUDA, and the training entry points
-    # that import this module promise one line on stderr for a bad input
-    from torch.utils import benchmark
+    # imported here and quietly: importing torch.utils.benchmark imports torch.utils.cpp_extension, which logs "No
+    # CUDA runtime is found" on a machine with a CUDA toolkit and no GPU; that says nothing about a CPU timing, and
+    # the entry points that import this module promise one line on stderr for a bad input
+    cpp_extension_log = logging.getLogger('torch.utils.cpp_extension')
+    level = cpp_extension_log.level
+    cpp_extension_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        cpp_extension_log.setLevel(level)
 
     x = torch.rand(1, 3, size, size)
     with torch.no_grad():
