@@ -65,32 +65,32 @@ def measure_on_set(dataset: Dataset, teacher_a: Optional[nn.Module], teacher_b: 
     metrics = metrics if teacher_a is not None else None
     first = dataset[0]
     check = check and 'gt' in first and first['gt'].shape == first['lq'].shape
+    check_a = check and teacher_a is not None
     count_b = min(CHECK_IMAGES, len(dataset)) if check and teacher_b is not None else 0
     spread = {i * len(dataset) // count_b for i in range(count_b)}
-    indices = range(len(dataset)) if metrics or (check and teacher_a is not None) else sorted(spread)
+    run_a = bool(metrics) or check_a  # on every image
+    indices = range(len(dataset)) if run_a else sorted(spread)
     totals: Dict[str, float] = dict.fromkeys(metrics or {}, 0.0)
-    psnr = {'input': 0.0, 'teacher_a': 0.0, 'teacher_b': 0.0}
+    psnr = dict.fromkeys(('input', 'teacher_a', 'teacher_b'), 0.0)
     for index in indices:
         item = dataset[index]
         lq, gt = item['lq'][None], item['gt'][None] if 'gt' in item else None
-        if metrics or (check and teacher_a is not None):
-            restored = run(teacher_a, lq)
+        restored = run(teacher_a, lq) if run_a else None
         if metrics:
             metric_data = {'img': tensor2img([restored.cpu()])}
             if gt is not None:
                 metric_data['img2'] = tensor2img([gt])
             for name, metric_opt in metrics.items():
                 totals[name] += calculate_metric(metric_data, metric_opt)
-        if check and teacher_a is not None:
+        if check_a:
             psnr['input'] += _psnr(lq, gt)
-            psnr['teacher_a'] += _psnr(restored, gt.to(restored.device))
+            psnr['teacher_a'] += _psnr(restored.cpu(), gt)
         if index in spread:
-            reconstructed = run(teacher_b, gt)
-            psnr['teacher_b'] += _psnr(reconstructed, gt.to(reconstructed.device))
+            psnr['teacher_b'] += _psnr(run(teacher_b, gt).cpu(), gt)
     scores: Dict[str, Any] = {}
     if metrics:
         scores['metrics'] = {name: total / len(indices) for name, total in totals.items()}
-    if check and teacher_a is not None:
+    if check_a:
         scores.update(input=psnr['input'] / len(indices), teacher_a=psnr['teacher_a'] / len(indices),
                       images_a=len(indices))
     if count_b:
