@@ -1,8 +1,9 @@
 """The checks of a run that need more than its options: data, metrics, checkpoints, taps and the experiment lock.
 
 Run by the train and test ``parse_options`` (:mod:`slkd_basicsr.pipeline.parse` wraps them) after
-:func:`.options.check_options`, before anything is made (:func:`check_run`): for training, the train dataset is
-built once to check that each process gets at least one iteration per epoch; every ``val.metrics`` entry is run
+:func:`.options.check_options`, before anything is made (:func:`check_run`); the datasets it builds are kept for
+BasicSR and the model (:mod:`slkd_basicsr.data.built_datasets`). For training, the train dataset's length is checked
+to give each process at least one iteration per epoch; every ``val.metrics`` entry is run
 once on a generated image of the size of each validation (or test) set's first image (a metric without its model
 files, with a bad option, or that cannot score images that small, e.g. NIQE on 40 px or a ``crop_border`` that
 crops every pixel, fails here); rank 0 refuses a folder a live run holds (:mod:`.lock`); each ``network_*`` with
