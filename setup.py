@@ -45,7 +45,7 @@ setup(
         # slkd-export: the TorchScript ONNX exporter needs onnx; the parity check and --bench need onnxruntime
         'export': EXPORT_REQUIRES,
         # the test suite exercises slkd-export, so it needs the export extra as well, and checks the lint
-        'test': ['pytest>=7', 'flake8>=6', 'isort>=5'] + EXPORT_REQUIRES,
+        'test': ['pytest>=7.3', 'flake8>=6', 'isort>=5'] + EXPORT_REQUIRES,
     },
     entry_points={
         'console_scripts': [
