@@ -11,7 +11,9 @@ Setups (``--setups``):
 - ``shipped``: ``options/slkd_derain.yml`` (Restormer teachers, dim 48, blocks [4, 6, 6, 8]; ``ResSL`` student)
   with randomly initialised teachers (their weights do not change the cost), at each ``--patches`` size;
 - ``tiny``: the study's networks (:mod:`slkd_basicsr.recipes.demo_recipe`: the shipped tiny teachers, the
-  student with 12% of their parameters) at patch 64, as ``bench/study.py`` trains them.
+  student with 12% of their parameters) at patch 64, as ``bench/study.py`` trains them; ``--tiny-teachers`` adds
+  rows with randomly initialised teachers of other sizes (:data:`TINY_TEACHERS`, down to the student's own), to
+  see what a cheaper teacher would save.
 
 Each SLKD variant (``--variants``, see :data:`VARIANTS`) is the setup's options with some ``distill`` options
 changed (what cuts the teachers' cost), or its distillation terms (:data:`TERM_VARIANTS`: ``feature_l1``, the
@@ -23,9 +25,9 @@ cost study). Every timed call runs ``--iters-per-call`` iterations (default :dat
 use before it (see :func:`peak_memory`). ``--amp bf16`` runs everything under ``train.amp``'s autocast. Writes
 ``step_cost.json`` and ``step_cost.png`` (``step_cost_bf16.*`` with ``--amp``) to ``--out`` (``bench/results``).
 
-    python bench/step_cost.py [--setups shipped tiny] [--patches 64 128] [--variants default ...] [--batch 4]
-                              [--repeats 3] [--iters-per-call 4] [--threads 2] [--amp bf16|fp16] [--profile]
-                              [--out DIR]
+    python bench/step_cost.py [--setups shipped tiny] [--patches 64 128] [--tiny-teachers shipped ...]
+                              [--variants default ...] [--batch 4] [--repeats 3] [--iters-per-call 4]
+                              [--threads 2] [--amp bf16|fp16] [--profile] [--out DIR]
 """
 import argparse
 import copy
@@ -45,6 +47,7 @@ import yaml
 from _common import RESULTS, ROOT, interleaved_times, machine_record
 from slkd_basicsr.models.precision import AMP_DTYPES, amp_dtype, autocast
 from slkd_basicsr.recipes import demo_recipe
+from slkd_basicsr.recipes.tiny_nets import tiny_restormer
 from slkd_basicsr.tools.process import flush_denormals, prepare_basicsr
 
 # isort: split
@@ -55,6 +58,13 @@ RECIPE = osp.join(ROOT, 'options', 'slkd_derain.yml')
 TINY_PATCH = 64
 # the targets of the cost issue: an SLKD iteration at most this many student-alone iterations
 TARGETS = {'shipped': 2.0, 'tiny': 1.5}
+# --tiny-teachers: the tiny setup's Teacher A and B arch (B without the global residual); None: the shipped ones
+TINY_TEACHERS = {
+    'shipped': None,  # dim 10, blocks [1, 2, 2, 2]: 0.46M parameters, trained
+    'shallow': {**demo_recipe.TEACHER, 'num_blocks': [1, 1, 1, 1]},  # 0.32M
+    'dim8_shallow': tiny_restormer(dim=8, ffn_expansion_factor=2.66),  # 0.21M
+    'student_sized': demo_recipe.STUDENT,  # 0.056M: a teacher that costs what the student costs
+}
 ITERS_PER_CALL = 4  # default of --iters-per-call: whole cycles of distill.every 2 and 4
 # variant -> distill options over the setup's own; each is one of SLKDModel's cost options or a combination
 VARIANTS = {
@@ -94,9 +104,18 @@ def shipped_options(patch: int, checkpoint_dir: str) -> Dict[str, Any]:
     return opt
 
 
-def tiny_options() -> Dict[str, Any]:
-    """The study's SLKD run (the demo's tiny networks and shipped teachers, the default loss weights)."""
-    return demo_recipe.slkd_options(1000, demo_recipe.ASSET_TEACHER_A, demo_recipe.ASSET_TEACHER_B)
+def tiny_options(teachers: str = 'shipped', checkpoint_dir: Optional[str] = None) -> Dict[str, Any]:
+    """The study's SLKD run (the demo's tiny networks, the default loss weights) with the shipped teachers, or with
+    randomly initialised ones of :data:`TINY_TEACHERS` ``[teachers]`` saved under ``checkpoint_dir``."""
+    opt = demo_recipe.slkd_options(1000, demo_recipe.ASSET_TEACHER_A, demo_recipe.ASSET_TEACHER_B)
+    arch = TINY_TEACHERS[teachers]
+    if arch is not None:
+        for which, residual in (('a', True), ('b', False)):
+            opt[f'network_teacher_{which}'] = {**arch, 'global_residual': residual}
+            path = osp.join(checkpoint_dir, f'tiny_{teachers}_teacher_{which}.pth')
+            torch.save({'params': build_network(dict(opt[f'network_teacher_{which}'])).state_dict()}, path)
+            opt['path'][f'pretrain_network_teacher_{which}'] = path
+    return opt
 
 
 def in_process(opt: Dict[str, Any], device: torch.device, amp: Optional[str],
@@ -212,8 +231,8 @@ def profile_table(step: Callable[[], None], rows: int = 15) -> str:
     return prof.key_averages().table(sort_by=sort_by, row_limit=rows)
 
 
-def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespace,
-            device: torch.device) -> Dict[str, Any]:
+def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespace, device: torch.device,
+            teachers: str = 'shipped') -> Dict[str, Any]:
     """One row: seconds per iteration of every variant, the student alone and the unavoidable passes."""
     generator = torch.Generator().manual_seed(0)
     batch = {key: torch.rand(args.batch, 3, patch, patch, generator=generator) for key in ('lq', 'gt')}
@@ -230,14 +249,20 @@ def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespac
         print(f'{setup}, patch {patch}: top operators of {count} SLKD iterations ({args.variants[0]})\n'
               f'{profile_table(steps[f"slkd_{args.variants[0]}"])}')
     return {
-        'setup': setup, 'patch': patch, 'seconds': seconds, 'peak_bytes': peaks, 'target': TARGETS[setup],
+        'setup': setup, 'patch': patch, 'teachers': teachers, 'seconds': seconds, 'peak_bytes': peaks,
+        'target': TARGETS[setup],
         'vs_student': {name: seconds[f'slkd_{name}'] / seconds['student'] for name in args.variants},
         'vs_unavoidable': {name: seconds[f'slkd_{name}'] / seconds['unavoidable'] for name in args.variants},
     }
 
 
+def _label(row: Dict[str, Any]) -> str:
+    teachers = row.get('teachers', 'shipped')
+    return row['setup'] + ('' if teachers == 'shipped' else f' ({teachers} teachers)')
+
+
 def report(row: Dict[str, Any]) -> str:
-    lines = [f"{row['setup']}, patch {row['patch']}: student alone {row['seconds']['student']:.3f} s/iter; "
+    lines = [f"{_label(row)}, patch {row['patch']}: student alone {row['seconds']['student']:.3f} s/iter; "
              f"SLKD / student alone (target <= {row['target']:g}), and / unavoidable passes:"]
     for name, ratio in row['vs_student'].items():
         lines.append(f"  {name:<24} {row['seconds'][f'slkd_{name}']:.3f} s  {ratio:5.2f}x  "
@@ -255,7 +280,7 @@ def plot(rows: List[Dict[str, Any]], path: str) -> None:
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
         ax.bar([v + (i - (len(rows) - 1) / 2) * width for v in range(len(variants))],
-               [row['vs_student'][name] for name in variants], width, label=f"{row['setup']} {row['patch']} px")
+               [row['vs_student'][name] for name in variants], width, label=f"{_label(row)} {row['patch']} px")
     for setup, target in TARGETS.items():
         if any(row['setup'] == setup for row in rows):
             ax.axhline(target, linestyle='--', linewidth=1, color='gray')
@@ -270,6 +295,8 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--setups', nargs='+', choices=sorted(TARGETS), default=['shipped', 'tiny'])
     parser.add_argument('--patches', type=int, nargs='+', default=[64, 128], help='patch sizes of the shipped setup')
+    parser.add_argument('--tiny-teachers', nargs='+', choices=list(TINY_TEACHERS), default=['shipped'],
+                        help='teachers of the tiny setup, one row each')
     parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--repeats', type=int, default=3)
@@ -290,10 +317,12 @@ def main(argv: List[str] = None) -> Dict[str, Any]:
               'term_variants': {name: TERM_VARIANTS[name] for name in args.variants if name in TERM_VARIANTS},
               'rows': []}
     with tempfile.TemporaryDirectory() as checkpoint_dir:
-        plan = [('shipped', shipped_options(p, checkpoint_dir), p) for p in args.patches if 'shipped' in args.setups]
-        plan += [('tiny', tiny_options(), TINY_PATCH)] if 'tiny' in args.setups else []
-        for setup, opt, patch in plan:
-            result['rows'].append(measure(setup, opt, patch, args, device))
+        plan = [('shipped', shipped_options(p, checkpoint_dir), p, 'shipped')
+                for p in args.patches if 'shipped' in args.setups]
+        plan += [('tiny', tiny_options(name, checkpoint_dir), TINY_PATCH, name)
+                 for name in args.tiny_teachers if 'tiny' in args.setups]
+        for setup, opt, patch, teachers in plan:
+            result['rows'].append(measure(setup, opt, patch, args, device, teachers))
             print(report(result['rows'][-1]), flush=True)
     result['machine'] = machine_record(load_before, device)
     os.makedirs(args.out, exist_ok=True)
