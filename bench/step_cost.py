@@ -257,8 +257,8 @@ def measure(setup: str, opt: Dict[str, Any], patch: int, args: argparse.Namespac
 
 
 def _label(row: Dict[str, Any]) -> str:
-    teachers = row.get('teachers', 'shipped')
-    return row['setup'] + ('' if teachers == 'shipped' else f' ({teachers} teachers)')
+    """The setup, and the tiny teachers when they are not the setup's own."""
+    return row['setup'] + ('' if row['teachers'] == 'shipped' else f" ({row['teachers']} teachers)")
 
 
 def report(row: Dict[str, Any]) -> str:
