@@ -212,14 +212,10 @@ class SLKDModel(SRModel):
                 self._judge_teachers(scores, dataset_opt['name'])
             check = False
 
-    @torch.no_grad()
     def _check_teachers(self, lq: torch.Tensor, gt: torch.Tensor, source: str) -> None:
         """The teacher check on one batch (lq, gt: B x C x H x W in [0, 1])."""
-        with autocast(self.device, self.teacher_amp):  # measured as the teachers run in training
-            scores = teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq.to(self.device),
-                                                     gt.to(self.device))
-        self._clear_taps()
-        self._judge_teachers(scores, source)
+        self._judge_teachers(teacher_checks.measure_teachers(self.teacher_a, self.teacher_b, lq, gt,
+                                                             self._teacher_as_in_training), source)
 
     def _judge_teachers(self, scores: Dict[str, Any], source: str) -> None:
         """Log each teacher's check PSNR on ``source``; raise :class:`TeacherCheckError` if one is useless."""

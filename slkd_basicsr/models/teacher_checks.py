@@ -21,7 +21,7 @@ from slkd_basicsr.errors import UserError
 CHECK_IMAGES = 4  # Teacher B's check: at most this many images of the first validation set, spread over it
 DEFAULT_MIN_TEACHER_B_PSNR = 30.0
 
-# runs a teacher on a 1 x C x H x W image in [0, 1] (as it runs in training) and gives its output as float32
+# runs a teacher on B x C x H x W images in [0, 1] (as it runs in training) and gives its output as float32
 Runner = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
@@ -73,7 +73,7 @@ def measure_on_set(dataset: Dataset, teacher_a: Optional[nn.Module], teacher_b: 
     totals: Dict[str, float] = dict.fromkeys(metrics or {}, 0.0)
     psnr = dict.fromkeys(('input', 'teacher_a', 'teacher_b'), 0.0)
     for index in indices:
-        item = dataset[index]
+        item = first if index == 0 else dataset[index]
         lq, gt = item['lq'][None], item['gt'][None] if 'gt' in item else None
         restored = run(teacher_a, lq) if run_a else None
         if metrics:
@@ -100,14 +100,17 @@ def measure_on_set(dataset: Dataset, teacher_a: Optional[nn.Module], teacher_b: 
 
 @torch.no_grad()
 def measure_teachers(teacher_a: Optional[nn.Module], teacher_b: Optional[nn.Module], lq: torch.Tensor,
-                     gt: torch.Tensor) -> Dict[str, float]:
+                     gt: torch.Tensor, run: Runner) -> Dict[str, float]:
     """The check's PSNRs on one batch (B x C x H x W in [0, 1]): ``input``, ``teacher_a``, ``teacher_b`` as in
-    :func:`measure_on_set`, on every image of the batch; only for the teachers given."""
+    :func:`measure_on_set`, on every image of the batch, each teacher run by ``run``; only for the teachers
+    given."""
     scores = {}
     if teacher_a is not None:
-        scores.update(input=_psnr(lq, gt), teacher_a=_psnr(teacher_a(lq), gt), images_a=len(lq))
+        restored = run(teacher_a, lq)
+        scores.update(input=_psnr(lq, gt), teacher_a=_psnr(restored, gt.to(restored.device)), images_a=len(lq))
     if teacher_b is not None:
-        scores.update(teacher_b=_psnr(teacher_b(gt), gt), images_b=len(gt))
+        reconstructed = run(teacher_b, gt)
+        scores.update(teacher_b=_psnr(reconstructed, gt.to(reconstructed.device)), images_b=len(gt))
     return scores
 
 
